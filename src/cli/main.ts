@@ -1,0 +1,250 @@
+// The `djinn` command line: the offline runner's flags, plus lint, plan,
+// image and workflow commands. A thin front end over the engine.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readDriverConf, type DriverConf } from '../config/driver-conf.js';
+import type { EnvVar } from '../drivers/driver.js';
+import { DriverError } from '../drivers/driver.js';
+import { makeDriver } from '../drivers/index.js';
+import { emptyConf } from '../drivers/settings.js';
+import { UsageError, formatLocated } from '../manifest/errors.js';
+import { parseManifestFile } from '../manifest/parse.js';
+import { makePlan, planToJson } from '../manifest/plan.js';
+import type { Manifest } from '../manifest/types.js';
+import { runBuild } from '../runner/runner.js';
+import { exitCodeFor } from '../runner/status.js';
+import { parseDuration } from '../util/duration.js';
+import { RUN_FLAGS } from './flag-specs.js';
+import { parseFlags, str, type FlagSpec, type FlagValues } from './flags.js';
+import { settingsFromFlags } from './settings.js';
+import { TerminalReporter } from './terminal-reporter.js';
+import { VERSION } from '../version.js';
+import { imageCommand } from './image-command.js';
+import { workflowCommand } from './workflow-command.js';
+
+export const EXIT_USAGE = 2;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> = {
+  lint: { help: 'check a manifest and print its warnings and errors', load: async () => lintCommand },
+  plan: { help: 'print what a manifest would run (--json for the plan as JSON)', load: async () => planCommand },
+  image: { help: 'build, list or remove images: image build|ls|rm', load: async () => imageCommand },
+  workflow: { help: 'print a GitHub Actions workflow for the repository\'s manifests', load: async () => workflowCommand },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const cmd = argv[0] && COMMANDS[argv[0]];
+    if (cmd) return await (await cmd.load())(argv.slice(1));
+    return await runCommand(argv);
+  } catch (err) {
+    return reportFailure(err);
+  }
+}
+
+export function reportFailure(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`djinn: ${err.format()}\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof DriverError) {
+    process.stderr.write(`djinn: ${err.message}\n`);
+    return 1;
+  }
+  throw err;
+}
+
+export function usage(specs: FlagSpec[], head: string): string {
+  const lines = [head, ''];
+  let group = '';
+  for (const s of specs) {
+    if (s.group !== group) {
+      group = s.group;
+      lines.push(`${group} flags:`);
+    }
+    const arg = s.kind === 'string' ? ' value' : '';
+    lines.push(`  -${s.name}${arg}`);
+    lines.push(`        ${s.help}${s.default ? ` (default ${s.default})` : ''}`);
+  }
+  lines.push('', 'commands:');
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${c.help}`);
+  lines.push('', 'Exit status: 0 passed (or passed with failures), 1 failed/killed/timed out, 2 bad usage, manifest or configuration; 130/143 after SIGINT/SIGTERM.');
+  return lines.join('\n') + '\n';
+}
+
+function loadManifest(flags: FlagValues): Manifest {
+  const m = parseManifestFile(str(flags, 'manifest') ?? '.djinn.yml');
+  return m;
+}
+
+function printWarnings(m: Manifest): void {
+  for (const w of m.warnings) process.stderr.write(`warning: ${formatLocated(w.message, { file: w.file ?? m.file, line: w.line, column: w.column })}\n`);
+}
+
+const LINT_FLAGS: FlagSpec[] = [
+  { group: 'build', name: 'manifest', kind: 'string', default: '.djinn.yml', help: 'the manifest to check' },
+  { group: 'build', name: 'help', kind: 'bool', help: 'print this help' },
+];
+
+async function lintCommand(argv: string[]): Promise<number> {
+  const { flags, args } = parseFlags(argv, LINT_FLAGS);
+  if (flags.help) {
+    process.stdout.write(usage(LINT_FLAGS, 'usage: djinn lint [-manifest FILE] [FILE...]'));
+    return 0;
+  }
+  const files = args.length ? args : [str(flags, 'manifest') ?? '.djinn.yml'];
+  let code = 0;
+  for (const f of files) {
+    try {
+      const m = parseManifestFile(f);
+      printWarnings(m);
+      makePlan(m);
+      process.stdout.write(`${f}: ok${m.warnings.length ? ` (${m.warnings.length} warning${m.warnings.length > 1 ? 's' : ''})` : ''}\n`);
+    } catch (err) {
+      code = Math.max(code, reportFailure(err));
+    }
+  }
+  return code;
+}
+
+const PLAN_FLAGS: FlagSpec[] = [
+  ...LINT_FLAGS,
+  { group: 'build', name: 'stage', kind: 'string', help: 'keep the setup stage and this stage only' },
+  { group: 'output', name: 'json', kind: 'bool', help: 'print the plan as JSON' },
+];
+
+async function planCommand(argv: string[]): Promise<number> {
+  const { flags } = parseFlags(argv, PLAN_FLAGS);
+  if (flags.help) {
+    process.stdout.write(usage(PLAN_FLAGS, 'usage: djinn plan [-manifest FILE] [-stage NAME] [--json]'));
+    return 0;
+  }
+  const m = loadManifest(flags);
+  const plan = makePlan(m, { stage: str(flags, 'stage') });
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
+    return 0;
+  }
+  printWarnings(m);
+  const out: string[] = [`driver: ${Object.entries(plan.driver).map(([k, v]) => `${k}=${v}`).join(' ')}`];
+  if (plan.env.length) out.push(`env: ${plan.env.map((e) => e.split('=')[0]).join(', ')}`);
+  for (const o of plan.objects) out.push(`object: ${o.src} => ${o.dst}`);
+  for (const s of plan.stages) {
+    out.push(`stage ${s.name}${s.allowFailures ? ' (failures allowed)' : ''}`);
+    for (const j of s.jobs) {
+      out.push(`  job ${j.name}`);
+      for (const c of j.commands) out.push(`    $ ${c.replace(/\n/g, '\n      ')}`);
+      for (const a of j.artifacts) out.push(`    artifact ${a.src} => ${a.dst}`);
+    }
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+  return 0;
+}
+
+export function defaultDriverConf(): string {
+  const base = process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
+  return path.join(base, 'djinn', 'driver.conf');
+}
+
+function loadConf(flags: FlagValues): DriverConf {
+  const given = str(flags, 'driver');
+  const file = given ?? defaultDriverConf();
+  if (!existsSync(file)) {
+    if (given) throw new UsageError(`driver configuration ${file} does not exist.`, {}, '-driver');
+    return emptyConf(file);
+  }
+  const conf = readDriverConf(file);
+  for (const w of conf.warnings) process.stderr.write(`warning: ${formatLocated(w.message, { file: w.file ?? file, line: w.line, column: w.column })}\n`);
+  return conf;
+}
+
+/** Extra env from -env and -env-file, after the manifest's. Their values are masked in the log. */
+function extraEnv(flags: FlagValues): EnvVar[] {
+  const lines: string[] = [];
+  const f = str(flags, 'env-file');
+  if (f) {
+    if (!existsSync(f)) throw new UsageError(`env file ${f} does not exist.`, {}, '-env-file');
+    lines.push(...readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#')));
+  }
+  const one = str(flags, 'env');
+  if (one) lines.push(one);
+  return lines.map((l) => {
+    const eq = l.indexOf('=');
+    if (eq <= 0) throw new UsageError(`expected KEY=VALUE, found "${l}".`, {}, '-env');
+    return { key: l.slice(0, eq), value: l.slice(eq + 1) };
+  });
+}
+
+function durationFlag(flags: FlagValues, name: string): number | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new UsageError(`invalid duration "${v}": write e.g. 90s, 30m or 1h30m.`, {}, `-${name}`);
+  return ms;
+}
+
+async function runCommand(argv: string[]): Promise<number> {
+  const { flags } = parseFlags(argv, RUN_FLAGS);
+  if (flags.help || flags.h) {
+    process.stdout.write(usage(RUN_FLAGS, 'usage: djinn [flags]            run a manifest\n       djinn <command> [flags]'));
+    return 0;
+  }
+  if (flags.version) {
+    process.stdout.write(`djinn ${VERSION} ${process.platform}/${process.arch}\n`);
+    return 0;
+  }
+  const manifest = loadManifest(flags);
+  printWarnings(manifest);
+  const plan = makePlan(manifest, { stage: str(flags, 'stage') });
+  const conf = loadConf(flags);
+  const timeoutMs = durationFlag(flags, 'timeout');
+  const jobTimeoutMs = durationFlag(flags, 'job-timeout');
+  const extra = extraEnv(flags);
+  const artifactsDir = path.resolve(str(flags, 'artifacts') ?? '.');
+  const objectsDir = path.resolve(str(flags, 'objects') ?? '.');
+  if (!existsSync(objectsDir)) throw new UsageError(`objects folder ${objectsDir} does not exist.`, {}, '-objects');
+  mkdirSync(artifactsDir, { recursive: true });
+
+  const tempDir = await mkdtemp(path.join(os.tmpdir(), 'djinn-build-'));
+  const settings = settingsFromFlags(flags, conf, tempDir);
+  const reporter = new TerminalReporter(undefined, extra.map((e) => e.value).filter((v) => v.length >= 3));
+  if (manifest.namespace) reporter.info(`Note: namespace "${manifest.namespace}" is ignored when running locally.`);
+
+  const stop = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (signalled) {
+      process.stderr.write(`djinn: ${sig} again: still stopping the machine, please wait...\n`);
+      return;
+    }
+    signalled = sig;
+    process.stderr.write(`djinn: ${sig}: stopping the build...\n`);
+    stop.abort('killed');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const driver = makeDriver(manifest.driver, settings);
+    const report = await runBuild({
+      plan,
+      driver,
+      reporter,
+      env: [...manifest.env.map((e) => ({ key: e.key, value: e.value })), ...extra],
+      artifactsDir,
+      objectsDir,
+      timeoutMs,
+      jobTimeoutMs,
+      signal: stop.signal,
+    });
+    reporter.buildEnd(report);
+    if (signalled) return signalled === 'SIGINT' ? 130 : 143;
+    return exitCodeFor(report.status);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await rm(tempDir, { recursive: true, force: true });
+  }
+}

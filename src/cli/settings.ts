@@ -1,0 +1,64 @@
+// CLI flags over driver.conf over defaults.
+import os from 'node:os';
+import path from 'node:path';
+import { confDuration, confInt, confString, type DriverConf } from '../config/driver-conf.js';
+import type { DriverSettings, Tristate } from '../drivers/settings.js';
+import { UsageError } from '../manifest/errors.js';
+import { parseDuration } from '../util/duration.js';
+import { str, type FlagValues } from './flags.js';
+
+function oneOf<T extends string>(flags: FlagValues, name: string, allowed: readonly T[]): T | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`expected one of ${allowed.join(', ')}, found "${v}".`, {}, `-${name}`);
+  return v as T;
+}
+
+function intFlag(flags: FlagValues, name: string): number | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) <= 0) throw new UsageError(`expected a positive whole number, found "${v}".`, {}, `-${name}`);
+  return Number(v);
+}
+
+function durFlag(flags: FlagValues, name: string): number | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  const d = parseDuration(v);
+  if (d === undefined) throw new UsageError(`invalid duration "${v}": write e.g. 90s, 30m or 1h30m.`, {}, `-${name}`);
+  return d;
+}
+
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'djinn', 'images');
+}
+
+export function settingsFromFlags(flags: FlagValues, conf: DriverConf, tempDir: string): DriverSettings {
+  const kvmConf = confString(conf, 'qemu', 'kvm');
+  return {
+    conf,
+    tempDir,
+    disks: str(flags, 'disks') ?? confString(conf, 'qemu', 'disks'),
+    cpus: intFlag(flags, 'cpus') ?? confInt(conf, 'qemu', 'cpus'),
+    memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
+    kvm: oneOf<Tristate>(flags, 'kvm', ['auto', 'on', 'off']) ?? (kvmConf as Tristate | undefined),
+    bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
+    image: str(flags, 'image'),
+    imageFile: str(flags, 'image-file'),
+    imageFormat: oneOf(flags, 'image-format', ['qcow2', 'raw'] as const),
+    imageUrl: str(flags, 'image-url'),
+    imageSha256: str(flags, 'image-sha256'),
+    imageServer: str(flags, 'image-server'),
+    imageBuild: oneOf(flags, 'image-build', ['auto', 'always', 'never'] as const),
+    imageMaxAgeMs: durFlag(flags, 'image-max-age'),
+    cacheDir: str(flags, 'cache-dir') ?? defaultCacheDir(),
+    warm: oneOf(flags, 'warm', ['on', 'off', 'refresh'] as const),
+    sshUser: str(flags, 'ssh-user') ?? confString(conf, 'ssh', 'user'),
+    sshKeyFile: str(flags, 'ssh-key') ?? confString(conf, 'ssh', 'key'),
+    sshPassword: confString(conf, 'ssh', 'password'),
+    connectTimeoutMs: durFlag(flags, 'connect-timeout') ?? confDuration(conf, 'ssh', 'timeout'),
+    dockerHost: confString(conf, 'docker', 'host'),
+    dockerVersion: confString(conf, 'docker', 'version'),
+  };
+}

@@ -1,0 +1,68 @@
+// The CLI's reporter: Djinn's lines on stdout, a header before each job,
+// live output, and a summary table at the end. Warnings and errors on stderr.
+import { formatLocated } from '../manifest/errors.js';
+import type { BuildReport, JobReport, Reporter, SourcePosition } from '../runner/reporter.js';
+import { formatDuration } from '../util/duration.js';
+
+export interface Streams {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+}
+
+export class TerminalReporter implements Reporter {
+  private midLine = false;
+  constructor(
+    private readonly s: Streams = { out: process.stdout, err: process.stderr },
+    private readonly secrets: string[] = [],
+  ) {}
+
+  private mask(text: string): string {
+    let t = text;
+    for (const s of this.secrets) if (s) t = t.split(s).join('***');
+    return t;
+  }
+
+  private line(stream: NodeJS.WritableStream, text: string): void {
+    if (this.midLine) {
+      this.s.out.write('\n');
+      this.midLine = false;
+    }
+    stream.write(`${this.mask(text)}\n`);
+  }
+
+  info(message: string): void {
+    this.line(this.s.out, message);
+  }
+  warn(message: string, position?: SourcePosition): void {
+    this.line(this.s.err, `warning: ${formatLocated(message, position ?? {})}`);
+  }
+  error(message: string, position?: SourcePosition): void {
+    this.line(this.s.err, `error: ${formatLocated(message, position ?? {})}`);
+  }
+  jobStart(job: JobReport): void {
+    this.line(this.s.out, `==> Running job ${job.name} in stage ${job.stage}`);
+  }
+  jobOutput(_job: JobReport, chunk: Buffer): void {
+    const text = this.secrets.length ? this.mask(chunk.toString('utf8')) : chunk;
+    this.s.out.write(text);
+    this.midLine = chunk.length > 0 && chunk[chunk.length - 1] !== 0x0a;
+  }
+  jobEnd(job: JobReport): void {
+    this.line(this.s.out, `==> Job ${job.name} ${job.status} in ${formatDuration(job.durationMs)}`);
+  }
+  buildEnd(build: BuildReport): void {
+    this.line(this.s.out, '');
+    this.line(this.s.out, summaryTable(build));
+    if (build.reason && build.status !== 'passed') this.line(this.s.err, `djinn: ${build.reason}`);
+  }
+}
+
+export function summaryTable(build: BuildReport): string {
+  const rows = build.jobs.map((j) => [j.stage, j.name, j.status, j.status === 'skipped' ? '-' : formatDuration(j.durationMs)]);
+  const head = ['STAGE', 'JOB', 'STATUS', 'DURATION'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const lines = [fmt(head), ...rows.map(fmt)];
+  lines.push(`Done. Build ${build.status} in ${formatDuration(build.durationMs)}.`);
+  return lines.join('\n');
+}

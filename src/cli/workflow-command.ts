@@ -1,0 +1,6 @@
+import { UsageError } from '../manifest/errors.js';
+
+export async function workflowCommand(argv: string[]): Promise<number> {
+  void argv;
+  throw new UsageError('workflow: not available yet.');
+}

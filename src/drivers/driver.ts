@@ -1,0 +1,72 @@
+// The one small interface every driver implements. Modelled on Djinn's
+// create / execute / destroy, plus the file operations the runner needs to
+// place objects and collect artifacts: the runner owns naming, logging and
+// path safety, a driver only moves bytes.
+import type { Reporter } from '../runner/reporter.js';
+
+export interface EnvVar {
+  key: string;
+  value: string;
+}
+
+/** What the runner hands a driver when it starts the build. */
+export interface CreateContext {
+  reporter: Reporter;
+  /** The manifest's `env`, in manifest order. Nothing of the host's. */
+  env: EnvVar[];
+  /** Aborted on SIGINT/SIGTERM or on the whole-build timeout. */
+  signal: AbortSignal;
+}
+
+/** One job, ready to run: the script is Djinn's (`#!/bin/sh`, `exec 2>&1`, `set -ex`, ...). */
+export interface JobExecution {
+  stage: string;
+  name: string;
+  /** File-system friendly name for the script, e.g. `make.1.sh`. */
+  scriptName: string;
+  script: string;
+  env: EnvVar[];
+}
+
+/** Where a job's output goes, chunk by chunk, as it arrives. */
+export interface OutputSink {
+  write(chunk: Buffer): void;
+}
+
+export interface ExecResult {
+  /** The script's exit status, or null when it has none (signal, lost connection). */
+  exitCode: number | null;
+  /** Set when the job did not end by itself with an exit status: why. */
+  error?: string;
+}
+
+export interface Driver {
+  /** `qemu`, `docker`, `ssh` or `os`. */
+  readonly type: string;
+  /** Boot / connect. Throws DriverError with a user-facing message on failure. */
+  create(ctx: CreateContext): Promise<void>;
+  /**
+   * Runs one job's script in the machine, streaming its output to `sink`.
+   * When `signal` aborts (job timeout, build timeout, SIGINT/SIGTERM) the driver
+   * stops the job (and everything it started) and resolves soon after.
+   */
+  execute(job: JobExecution, sink: OutputSink, signal: AbortSignal): Promise<ExecResult>;
+  /** Copies a host file into the machine. Relative guest paths are under the login user's home. Parent folders are created. */
+  upload(localPath: string, guestPath: string, mode: number): Promise<void>;
+  /** Regular files in the machine matching a Go `path.Match` pattern (relative to home), in sorted order. */
+  glob(pattern: string): Promise<string[]>;
+  /** Copies a file out of the machine to `localPath` (the runner passes a temporary name and renames it). */
+  download(guestPath: string, localPath: string): Promise<void>;
+  /** Always safe to call, also after a failed or partial create; never throws. */
+  destroy(): Promise<void>;
+  /** Facts for reports: accelerator, boot time, image, ... */
+  facts?(): Record<string, string | number | boolean>;
+}
+
+/** A failure with a message fit to show the user as it is. */
+export class DriverError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DriverError';
+  }
+}

@@ -1,0 +1,16 @@
+// Picks the driver for a manifest. One driver per folder, all behind the Driver interface.
+import type { DriverSpec } from '../manifest/types.js';
+import type { Driver } from './driver.js';
+import { DriverError } from './driver.js';
+import { OsDriver } from './os/os-driver.js';
+import type { DriverSettings } from './settings.js';
+
+export function makeDriver(spec: DriverSpec, settings: DriverSettings): Driver {
+  void settings;
+  switch (spec.type) {
+    case 'os':
+      return new OsDriver();
+    default:
+      throw new DriverError(`driver ${spec.type} is not available in this build.`);
+  }
+}

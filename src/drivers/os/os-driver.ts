@@ -1,0 +1,109 @@
+// The `os` driver: runs each job's script with /bin/sh on this host, in a
+// fresh working folder per build. Unlike Djinn's (which splits commands on
+// spaces and runs them without a shell) ours uses a shell, like every other driver.
+import { spawn } from 'node:child_process';
+import { copyFile, chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from '../driver.js';
+
+import { globFiles, type EntryType, type GlobFs } from '../../util/glob.js';
+
+const KILL_GRACE_MS = 2000;
+
+export class OsDriver implements Driver {
+  readonly type = 'os';
+  private workdir = '';
+  private scripts = '';
+
+  async create(ctx: CreateContext): Promise<void> {
+    this.workdir = await mkdtemp(path.join(os.tmpdir(), 'djinn-os-'));
+    this.scripts = await mkdtemp(path.join(os.tmpdir(), 'djinn-os-scripts-'));
+    ctx.reporter.info(`Created working folder ${this.workdir}...`);
+  }
+
+  private resolve(p: string): string {
+    return path.resolve(this.workdir, p);
+  }
+
+  async execute(job: JobExecution, sink: OutputSink, signal: AbortSignal): Promise<ExecResult> {
+    const script = path.join(this.scripts, job.scriptName);
+    await writeFile(script, job.script, { mode: 0o700 });
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: this.workdir,
+      LANG: 'C.UTF-8',
+    };
+    for (const e of job.env) env[e.key] = e.value;
+    return new Promise<ExecResult>((resolve) => {
+      // detached: the script leads its own process group, so a stop reaches everything it started.
+      const child = spawn('/bin/sh', [script], { cwd: this.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.on('data', (c: Buffer) => sink.write(c));
+      child.stderr.on('data', (c: Buffer) => sink.write(c));
+      let killTimer: NodeJS.Timeout | undefined;
+      const stop = () => {
+        killGroup(child.pid, 'SIGTERM');
+        killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+      };
+      if (signal.aborted) stop();
+      else signal.addEventListener('abort', stop, { once: true });
+      child.on('error', (err) => resolve({ exitCode: null, error: `cannot run /bin/sh: ${err.message}` }));
+      child.on('close', (code, sig) => {
+        signal.removeEventListener('abort', stop);
+        if (killTimer) clearTimeout(killTimer);
+        killGroup(child.pid, 'SIGKILL'); // leftovers in the group
+        if (code !== null) resolve({ exitCode: code });
+        else resolve({ exitCode: null, error: `the job's script was killed by ${sig}` });
+      });
+    });
+  }
+
+  async upload(localPath: string, guestPath: string, mode: number): Promise<void> {
+    const dst = this.resolve(guestPath);
+    await mkdir(path.dirname(dst), { recursive: true });
+    await copyFile(localPath, dst);
+    await chmod(dst, mode);
+  }
+
+  glob(pattern: string): Promise<string[]> {
+    const fs: GlobFs = {
+      readdir: async (dir) => {
+        try {
+          const entries = await readdir(this.resolve(dir));
+          return Promise.all(entries.map(async (name) => ({ name, type: (await typeOf(this.resolve(path.join(dir, name)))) ?? 'other' })));
+        } catch {
+          return null;
+        }
+      },
+      stat: (p) => typeOf(this.resolve(p)),
+    };
+    return globFiles(pattern, fs);
+  }
+
+  async download(guestPath: string, localPath: string): Promise<void> {
+    await copyFile(this.resolve(guestPath), localPath);
+  }
+
+  async destroy(): Promise<void> {
+    for (const d of [this.workdir, this.scripts]) if (d) await rm(d, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+async function typeOf(p: string): Promise<EntryType | null> {
+  try {
+    const s = await stat(p);
+    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
+  } catch {
+    return null;
+  }
+}
+
+function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // already gone
+  }
+}
+

@@ -1,0 +1,45 @@
+// Everything a front end (CLI flags, action inputs) and driver.conf can say
+// about how to run a driver. Front ends fill it; drivers read only what they need.
+import type { DriverConf } from '../config/driver-conf.js';
+
+export type Tristate = 'auto' | 'on' | 'off';
+
+export interface DriverSettings {
+  /** driver.conf as read (empty blocks when there is none). */
+  conf: DriverConf;
+  /** Folder for this build's temporary files (console log, keys, pidfile); made and removed by the caller. */
+  tempDir: string;
+
+  // qemu
+  disks?: string;
+  cpus?: number;
+  memoryMiB?: number;
+  kvm?: Tristate;
+  bootTimeoutMs?: number;
+  /** Overrides the manifest's image name. */
+  image?: string;
+  imageFile?: string;
+  imageFormat?: 'qcow2' | 'raw';
+  imageUrl?: string;
+  imageSha256?: string;
+  imageServer?: string;
+  imageBuild?: 'auto' | 'always' | 'never';
+  imageMaxAgeMs?: number;
+  /** The CLI's image cache folder. */
+  cacheDir?: string;
+  warm?: 'on' | 'off' | 'refresh';
+
+  // ssh
+  sshUser?: string;
+  sshKeyFile?: string;
+  sshPassword?: string;
+  connectTimeoutMs?: number;
+
+  // docker
+  dockerHost?: string;
+  dockerVersion?: string;
+}
+
+export function emptyConf(file = ''): DriverConf {
+  return { file, blocks: {}, warnings: [] };
+}

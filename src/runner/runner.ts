@@ -1,0 +1,269 @@
+// Runs a plan in one machine: create the driver, place objects, run every
+// stage's jobs in order, collect artifacts after each job whose script ran,
+// and always destroy the driver.
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Driver, EnvVar } from '../drivers/driver.js';
+import type { Plan, PlanJob } from '../manifest/plan.js';
+import { formatDuration } from '../util/duration.js';
+import { hasMeta } from '../util/glob.js';
+import { artifactDestination, objectSource } from '../util/paths.js';
+import type { ArtifactReport, BuildReport, JobReport, Reporter } from './reporter.js';
+import { jobScript, scriptFileName } from './script.js';
+import { worst, type Status } from './status.js';
+
+/** Why a build was stopped from outside: the reason given to AbortController.abort(). */
+export type StopReason = 'killed' | 'timed_out';
+
+export interface RunOptions {
+  plan: Plan;
+  driver: Driver;
+  reporter: Reporter;
+  env: EnvVar[];
+  artifactsDir: string;
+  objectsDir: string;
+  /** Whole build, milliseconds; 0 or undefined for none. */
+  timeoutMs?: number;
+  /** Each job, milliseconds; 0 or undefined for none. */
+  jobTimeoutMs?: number;
+  /** Abort with reason 'killed' on SIGINT/SIGTERM. */
+  signal?: AbortSignal;
+  /** Called after the driver is created and objects are placed, before the first job (e.g. copy a workspace in). */
+  beforeJobs?: (driver: Driver) => Promise<void>;
+}
+
+class Build {
+  readonly jobs: JobReport[];
+  readonly artifacts: ArtifactReport[] = [];
+  readonly stop = new AbortController();
+  private readonly started = Date.now();
+
+  constructor(private readonly o: RunOptions) {
+    this.jobs = o.plan.stages.flatMap((s) =>
+      s.jobs.map((j) => ({ stage: s.name, name: j.name, status: 'queued' as Status, durationMs: 0, position: j.position })),
+    );
+  }
+
+  stopReason(): StopReason | undefined {
+    return this.stop.signal.aborted ? (this.stop.signal.reason as StopReason) : undefined;
+  }
+
+  report(reason?: string): BuildReport {
+    let status: Status = 'passed';
+    for (const j of this.jobs) if (j.status !== 'queued' && j.status !== 'skipped') status = worst(status, j.status);
+    const stopped = this.stopReason();
+    if (stopped) status = worst(status, stopped);
+    if (reason && status === 'passed') status = 'failed';
+    return {
+      status,
+      durationMs: Date.now() - this.started,
+      jobs: this.jobs,
+      artifacts: this.artifacts,
+      facts: this.o.driver.facts?.() ?? {},
+      reason,
+    };
+  }
+}
+
+export async function runBuild(o: RunOptions): Promise<BuildReport> {
+  const b = new Build(o);
+  const { reporter, driver } = o;
+  const onOuterAbort = () => b.stop.abort('killed');
+  if (o.signal?.aborted) onOuterAbort();
+  o.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  const timer = o.timeoutMs ? setTimeout(() => b.stop.abort('timed_out'), o.timeoutMs) : undefined;
+
+  let reason: string | undefined;
+  try {
+    reporter.info(`Running with driver ${driver.type}...`);
+    try {
+      await abortable(driver.create({ reporter, env: o.env, signal: b.stop.signal }), b.stop.signal);
+    } catch (err) {
+      reason = b.stopReason() ? stopMessage(b.stopReason()!, 'while starting the machine') : message(err);
+      reporter.error(reason);
+      return finish(b, reason);
+    }
+    await placeObjects(o, b);
+    if (o.beforeJobs && !b.stopReason()) {
+      try {
+        await o.beforeJobs(driver);
+      } catch (err) {
+        reason = message(err);
+        reporter.error(reason);
+        return finish(b, reason);
+      }
+    }
+    reason = await runStages(o, b);
+    return finish(b, reason);
+  } finally {
+    if (timer) clearTimeout(timer);
+    o.signal?.removeEventListener('abort', onOuterAbort);
+    await driver.destroy();
+  }
+
+  function finish(build: Build, why?: string): BuildReport {
+    for (const j of build.jobs) if (j.status === 'queued') j.status = 'skipped';
+    const rep = build.report(why ?? (build.stopReason() ? stopMessage(build.stopReason()!, '') : undefined));
+    if (!rep.reason && rep.status === 'failed') {
+      const failed = rep.jobs.find((j) => j.status === 'failed');
+      if (failed) rep.reason = `job ${failed.name} in stage ${failed.stage} failed${failed.error ? `: ${failed.error}` : ''}`;
+    }
+    return rep;
+  }
+}
+
+function stopMessage(r: StopReason, where: string): string {
+  const what = r === 'killed' ? 'the build was cancelled' : 'the build timed out';
+  return where ? `${what} ${where}` : what;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Rejects as soon as `signal` aborts; the driver's own cleanup happens in destroy(). */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+async function placeObjects(o: RunOptions, b: Build): Promise<void> {
+  for (const obj of o.plan.objects) {
+    if (b.stopReason()) return;
+    o.reporter.info(`Placing object ${obj.src} => ${obj.dst}`);
+    const src = objectSource(o.objectsDir, obj.src);
+    if ('error' in src) {
+      o.reporter.error(`object error: ${src.error}`, obj.position);
+      continue;
+    }
+    try {
+      await o.driver.upload(src.path, obj.dst, 0o700);
+    } catch (err) {
+      o.reporter.error(`object error: ${obj.src} => ${obj.dst}: ${message(err)}`, obj.position);
+    }
+  }
+  if (o.plan.objects.length) o.reporter.info('');
+}
+
+async function runStages(o: RunOptions, b: Build): Promise<string | undefined> {
+  let index = 0;
+  for (const stage of o.plan.stages) {
+    for (const job of stage.jobs) {
+      const rep = b.jobs[index++];
+      if (b.stopReason()) return undefined;
+      const failedBefore = b.jobs.some((j) => j.status === 'failed' || j.status === 'timed_out');
+      if (failedBefore) continue; // stays queued, reported as skipped
+      await runJob(o, b, job, rep, stage.allowFailures);
+    }
+  }
+  return undefined;
+}
+
+async function runJob(o: RunOptions, b: Build, job: PlanJob, rep: JobReport, allowFailures: boolean): Promise<void> {
+  const { reporter, driver } = o;
+  rep.status = 'running';
+  const started = Date.now();
+  reporter.jobStart(rep);
+  if (job.commands.length === 0) {
+    rep.status = 'passed';
+    rep.durationMs = 0;
+    reporter.jobEnd(rep);
+    return;
+  }
+  const jobStop = new AbortController();
+  const jobTimer = o.jobTimeoutMs ? setTimeout(() => jobStop.abort('timed_out'), o.jobTimeoutMs) : undefined;
+  const signal = AbortSignal.any([b.stop.signal, jobStop.signal]);
+  let scriptRan = false;
+  try {
+    const result = await driver.execute(
+      { stage: rep.stage, name: rep.name, scriptName: scriptFileName(rep.name), script: jobScript(job.commands), env: o.env },
+      { write: (chunk) => reporter.jobOutput(rep, chunk) },
+      signal,
+    );
+    scriptRan = true;
+    rep.exitCode = result.exitCode;
+    if (b.stopReason()) {
+      rep.status = b.stopReason()!;
+      rep.error = b.stopReason() === 'killed' ? 'cancelled' : 'the build timed out';
+    } else if (jobStop.signal.aborted) {
+      rep.status = 'timed_out';
+      rep.error = `the job ran longer than its timeout of ${formatDuration(o.jobTimeoutMs ?? 0)}`;
+    } else if (result.exitCode === 0) {
+      rep.status = 'passed';
+    } else {
+      rep.status = allowFailures ? 'passed_with_failures' : 'failed';
+      rep.error = result.error ?? `exit status ${result.exitCode}`;
+    }
+  } catch (err) {
+    rep.status = b.stopReason() ?? (allowFailures ? 'passed_with_failures' : 'failed');
+    rep.error = message(err);
+  } finally {
+    if (jobTimer) clearTimeout(jobTimer);
+    rep.durationMs = Date.now() - started;
+  }
+  if (rep.error && rep.status !== 'passed') reporter.error(`job ${rep.name} in stage ${rep.stage}: ${rep.error}`, rep.position);
+  // Artifacts after every job whose script ran, even a failed one; not once the build is being torn down.
+  if (scriptRan && !b.stopReason()) await collectArtifacts(o, b, job);
+  reporter.jobEnd(rep);
+}
+
+async function collectArtifacts(o: RunOptions, b: Build, job: PlanJob): Promise<void> {
+  const { reporter, driver } = o;
+  for (const art of job.artifacts) {
+    reporter.info('');
+    reporter.info(`Collecting artifact ${art.src} => ${art.dst}`);
+    let matches: string[];
+    try {
+      matches = await driver.glob(art.src);
+    } catch (err) {
+      reporter.error(`artifact error: ${art.src}: ${message(err)}`, art.position);
+      continue;
+    }
+    if (matches.length === 0) {
+      reporter.warn(`artifact ${art.src}: ${hasMeta(art.src) ? 'no file matches the pattern' : 'no such file in the machine'}; nothing collected.`, art.position);
+      continue;
+    }
+    const starred = art.dst.includes('*');
+    if (matches.length > 1 && !starred) {
+      reporter.error(
+        `artifact error: ${art.src} matches ${matches.length} files (${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has no "*"; use "=> dir/*" to keep each file's name.`,
+        art.position,
+      );
+      continue;
+    }
+    for (const m of matches) {
+      const rel = starred ? art.dst.replaceAll('*', path.posix.basename(m)) : art.dst;
+      const dest = artifactDestination(o.artifactsDir, rel);
+      if ('error' in dest) {
+        reporter.error(`artifact error: ${dest.error}.`, art.position);
+        continue;
+      }
+      const tmp = `${dest.path}.part-${randomBytes(4).toString('hex')}`;
+      try {
+        await mkdir(path.dirname(dest.path), { recursive: true });
+        await driver.download(m, tmp);
+        await rename(tmp, dest.path);
+        const { size } = await stat(dest.path);
+        b.artifacts.push({ job: job.name, src: m, dst: rel, path: dest.path, bytes: size });
+        if (matches.length > 1 || m !== art.src) reporter.info(`  ${m} => ${rel}`);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        reporter.error(`artifact error: ${m} => ${rel}: ${message(err)}`, art.position);
+      }
+    }
+  }
+}

@@ -1,0 +1,21 @@
+// Djinn's job script and the env file our SSH-based drivers source before it.
+
+/** `#!/bin/sh`, `exec 2>&1`, `set -ex`, a blank line, then each command on its own line. */
+export function jobScript(commands: string[]): string {
+  return `#!/bin/sh\nexec 2>&1\nset -ex\n\n${commands.map((c) => `${c}\n`).join('')}`;
+}
+
+/** Djinn names the script after the job with spaces as `-`; we also replace `/` (it broke Djinn's upload). */
+export function scriptFileName(jobName: string): string {
+  return `${jobName.replace(/[\s/\\]/g, '-').replace(/^\.+/, '_')}.sh`;
+}
+
+/** POSIX single-quoting: every byte arrives as written, newlines included. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `export KEY='value'` lines, for `. envfile` in /bin/sh. */
+export function envFile(env: { key: string; value: string }[]): string {
+  return env.map((e) => `export ${e.key}=${shellQuote(e.value)}\n`).join('');
+}

@@ -1,0 +1,2 @@
+// Set at bundle time would be nicer; kept in step with package.json by a test.
+export const VERSION = '0.1.0';
