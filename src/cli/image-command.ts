@@ -1,5 +1,16 @@
+// `djinn image build|ls|rm`: build images with our builder, manage the cache.
 import { UsageError } from '../manifest/errors.js';
+import { imageBuildCommand } from './image/build.js';
+import { imageLsCommand, imageRmCommand } from './image/cache.js';
+
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  build: imageBuildCommand,
+  ls: imageLsCommand,
+  rm: imageRmCommand,
+};
 
 export async function imageCommand(argv: string[]): Promise<number> {
-  throw new UsageError(`image ${argv[0] ?? ''}: not available yet.`);
+  const sub = SUBCOMMANDS[argv[0] ?? ''];
+  if (!sub) throw new UsageError(`usage: djinn image build|ls|rm ...; found "${argv[0] ?? ''}".`);
+  return sub(argv.slice(1));
 }
