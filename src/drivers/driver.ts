@@ -57,6 +57,13 @@ export interface Driver {
   glob(pattern: string): Promise<string[]>;
   /** Copies a file out of the machine to `localPath` (the runner passes a temporary name and renames it). */
   download(guestPath: string, localPath: string): Promise<void>;
+  /**
+   * Optional: runs a small helper command in the machine with `stdin` streamed in
+   * (the action copies the runner's checkout in as a tar stream). Drivers that
+   * reach the machine over SSH delegate to SshSession.exec; without it callers
+   * fall back to upload + execute.
+   */
+  exec?(command: string, opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal }): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
   /** Always safe to call, also after a failed or partial create; never throws. */
   destroy(): Promise<void>;
   /** Facts for reports: accelerator, boot time, image, ... */
