@@ -211,7 +211,6 @@ async function runCommand(argv: string[]): Promise<number> {
   const tempDir = await mkdtemp(path.join(os.tmpdir(), 'djinn-build-'));
   const settings = settingsFromFlags(flags, conf, tempDir);
   const reporter = new TerminalReporter(undefined, extra.map((e) => e.value).filter((v) => v.length >= 3));
-  if (manifest.namespace) reporter.info(`Note: namespace "${manifest.namespace}" is ignored when running locally.`);
 
   const stop = new AbortController();
   let signalled: NodeJS.Signals | undefined;

@@ -3,7 +3,7 @@
 // (v1.3.0) behaviour, with its bugs fixed: see README "Differences".
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { SourcePosition } from '../runner/reporter.js';
 import { UsageError } from './errors.js';
 import type { DriverSpec, Manifest, ManifestJob, Passthrough, Source, Warning } from './types.js';
@@ -60,15 +60,34 @@ export function describe(node: unknown): string {
 }
 
 function keyName(pair: Pair): string {
-  return isScalar(pair.key) ? String(pair.key.value) : '';
+  if (!isScalar(pair.key)) return '';
+  // The yaml library marks a merge key with a symbol.
+  return typeof pair.key.value === 'symbol' ? '<<' : String(pair.key.value);
 }
 
+let currentDoc: Document | undefined;
+
+/** Follows a YAML alias (`*name`) to the node it names, so anchors work as in Djinn's YAML library. */
+function deref(node: unknown): Node | null {
+  if (isAlias(node) && currentDoc) return (node.resolve(currentDoc) ?? null) as Node | null;
+  return (node ?? null) as Node | null;
+}
+
+/** A map's keys in order; YAML merge keys (`<<: *base`) add the keys the map does not set itself. */
 function entries(map: YAMLMap): { key: string; keyNode: Node; value: Node | null }[] {
-  return map.items.map((pair) => ({
-    key: keyName(pair),
-    keyNode: pair.key as Node,
-    value: (pair.value ?? null) as Node | null,
-  }));
+  const own = map.items
+    .filter((pair) => keyName(pair) !== '<<')
+    .map((pair) => ({ key: keyName(pair), keyNode: pair.key as Node, value: deref(pair.value) }));
+  for (const pair of map.items) {
+    if (keyName(pair) !== '<<') continue;
+    const v = deref(pair.value);
+    const bases = isSeq(v) ? v.items.map(deref) : [v];
+    for (const base of bases) {
+      if (!isMap(base)) continue;
+      for (const e of entries(base)) if (!own.some((o) => o.key === e.key)) own.push(e);
+    }
+  }
+  return own;
 }
 
 function readString(r: Reader, node: Node | null, field: string, what: string, fallback: SourcePosition): string {
@@ -91,7 +110,7 @@ function readStringList(
     return r.fail(`expected a list of ${what}, found ${describe(node)}.${hint}`, node, field, fallback);
   }
   return node.items.map((entry, i) => {
-    const n = entry as Node | null;
+    const n = deref(entry);
     if (isScalar(n) && (typeof n.value === 'number' || typeof n.value === 'boolean')) {
       r.fail(`expected ${item}, found ${describe(n)}; put it in quotes to make it a string.`, n, `${field}[${i}]`);
     }
@@ -159,17 +178,18 @@ export function parseManifestFile(file: string, options: ParseOptions = {}): Man
 
 export function parseManifest(text: string, file = '.djinn.yml'): Manifest {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const r = new Reader(file, lines);
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const { line, col } = lines.linePos(e.pos[0]);
-    const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-    throw new UsageError(`not valid YAML: ${msg}`, { file, line, column: col });
+    const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(/\.?$/, '.');
+    throw new UsageError(`not valid YAML: ${msg}`, { file, line, column: col }, 'manifest');
   }
+  currentDoc = doc;
   const root = doc.contents as Node | null;
   if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) {
-    throw new UsageError('the manifest is empty; it needs at least a driver and jobs.', { file });
+    throw new UsageError('the manifest is empty; it needs at least a driver and jobs.', { file, line: 1, column: 1 }, 'manifest');
   }
   if (!isMap(root)) {
     return r.fail(`expected a map of manifest fields (driver, stages, jobs, ...) at the top level, found ${describe(root)}.`, root, 'manifest');
@@ -186,6 +206,7 @@ export function parseManifest(text: string, file = '.djinn.yml'): Manifest {
   if (fields.has('namespace')) {
     const n = field('namespace');
     if (!(isScalar(n) && n.value === null)) namespace = readString(r, n, 'namespace', 'a string', top);
+    if (namespace) r.warn(`namespace "${namespace}" is only used by a Djinn server; it is ignored when running here.`, fields.get('namespace')?.keyNode);
   }
 
   const driver = readDriver(r, fields.get('driver'), top);
@@ -194,6 +215,7 @@ export function parseManifest(text: string, file = '.djinn.yml'): Manifest {
     const eq = value.indexOf('=');
     if (eq < 0) r.fail(`expected KEY=VALUE, found "${value}" with no "=".`, node, `env[${i}]`);
     const key = value.slice(0, eq);
+    if (!key) r.fail(`"${value}" has no variable name before "=".`, node, `env[${i}]`);
     if (!ENV_KEY.test(key)) {
       r.fail(`"${key}" is not a valid variable name (letters, digits and _, not starting with a digit).`, node, `env[${i}]`);
     }
@@ -252,7 +274,8 @@ function readDriver(r: Reader, entry: { keyNode: Node; value: Node | null } | un
   }
   const spec = DRIVER_KEYS[type];
   for (const k of spec.required) {
-    if (!options[k]) r.fail(`driver ${type} requires "${k}", which is missing or empty.`, node, `driver.${k}`);
+    if (options[k] === undefined) r.fail(`driver ${type} requires "${k}", which is missing.`, node, `driver.${k}`);
+    if (!options[k].trim()) r.fail(`driver ${type} requires "${k}", found an empty string.`, node.get(k, true) as Node, `driver.${k}`);
   }
   for (const k of Object.keys(options)) {
     if (k !== 'type' && !spec.required.includes(k) && !spec.optional.includes(k)) {
@@ -280,7 +303,7 @@ function readJobs(r: Reader, node: Node | null, top: SourcePosition, stages: str
   const jobs: ManifestJob[] = [];
   node.items.forEach((item, i) => {
     const f = `jobs[${i}]`;
-    const jn = item as Node | null;
+    const jn = deref(item);
     if (!isMap(jn)) return r.fail(`expected a job (a map with stage, commands, ...), found ${describe(jn)}.`, jn, f, r.pos(node));
     const pos = r.pos(jn);
     const got = new Map<string, Node | null>();
@@ -303,7 +326,7 @@ function readJobs(r: Reader, node: Node | null, top: SourcePosition, stages: str
   // Names: explicit ones must be unique within a stage; unnamed jobs are <stage>.<n>.
   const counts = new Map<string, number>();
   const seen = new Map<string, ManifestJob>();
-  for (const job of jobs) {
+  for (const [index, job] of jobs.entries()) {
     const n = (counts.get(job.stage) ?? 0) + 1;
     counts.set(job.stage, n);
     if (!job.name) job.name = `${job.stage}.${n}`;
@@ -313,7 +336,7 @@ function readJobs(r: Reader, node: Node | null, top: SourcePosition, stages: str
       throw new UsageError(
         `job name "${job.name}" is used twice in stage "${job.stage}" (first at line ${prev.position.line}); Djinn would silently run only one of them, so give each job its own name.`,
         job.position,
-        'jobs.name',
+        `jobs[${index}].name`,
       );
     }
     seen.set(key, job);
