@@ -1,0 +1,124 @@
+// What a saved machine state depends on. A state only loads into a QEMU whose
+// version, machine type, CPU, accelerator, memory, CPU count and devices are
+// exactly those of the save, on the same disk contents: all of it is the key.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+/** Bump when the layout of a state folder or the way states are made changes. */
+export const STATE_FORMAT = 1;
+
+export interface StateKey {
+  /** SHA-256 of the base image file. */
+  imageSha256: string;
+  /** First line of `qemu-system-x86_64 --version`. */
+  qemuVersion: string;
+  /** A pinned machine type such as `pc-i440fx-7.2`, never the moving `pc` alias. */
+  machine: string;
+  /** `-cpu` model (`qemu64` when none is given). */
+  cpu: string;
+  /** `tcg` or `kvm`: a state saved under one does not load under the other. */
+  accel: string;
+  memoryMiB: number;
+  cpus: number;
+  /**
+   * Every other argument that shapes the guest's hardware, in command-line
+   * order (NIC model, disk interface, serial port, rng device, ...). Host-side
+   * details that may differ per run (ports, file paths) must be left out.
+   */
+  devices: string[];
+}
+
+/** Stable text form of a key (fixed field order), hashed into its digest. */
+export function canonicalKey(key: StateKey): string {
+  return JSON.stringify({
+    format: STATE_FORMAT,
+    imageSha256: key.imageSha256,
+    qemuVersion: key.qemuVersion,
+    machine: key.machine,
+    cpu: key.cpu,
+    accel: key.accel,
+    memoryMiB: key.memoryMiB,
+    cpus: key.cpus,
+    devices: key.devices,
+  });
+}
+
+/** Hex SHA-256 of the canonical key: names the state's folder and its cache entry. */
+export function keyDigest(key: StateKey): string {
+  return createHash('sha256').update(canonicalKey(key)).digest('hex');
+}
+
+/** Machine types QEMU accepts as aliases of the newest versioned type. */
+const MOVING_MACHINES = new Set(['pc', 'q35', 'microvm']);
+
+/** Throws if the key would not identify one exact machine. */
+export function checkKey(key: StateKey): void {
+  if (!/^[0-9a-f]{64}$/.test(key.imageSha256)) throw new Error('state key: imageSha256 must be a hex SHA-256');
+  if (MOVING_MACHINES.has(key.machine) || !key.machine) throw new Error(`state key: pin the machine type (e.g. pc-i440fx-7.2), not "${key.machine}"`);
+  if (!key.qemuVersion) throw new Error('state key: QEMU version missing');
+  if (!(key.memoryMiB > 0) || !(key.cpus > 0)) throw new Error('state key: memory and CPU count must be positive');
+}
+
+const versionCache = new Map<string, Promise<string>>();
+
+/** First line of `<binary> --version`, e.g. `QEMU emulator version 7.2.22 (Debian ...)`. */
+export function qemuVersion(binary = 'qemu-system-x86_64'): Promise<string> {
+  let p = versionCache.get(binary);
+  if (!p) {
+    p = execFileP(binary, ['--version']).then((r) => r.stdout.split('\n')[0]!.trim());
+    p.catch(() => versionCache.delete(binary));
+    versionCache.set(binary, p);
+  }
+  return p;
+}
+
+/** The versioned machine type `pc` stands for in this QEMU, e.g. `pc-i440fx-7.2`. */
+export async function pinnedMachine(alias = 'pc', binary = 'qemu-system-x86_64'): Promise<string> {
+  const { stdout } = await execFileP(binary, ['-machine', 'help']);
+  const re = new RegExp(`^${alias}\\s+.*\\(alias of ([^)]+)\\)`, 'm');
+  const m = re.exec(stdout);
+  return m ? m[1]! : alias;
+}
+
+/** Streams a file through SHA-256. */
+export function sha256File(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(file)
+      .on('error', reject)
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+/**
+ * SHA-256 of an image, remembered in `<stateRoot>/image-digests.json` by
+ * path, size and modification time, so that a 350 MB image is hashed once.
+ */
+export async function imageDigest(imagePath: string, stateRoot: string): Promise<string> {
+  const abs = path.resolve(imagePath);
+  const st = await fs.stat(abs);
+  const memoFile = path.join(stateRoot, 'image-digests.json');
+  const id = `${abs}\0${st.size}\0${st.mtimeMs}`;
+  let memo: Record<string, string> = {};
+  try {
+    memo = JSON.parse(await fs.readFile(memoFile, 'utf8')) as Record<string, string>;
+  } catch {
+    // none yet, or unreadable: start over
+  }
+  const known = memo[id];
+  if (known && /^[0-9a-f]{64}$/.test(known)) return known;
+  const digest = await sha256File(abs);
+  memo[id] = digest;
+  await fs.mkdir(stateRoot, { recursive: true });
+  const tmp = `${memoFile}.${process.pid}.${Date.now()}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(memo));
+  await fs.rename(tmp, memoFile);
+  return digest;
+}

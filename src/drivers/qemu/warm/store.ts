@@ -1,0 +1,244 @@
+// Saved machine states on disk, in the CLI's image cache folder:
+//
+//   <cacheDir>/warm/<key digest>/current            {"generation": "..."}  (atomic pointer)
+//   <cacheDir>/warm/<key digest>/<generation>/       never changed once published
+//       overlay.qcow2   the disk the machine ran on (backing file: the base image)
+//       machine.state   QEMU's migration stream, saved while stopped
+//       manifest.json   the key, both files' SHA-256 and sizes
+//
+// A state is written in a `.tmp-*` folder, renamed into place whole, and only
+// then pointed at, so a concurrent build sees the old state or the new one,
+// never half of one. Overlay and state live and are checked together: a state
+// cannot be loaded onto any disk other than the one it was saved with.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { canonicalKey, keyDigest, sha256File, STATE_FORMAT, type StateKey } from './key.js';
+
+const execFileP = promisify(execFile);
+
+export const OVERLAY_FILE = 'overlay.qcow2';
+export const STATE_FILE = 'machine.state';
+export const MANIFEST_FILE = 'manifest.json';
+/** Superseded generations older than this are removed (a restore opens its files within seconds). */
+const OLD_GENERATION_MS = 10 * 60_000;
+
+export interface StateManifest {
+  format: number;
+  keyDigest: string;
+  key: StateKey;
+  generation: string;
+  createdAt: string;
+  base: { path: string; format: 'qcow2' | 'raw' };
+  overlay: { file: string; sha256: string; bytes: number };
+  state: { file: string; sha256: string; bytes: number };
+  /** Seconds the cold boot took before the save (for reports). */
+  bootSeconds?: number;
+}
+
+/** Where the state for `key` lives and the cache key the action stores it under. */
+export interface WarmCacheEntry {
+  /** Folder to save/restore whole (holds the pointer and the generations). */
+  path: string;
+  /** Key for @actions/cache: changes whenever anything in the state key changes. */
+  cacheKey: string;
+}
+
+export function warmStateRoot(cacheDir: string): string {
+  return path.join(cacheDir, 'warm');
+}
+
+/** For the action: the folder holding a key's states and the @actions/cache key to store it under. */
+export function warmStateCacheEntry(cacheDir: string, key: StateKey): WarmCacheEntry {
+  const digest = keyDigest(key);
+  return { path: path.join(warmStateRoot(cacheDir), digest), cacheKey: `djinn-warm-v${STATE_FORMAT}-${digest}` };
+}
+
+/** A state that passed every check but the state file's digest (see `verifyState`). */
+export interface FoundState {
+  manifest: StateManifest;
+  dir: string;
+  /** The overlay to boot with `snapshot=on` (a rebased private copy when the base image moved). */
+  overlayPath: string;
+  statePath: string;
+  /**
+   * Resolves once the state file's SHA-256 matches the manifest, rejects
+   * otherwise. Started at lookup so it runs while QEMU loads the same file;
+   * await it before `cont`.
+   */
+  verifyState: Promise<void>;
+}
+
+export type LookupResult = { found: FoundState; reason?: undefined } | { found?: undefined; reason: string };
+
+export interface PendingSave {
+  dir: string;
+  overlayPath: string;
+  statePath: string;
+  /** Hashes both files, writes the manifest and makes the state visible. */
+  publish(extra?: { bootSeconds?: number }): Promise<StateManifest>;
+  /** Removes the unfinished folder. Never throws. */
+  abandon(): Promise<void>;
+}
+
+export class StateStore {
+  readonly root: string;
+
+  constructor(cacheDir: string) {
+    this.root = warmStateRoot(cacheDir);
+  }
+
+  keyDir(key: StateKey): string {
+    return path.join(this.root, keyDigest(key));
+  }
+
+  /**
+   * Finds the current state for `key` and checks it: manifest, key, sizes,
+   * the overlay's digest and backing file. `scratchDir` receives a rebased
+   * copy of the overlay when the base image is now at another path.
+   */
+  async lookup(key: StateKey, base: { path: string; format: 'qcow2' | 'raw' }, scratchDir: string): Promise<LookupResult> {
+    const keyDir = this.keyDir(key);
+    let generation: string;
+    try {
+      const ptr = JSON.parse(await fs.readFile(path.join(keyDir, 'current'), 'utf8')) as { generation?: unknown };
+      if (typeof ptr.generation !== 'string' || !/^[0-9a-z-]+$/.test(ptr.generation)) return { reason: 'state pointer is damaged' };
+      generation = ptr.generation;
+    } catch (err) {
+      return { reason: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no saved state for this image and machine' : `cannot read the state pointer: ${(err as Error).message}` };
+    }
+    const dir = path.join(keyDir, generation);
+    let manifest: StateManifest;
+    try {
+      manifest = JSON.parse(await fs.readFile(path.join(dir, MANIFEST_FILE), 'utf8')) as StateManifest;
+    } catch (err) {
+      return { reason: `state manifest unreadable: ${(err as Error).message}` };
+    }
+    if (manifest.format !== STATE_FORMAT) return { reason: `state format ${manifest.format} is not ${STATE_FORMAT}` };
+    if (manifest.keyDigest !== keyDigest(key) || canonicalKey(manifest.key) !== canonicalKey(key)) return { reason: 'state was saved for another machine' };
+    if (manifest.generation !== generation) return { reason: 'state manifest does not belong to its folder' };
+    const overlayPath = path.join(dir, OVERLAY_FILE);
+    const statePath = path.join(dir, STATE_FILE);
+    try {
+      const [ov, st] = await Promise.all([fs.stat(overlayPath), fs.stat(statePath)]);
+      if (st.size !== manifest.state.bytes) return { reason: `state file is ${st.size} bytes, expected ${manifest.state.bytes}` };
+      if (ov.size !== manifest.overlay.bytes) return { reason: `state overlay is ${ov.size} bytes, expected ${manifest.overlay.bytes}` };
+    } catch (err) {
+      return { reason: `state files missing: ${(err as Error).message}` };
+    }
+    // The small overlay is checked now; the large state file while QEMU reads it.
+    if ((await sha256File(overlayPath)) !== manifest.overlay.sha256) return { reason: 'state overlay does not match its recorded digest' };
+    let bootOverlay = overlayPath;
+    const backing = await readQcow2Backing(overlayPath);
+    if (backing !== path.resolve(base.path)) {
+      // Same image content (its digest is in the key), new place: e.g. a state restored
+      // from the action's cache on another runner. Point a private copy at the new place.
+      bootOverlay = path.join(scratchDir, `warm-${generation}.qcow2`);
+      await fs.copyFile(overlayPath, bootOverlay);
+      await fs.chmod(bootOverlay, 0o644);
+      await execFileP('qemu-img', ['rebase', '-u', '-f', 'qcow2', '-F', base.format, '-b', path.resolve(base.path), bootOverlay]);
+    }
+    const verifyState = sha256File(statePath).then((d) => {
+      if (d !== manifest.state.sha256) throw new Error('state file does not match its recorded digest (damaged)');
+    });
+    verifyState.catch(() => undefined); // handled by whoever awaits it; never an unhandled rejection
+    return { found: { manifest, dir, overlayPath: bootOverlay, statePath, verifyState } };
+  }
+
+  /** Makes a fresh folder with a writable overlay on `base`, for a cold boot that will be saved. */
+  async beginSave(key: StateKey, base: { path: string; format: 'qcow2' | 'raw' }): Promise<PendingSave> {
+    const keyDir = this.keyDir(key);
+    await fs.mkdir(keyDir, { recursive: true });
+    const generation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    const dir = path.join(keyDir, `.tmp-${generation}`);
+    await fs.mkdir(dir);
+    const overlayPath = path.join(dir, OVERLAY_FILE);
+    const statePath = path.join(dir, STATE_FILE);
+    const abandon = async (): Promise<void> => {
+      await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    };
+    try {
+      await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', base.format, '-b', path.resolve(base.path), overlayPath]);
+    } catch (err) {
+      await abandon();
+      throw err;
+    }
+    const publish = async (extra: { bootSeconds?: number } = {}): Promise<StateManifest> => {
+      const [ovSha, stSha, ov, st] = await Promise.all([sha256File(overlayPath), sha256File(statePath), fs.stat(overlayPath), fs.stat(statePath)]);
+      if (st.size === 0) throw new Error('the saved state is empty');
+      const manifest: StateManifest = {
+        format: STATE_FORMAT,
+        keyDigest: keyDigest(key),
+        key,
+        generation,
+        createdAt: new Date().toISOString(),
+        base: { path: path.resolve(base.path), format: base.format },
+        overlay: { file: OVERLAY_FILE, sha256: ovSha, bytes: ov.size },
+        state: { file: STATE_FILE, sha256: stSha, bytes: st.size },
+        ...(extra.bootSeconds !== undefined ? { bootSeconds: extra.bootSeconds } : {}),
+      };
+      await fs.writeFile(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+      // Read-only from here on: nothing may write the overlay a state belongs to.
+      await Promise.all([fs.chmod(overlayPath, 0o444), fs.chmod(statePath, 0o444)]);
+      const finalDir = path.join(keyDir, generation);
+      await fs.rename(dir, finalDir);
+      await writeAtomic(path.join(keyDir, 'current'), JSON.stringify({ generation }) + '\n');
+      await this.collect(keyDir, generation);
+      return manifest;
+    };
+    return { dir, overlayPath, statePath, publish, abandon };
+  }
+
+  /** Forgets the current state of `key` (for `-warm refresh` or after a failed load). Files go at the next collection. */
+  async forget(key: StateKey, generation?: string): Promise<void> {
+    const ptrFile = path.join(this.keyDir(key), 'current');
+    if (generation) {
+      try {
+        const ptr = JSON.parse(await fs.readFile(ptrFile, 'utf8')) as { generation?: string };
+        if (ptr.generation !== generation) return; // someone already published a newer one
+      } catch {
+        return;
+      }
+    }
+    await fs.rm(ptrFile, { force: true });
+  }
+
+  /** Removes superseded generations and abandoned temporary folders once they are old enough. */
+  private async collect(keyDir: string, keep: string): Promise<void> {
+    const now = Date.now();
+    for (const name of await fs.readdir(keyDir).catch(() => [] as string[])) {
+      if (name === keep || name === 'current' || name.startsWith('current.')) continue;
+      const p = path.join(keyDir, name);
+      const st = await fs.stat(p).catch(() => undefined);
+      if (!st?.isDirectory()) continue;
+      const limit = name.startsWith('.tmp-') ? 6 * OLD_GENERATION_MS : OLD_GENERATION_MS;
+      if (now - st.mtimeMs > limit) await fs.rm(p, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await fs.writeFile(tmp, text);
+  await fs.rename(tmp, file);
+}
+
+/** The backing file name recorded in a qcow2 header ('' when none), read without qemu-img. */
+export async function readQcow2Backing(file: string): Promise<string> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const head = Buffer.alloc(20);
+    await fh.read(head, 0, 20, 0);
+    if (head.readUInt32BE(0) !== 0x514649fb) throw new Error(`${file} is not a qcow2 file`);
+    const offset = Number(head.readBigUInt64BE(8));
+    const size = head.readUInt32BE(16);
+    if (!offset || !size) return '';
+    const name = Buffer.alloc(size);
+    await fh.read(name, 0, size, offset);
+    return name.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
