@@ -1,0 +1,217 @@
+// Streams an image to `<dest>.part-<pid>` and renames it to `dest` only when
+// it is complete and verified. Retries with backoff; after a dropped
+// connection it resumes with Range (If-Range guards against a changed file).
+import { createHash, type Hash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import type { Reporter } from '../../runner/reporter.js';
+import { DownloadError, ImageNotFoundError, ImageRejectedError } from './errors.js';
+import { request, TimeoutError } from './http.js';
+import { Progress } from './progress.js';
+import { checkQcow2, describeStart, hasQcow2Magic } from './qcow2.js';
+
+export interface DownloadOptions {
+  url: string;
+  /** Final path; its folder must exist. Written only once the file is verified. */
+  dest: string;
+  /** What to call the image in messages, e.g. debian/stable. */
+  label: string;
+  reporter: Reporter;
+  /** Pinned SHA-256 (hex); the file must have it. */
+  sha256?: string;
+  /** Conditional headers (If-None-Match / If-Modified-Since): a 304 returns `notModified`. */
+  conditional?: { etag?: string; lastModified?: string };
+  /** Explains a 404 (e.g. the server's listing); called only then. */
+  onNotFound?: (url: string) => Promise<ImageNotFoundError>;
+  idleTimeoutMs?: number;
+  attempts?: number;
+  backoffMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface DownloadResult {
+  notModified: boolean;
+  /** `dest`, verified (unset when notModified). */
+  path?: string;
+  size: number;
+  sha256: string;
+  etag?: string;
+  lastModified?: string;
+  /** URL after redirects. */
+  url: string;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export const DEFAULT_ATTEMPTS = 5;
+export const DEFAULT_BACKOFF_MS = 1_000;
+
+/** A failure that is worth another attempt; `resumable` keeps the bytes already written. */
+class Retry extends Error {}
+
+export function normalizeSha256(text: string): string {
+  const hex = text.trim().toLowerCase().replace(/^sha256:/, '');
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new ImageRejectedError(`"${text}" is not a SHA-256 digest (64 hexadecimal digits).`);
+  return hex;
+}
+
+export async function downloadImage(opts: DownloadOptions): Promise<DownloadResult> {
+  const pinned = opts.sha256 ? normalizeSha256(opts.sha256) : undefined;
+  const attempts = opts.attempts ?? DEFAULT_ATTEMPTS;
+  const backoff = opts.backoffMs ?? DEFAULT_BACKOFF_MS;
+  const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const part = `${opts.dest}.part-${process.pid}`;
+  const progress = new Progress(opts.reporter, opts.label);
+
+  let fh: FileHandle | undefined = await open(part, 'w');
+  let hash: Hash = createHash('sha256');
+  let have = 0;
+  let total: number | undefined;
+  let validator: { etag?: string; lastModified?: string } = {};
+  let finalUrl = opts.url;
+  let lastError = '';
+
+  const restart = async () => {
+    await fh!.truncate(0);
+    hash = createHash('sha256');
+    have = 0;
+  };
+
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const headers: Record<string, string> = {};
+        if (have > 0) {
+          headers.range = `bytes=${have}-`;
+          const v = validator.etag ?? validator.lastModified;
+          if (v) headers['if-range'] = v;
+        } else if (opts.conditional) {
+          if (opts.conditional.etag) headers['if-none-match'] = opts.conditional.etag;
+          if (opts.conditional.lastModified) headers['if-modified-since'] = opts.conditional.lastModified;
+        }
+        const { res, url } = await request(opts.url, { headers, idleTimeoutMs: idle, signal: opts.signal }).catch((err: unknown) => {
+          const code = (err as NodeJS.ErrnoException)?.code;
+          // An unknown host will not appear in a few seconds: fail at once so a fallback can start.
+          if (code === 'ENOTFOUND') throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed: ${networkReason(err)}.`, opts.url, true);
+          throw new Retry(networkReason(err));
+        });
+        finalUrl = url;
+        const status = res.statusCode ?? 0;
+        if (status === 304 && have === 0 && opts.conditional) {
+          res.resume();
+          return { notModified: true, size: 0, sha256: '', url, ...validator };
+        }
+        if (status === 404 || status === 410) {
+          res.resume();
+          throw opts.onNotFound ? await opts.onNotFound(url) : new ImageNotFoundError(`${url} does not exist (HTTP ${status}).`, url, []);
+        }
+        if (status >= 500 || status === 429 || status === 408) {
+          res.resume();
+          throw new Retry(`the server answered HTTP ${status}`);
+        }
+        if (status === 206 && have > 0) {
+          const range = parseContentRange(res.headers['content-range']);
+          if (!range || range.start !== have) {
+            res.resume();
+            await restart();
+            throw new Retry('the server resumed at the wrong offset');
+          }
+          total = range.total ?? total;
+        } else if (status === 200) {
+          if (have > 0) opts.reporter.info(`Download of ${opts.label} starts over (the server did not resume at byte ${have}).`);
+          await restart();
+          const len = res.headers['content-length'];
+          total = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
+          validator = { etag: header(res, 'etag'), lastModified: header(res, 'last-modified') };
+        } else {
+          res.resume();
+          throw new DownloadError(`downloading ${opts.label} from ${url} failed: the server answered HTTP ${status}.`, url, false);
+        }
+
+        await receive(res, fh, hash, (n) => {
+          have += n;
+          progress.update(have, total);
+        }, () => have, opts.label, url);
+        if (total !== undefined && have < total) throw new Retry(`the connection closed after ${have} of ${total} bytes`);
+        if (total !== undefined && have > total) throw new ImageRejectedError(`${opts.label} from ${url}: the server announced ${total} bytes but sent ${have}.`);
+        progress.update(have, total, true);
+        break;
+      } catch (err) {
+        if (!(err instanceof Retry)) throw err;
+        lastError = err.message;
+        if (opts.signal?.aborted) throw new DownloadError(`downloading ${opts.label} was cancelled.`, opts.url, false);
+        if (attempt >= attempts) {
+          const got = total !== undefined ? ` (${have} of ${total} bytes received)` : '';
+          throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed after ${attempts} attempts: ${lastError}${got}.`, opts.url, true);
+        }
+        const wait = backoff * 2 ** (attempt - 1);
+        opts.reporter.warn(`downloading ${opts.label} failed (${lastError}); ${have > 0 ? `resuming at byte ${have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`);
+        await sleep(wait, opts.signal);
+      }
+    }
+
+    await fh.close();
+    fh = undefined;
+    const sha256 = hash.digest('hex');
+    await checkQcow2(part, `${opts.label} from ${finalUrl}`);
+    if (pinned && sha256 !== pinned) {
+      throw new ImageRejectedError(`${opts.label} from ${finalUrl} has SHA-256 ${sha256}, but ${pinned} was pinned (-image-sha256); the file was discarded.`);
+    }
+    await rename(part, opts.dest);
+    return { notModified: false, path: opts.dest, size: have, sha256, url: finalUrl, ...validator };
+  } finally {
+    if (fh) await fh.close().catch(() => {});
+    await rm(part, { force: true });
+  }
+}
+
+/** Copies the body to the file; refuses at once a body that does not start like qcow2. */
+async function receive(res: IncomingMessage, fh: FileHandle, hash: Hash, onBytes: (n: number) => void, have: () => number, label: string, url: string): Promise<void> {
+  let head: Buffer | undefined = have() === 0 ? Buffer.alloc(0) : undefined;
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (head) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length >= 4) {
+          if (!hasQcow2Magic(head)) {
+            res.destroy();
+            throw new ImageRejectedError(`${label} from ${url} is not a qcow2 image (it starts with ${describeStart(head)}); refusing it.`);
+          }
+          head = undefined;
+        }
+      }
+      await fh.write(chunk);
+      hash.update(chunk);
+      onBytes(chunk.length);
+    }
+  } catch (err) {
+    if (err instanceof ImageRejectedError) throw err;
+    throw new Retry(networkReason(err));
+  }
+}
+
+function header(res: IncomingMessage, name: string): string | undefined {
+  const v = res.headers[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function parseContentRange(v: string | undefined): { start: number; total?: number } | undefined {
+  const m = v && /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(v.trim());
+  if (!m) return undefined;
+  return { start: Number(m[1]), total: m[3] === '*' ? undefined : Number(m[3]) };
+}
+
+function networkReason(err: unknown): string {
+  if (err instanceof TimeoutError) return err.message;
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ECONNRESET' || e?.message === 'aborted') return 'the connection was dropped';
+  if (e?.code === 'ECONNREFUSED') return 'the connection was refused';
+  if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') return `the host name could not be resolved (${e.code})`;
+  return e?.message ?? String(err);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+}

@@ -1,0 +1,59 @@
+// Download progress through the Reporter: a front end that can draw (a bar on
+// a terminal) implements `progress`; otherwise one info line per ~10 %.
+import type { Reporter } from '../../runner/reporter.js';
+
+export interface ProgressEvent {
+  label: string;
+  done: number;
+  /** Undefined when the server did not say. */
+  total?: number;
+  finished: boolean;
+}
+
+/** A Reporter that may draw progress itself. */
+export type ProgressReporter = Reporter & { progress?(event: ProgressEvent): void };
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+export function progressLine(e: ProgressEvent): string {
+  if (e.total) return `Downloading ${e.label}: ${Math.floor((e.done / e.total) * 100)}% (${formatBytes(e.done)} of ${formatBytes(e.total)})`;
+  return `Downloading ${e.label}: ${formatBytes(e.done)}`;
+}
+
+export class Progress {
+  private lastTenth = -1;
+  private lastLineBytes = 0;
+  constructor(
+    private readonly reporter: ProgressReporter,
+    private readonly label: string,
+  ) {}
+
+  update(done: number, total: number | undefined, finished = false): void {
+    const event: ProgressEvent = { label: this.label, done, total, finished };
+    if (this.reporter.progress) {
+      this.reporter.progress(event);
+      return;
+    }
+    if (total) {
+      const tenth = Math.floor((done / total) * 10);
+      if (tenth > this.lastTenth) {
+        this.lastTenth = tenth;
+        this.reporter.info(progressLine(event));
+      }
+    } else if (finished || done - this.lastLineBytes >= 64 * 1024 * 1024) {
+      // Unknown size: a line every 64 MiB.
+      this.lastLineBytes = done;
+      this.reporter.info(progressLine(event));
+    }
+  }
+}
