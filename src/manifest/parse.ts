@@ -133,22 +133,26 @@ export function parsePassthrough(text: string): { src: string; dst: string } | {
   return { src, dst };
 }
 
-/** `url [ref] [=> dir]`, as Djinn splits it (spaces only), with a trailing `/` on the URL ignored. */
+/**
+ * `url [ref] [=> dir]`, split as Djinn does (URL up to the first blank, then
+ * blanks removed, `=>` separates ref from dir), except that tabs count as
+ * blanks and a trailing `/` on the URL does not make the folder name empty.
+ */
 export function parseSource(text: string): Source | { error: string } {
   const trimmed = text.trim();
   if (!trimmed) return { error: 'expected "url [ref] [=> dir]", found an empty string.' };
-  const space = trimmed.indexOf(' ');
-  const url = space < 0 ? trimmed : trimmed.slice(0, space);
-  const rest = space < 0 ? '' : trimmed.slice(space + 1).replace(/ /g, '');
-  let ref = rest;
-  let dir = '';
-  const arrow = rest.indexOf('=>');
-  if (url.startsWith('=>')) return { error: `"${text}" has no URL before "=>".` };
+  const arrow = trimmed.indexOf('=>');
+  const before = arrow < 0 ? trimmed : trimmed.slice(0, arrow).trim();
+  const blank = before.search(/\s/);
+  const url = blank < 0 ? before : before.slice(0, blank);
+  if (!url) return { error: `"${text}" has no URL before "=>".` };
+  const ref = blank < 0 ? '' : before.slice(blank).replace(/\s+/g, '');
+  let dir: string;
   if (arrow >= 0) {
-    ref = rest.slice(0, arrow);
-    dir = rest.slice(arrow + 2);
+    dir = trimmed.slice(arrow + 2).replace(/\s+/g, '');
     if (!dir) return { error: `"${text}" has nothing after "=>"; name the folder, or leave out "=>".` };
   } else {
+    // Last segment without ".git"; for scp-like URLs (git@host:repo.git) the part after ":".
     const segment = url.replace(/\/+$/, '').split('/').pop() ?? '';
     dir = segment.replace(/\.git$/, '');
     const colon = dir.lastIndexOf(':');

@@ -15,92 +15,118 @@ export function hasMeta(pattern: string): boolean {
   return /[*?[\\]/.test(pattern);
 }
 
-/** Go's path.Match. Throws on a malformed pattern (an unclosed `[`). */
-export function pathMatch(pattern: string, name: string): boolean {
-  return matchAt(pattern, 0, name, 0);
+/** A malformed pattern, as Go's path.ErrBadPattern. */
+export class BadPatternError extends Error {
+  constructor(pattern: string, why: string) {
+    super(`bad pattern "${pattern}": ${why}`);
+    this.name = 'BadPatternError';
+  }
 }
 
-function matchAt(p: string, pi: number, s: string, si: number): boolean {
-  while (pi < p.length) {
-    const c = p[pi];
-    if (c === '*') {
-      while (p[pi] === '*') pi++;
-      if (pi === p.length) return !s.slice(si).includes('/');
-      for (let k = si; k <= s.length; k++) {
-        if (k > si && s[k - 1] === '/') break;
-        if (matchAt(p, pi, s, k)) return true;
-      }
-      validate(p, pi);
-      return false;
-    }
-    if (si >= s.length) {
-      validate(p, pi);
-      return false;
-    }
-    if (c === '?') {
-      if (s[si] === '/') return false;
-      pi++;
-      si++;
-    } else if (c === '[') {
-      const [ok, next] = matchClass(p, pi, s[si]);
-      if (!ok || s[si] === '/') {
-        validate(p, next);
-        return false;
-      }
-      pi = next;
-      si++;
-    } else if (c === '\\') {
-      if (pi + 1 >= p.length) throw new Error(`bad pattern "${p}": ends with a backslash`);
-      if (p[pi + 1] !== s[si]) return false;
-      pi += 2;
-      si++;
-    } else {
-      if (c !== s[si]) return false;
-      pi++;
-      si++;
-    }
-  }
-  return si === s.length;
-}
+type Token =
+  | { t: 'star' }
+  | { t: 'any' }
+  | { t: 'lit'; c: string }
+  | { t: 'class'; negate: boolean; ranges: [string, string][] };
 
-function matchClass(p: string, start: number, ch: string): [boolean, number] {
-  let i = start + 1;
-  let negate = false;
-  if (p[i] === '^') {
-    negate = true;
-    i++;
-  }
-  let matched = false;
-  let first = true;
-  for (;;) {
-    if (i >= p.length) throw new Error(`bad pattern "${p}": unclosed "["`);
-    if (p[i] === ']' && !first) {
+/**
+ * Splits a pattern into terms, checking all of it first: like Go (since 1.16),
+ * a bad pattern is an error even where an earlier part would not match.
+ * Works on code points, so `?` matches one character, not one UTF-16 unit.
+ */
+function compile(pattern: string): Token[] {
+  const p = Array.from(pattern);
+  const out: Token[] = [];
+  let i = 0;
+  const bad = (why: string): never => {
+    throw new BadPatternError(pattern, why);
+  };
+  // One character of a class: `\c` is c; an unescaped `-` or `]` cannot start a range.
+  const classChar = (): string => {
+    if (i >= p.length) return bad('unclosed "["');
+    let c = p[i];
+    if (c === '-' || c === ']') return bad(`"${c}" must be escaped inside "[...]"`);
+    if (c === '\\') {
       i++;
-      break;
+      if (i >= p.length) return bad('unclosed "["');
+      c = p[i];
     }
-    first = false;
-    let lo = p[i];
-    if (lo === '\\') lo = p[++i];
-    if (lo === undefined) throw new Error(`bad pattern "${p}"`);
     i++;
-    let hi = lo;
-    if (p[i] === '-' && p[i + 1] !== ']' && p[i + 1] !== undefined) {
-      hi = p[i + 1];
-      if (hi === '\\') hi = p[++i + 1];
+    return c;
+  };
+  while (i < p.length) {
+    const c = p[i];
+    if (c === '*') {
+      while (p[i] === '*') i++;
+      out.push({ t: 'star' });
+    } else if (c === '?') {
+      out.push({ t: 'any' });
+      i++;
+    } else if (c === '\\') {
+      if (i + 1 >= p.length) bad('ends with a backslash');
+      out.push({ t: 'lit', c: p[i + 1] });
       i += 2;
+    } else if (c === '[') {
+      i++;
+      let negate = false;
+      if (p[i] === '^') {
+        negate = true;
+        i++;
+      }
+      const ranges: [string, string][] = [];
+      for (;;) {
+        if (ranges.length > 0 && p[i] === ']') {
+          i++;
+          break;
+        }
+        const lo = classChar();
+        let hi = lo;
+        if (p[i] === '-') {
+          i++;
+          hi = classChar();
+        }
+        ranges.push([lo, hi]);
+      }
+      out.push({ t: 'class', negate, ranges });
+    } else {
+      out.push({ t: 'lit', c });
+      i++;
     }
-    if (lo <= ch && ch <= hi) matched = true;
   }
-  return [matched !== negate, i];
+  return out;
 }
 
-/** Go reports bad patterns even when an earlier part fails to match: check the rest is well formed. */
-function validate(p: string, from: number): void {
-  for (let i = from; i < p.length; i++) {
-    if (p[i] === '\\') i++;
-    else if (p[i] === '[') i = matchClass(p, i, '\u0000')[1] - 1;
+function matchOne(tok: Token, ch: string): boolean {
+  if (tok.t === 'lit') return tok.c === ch;
+  if (ch === '/') return false; // `?` and classes never match the separator
+  if (tok.t === 'any') return true;
+  if (tok.t === 'class') {
+    const cp = ch.codePointAt(0)!;
+    const hit = tok.ranges.some(([lo, hi]) => lo.codePointAt(0)! <= cp && cp <= hi.codePointAt(0)!);
+    return hit !== tok.negate;
   }
-  if (p.endsWith('\\') && !p.endsWith('\\\\')) throw new Error(`bad pattern "${p}": ends with a backslash`);
+  return false;
+}
+
+/** Go's path.Match: the whole name must match; `*` and `?` never match `/`. Throws BadPatternError. */
+export function pathMatch(pattern: string, name: string): boolean {
+  const toks = compile(pattern);
+  const s = Array.from(name);
+  // memo[ti][si]: does toks[ti..] match s[si..]? Patterns and names are short.
+  const memo = new Map<number, boolean>();
+  const at = (ti: number, si: number): boolean => {
+    const key = ti * (s.length + 1) + si;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    let ok: boolean;
+    const tok = toks[ti];
+    if (!tok) ok = si === s.length;
+    else if (tok.t === 'star') ok = at(ti + 1, si) || (si < s.length && s[si] !== '/' && at(ti, si + 1));
+    else ok = si < s.length && matchOne(tok, s[si]) && at(ti + 1, si + 1);
+    memo.set(key, ok);
+    return ok;
+  };
+  return at(0, 0);
 }
 
 function split(p: string): [string, string] {
@@ -123,7 +149,7 @@ export async function globFiles(pattern: string, fs: GlobFs): Promise<string[]> 
 }
 
 async function glob(pattern: string, fs: GlobFs): Promise<string[]> {
-  pathMatch(pattern, ''); // throws on a bad pattern
+  compile(pattern); // throws on a bad pattern, as Go's Glob returns ErrBadPattern
   if (!hasMeta(pattern)) return (await fs.stat(pattern)) ? [pattern] : [];
   const [dir, file] = split(pattern);
   const dirs = hasMeta(dir) ? (await glob(dir, fs)).filter(Boolean) : [dir];
