@@ -1,0 +1,173 @@
+// Our image builder: a Djinn-compatible qcow2 from Debian's packages alone
+// (mmdebstrap), assembled from files with no loop devices and no mounts.
+// See docs/images.md for what the image contains and why.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { makeDisk } from './disk.js';
+import * as files from './guest-files.js';
+import { kernelVersion, makeInitrd } from './initrd.js';
+import { MIRROR, SECURITY_MIRROR, packagesFor, type Flavor } from './packages.js';
+import { BuildError, run } from './run.js';
+import { codenameFor } from './suites.js';
+
+export { BuildError } from './run.js';
+export { buildableSuite, codenameFor } from './suites.js';
+export { packagesFor, type Flavor } from './packages.js';
+
+export interface BuildOptions {
+  /** A Debian suite or codename: stable, oldstable, bookworm, trixie, ... */
+  suite: string;
+  flavor: Flavor;
+  /** The qcow2 file to write (replaced atomically when done). */
+  output: string;
+  /** A public key file to put in /root/.ssh/authorized_keys. */
+  authorizedKeyFile?: string;
+  /** Virtual disk size (sparse: qcow2 stores only what is used). */
+  sizeMiB?: number;
+  signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  path: string;
+  codename: string;
+  flavor: Flavor;
+  bytes: number;
+  seconds: number;
+}
+
+const KERNEL_ARGS = 'console=ttyS0 quiet mitigations=off';
+const HAS_UPDATES = new Set(['bullseye', 'bookworm', 'trixie']);
+
+export async function buildImage(options: BuildOptions, log: (line: string) => void): Promise<BuildResult> {
+  const started = Date.now();
+  if (process.getuid && process.getuid() !== 0) {
+    throw new BuildError('building an image needs root (mmdebstrap --mode=root and file ownership in the image); run it as root or in CI.');
+  }
+  const codename = await codenameFor(options.suite, options.signal);
+  const out = path.resolve(options.output);
+  await mkdir(path.dirname(out), { recursive: true });
+  const authorizedKey = options.authorizedKeyFile ? await readKey(options.authorizedKeyFile) : '';
+  const work = await mkdtemp(path.join(os.tmpdir(), 'djinn-image-build-'));
+  const partial = `${out}.partial-${process.pid}`;
+  const step = (msg: string) => log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${msg}`);
+  try {
+    const tree = path.join(work, 'rootfs');
+    step(`debian/${options.suite} (${codename}), flavor ${options.flavor}: installing packages with mmdebstrap`);
+    await bootstrap(tree, codename, options.flavor, (l) => step(`  ${l}`), options.signal);
+    step('configuring the image');
+    await configure(tree, options.flavor, authorizedKey);
+    const kver = await kernelVersion(tree);
+    step(`making the initrd for kernel ${kver}`);
+    const initrd = path.join(work, 'initrd.img');
+    await makeInitrd(tree, kver, initrd);
+    let append = `root=/dev/vda2 rw ${KERNEL_ARGS}`;
+    if (options.flavor === 'systemd') append += ' net.ifnames=0';
+    step('assembling the disk');
+    await makeDisk(
+      {
+        out: partial,
+        workDir: work,
+        kernel: path.join(tree, 'boot', `vmlinuz-${kver}`),
+        initrd,
+        append,
+        tree,
+        sizeMiB: options.sizeMiB ?? 8192,
+        // bullseye's 5.10 kernel predates these ext4 features of newer mke2fs.
+        ext4Features: codename === 'bullseye' ? '^orphan_file,^metadata_csum_seed' : undefined,
+      },
+      (l) => step(l),
+    );
+    await rename(partial, out);
+    const bytes = (await stat(out)).size;
+    const seconds = (Date.now() - started) / 1000;
+    step(`done: ${out} (${(bytes / 1048576).toFixed(0)} MiB)`);
+    return { path: out, codename, flavor: options.flavor, bytes, seconds };
+  } finally {
+    await rm(partial, { force: true });
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function readKey(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new BuildError(`cannot read the authorized key ${file}: ${(err as Error).message}`);
+  }
+  if (!/^(ssh-|ecdsa-|sk-)/m.test(text)) throw new BuildError(`${file} does not look like an OpenSSH public key (one line starting with ssh-ed25519, ssh-rsa, ...).`);
+  return text.endsWith('\n') ? text : `${text}\n`;
+}
+
+async function bootstrap(tree: string, codename: string, flavor: Flavor, log: (l: string) => void, signal?: AbortSignal) {
+  const sources = [`deb ${MIRROR} ${codename} main`];
+  if (HAS_UPDATES.has(codename)) sources.push(`deb ${MIRROR} ${codename}-updates main`, `deb ${SECURITY_MIRROR} ${codename}-security main`);
+  await run(
+    'mmdebstrap',
+    [
+      '--variant=minbase',
+      '--mode=root',
+      `--include=${packagesFor(flavor).join(',')}`,
+      // The kernel's postinst makes an initrd: keep it small (ours replaces it).
+      '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && echo MODULES=list > "$1/etc/initramfs-tools/conf.d/djinn.conf"',
+      '--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/initrd.img* "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale',
+      codename,
+      tree,
+      ...sources,
+    ],
+    { onLine: (l) => { if (/^(I|W|E):/.test(l)) log(l); }, signal },
+  );
+}
+
+async function write(tree: string, rel: string, content: string | Buffer, mode = 0o644): Promise<void> {
+  const p = path.join(tree, rel);
+  await mkdir(path.dirname(p), { recursive: true });
+  await rm(p, { force: true });
+  await writeFile(p, content);
+  await chmod(p, mode);
+}
+
+async function link(tree: string, rel: string, target: string): Promise<void> {
+  const p = path.join(tree, rel);
+  await mkdir(path.dirname(p), { recursive: true });
+  await unlink(p).catch(() => {});
+  await symlink(target, p);
+}
+
+async function configure(tree: string, flavor: Flavor, authorizedKey: string): Promise<void> {
+  // root with an empty password (Djinn's images log in that way).
+  const shadow = await readFile(path.join(tree, 'etc/shadow'), 'utf8');
+  await write(tree, 'etc/shadow', shadow.replace(/^root:[^:]*:/m, 'root::'), 0o640);
+  await write(tree, 'etc/hostname', 'djinn\n');
+  await write(tree, 'etc/hosts', '127.0.0.1 localhost djinn\n::1 localhost ip6-localhost ip6-loopback\n');
+  await write(tree, 'etc/resolv.conf', 'nameserver 10.0.2.3\n');
+  await write(tree, 'etc/fstab', '/dev/vda2 / ext4 rw,noatime 0 1\n');
+  await write(tree, 'etc/ssh/sshd_config.d/djinn.conf', files.SSHD_CONFIG);
+  // Host keys of this build only (never shared between builds or taken from the host).
+  for (const k of ['rsa', 'ecdsa', 'ed25519']) {
+    await rm(path.join(tree, `etc/ssh/ssh_host_${k}_key`), { force: true });
+    await rm(path.join(tree, `etc/ssh/ssh_host_${k}_key.pub`), { force: true });
+  }
+  await run('ssh-keygen', ['-A', '-f', tree]);
+  await mkdir(path.join(tree, 'root/.ssh'), { recursive: true, mode: 0o700 });
+  await chmod(path.join(tree, 'root/.ssh'), 0o700);
+  await write(tree, 'root/.ssh/authorized_keys', authorizedKey, 0o600);
+  await write(tree, 'var/lib/djinn-seed', randomBytes(512), 0o600);
+  await write(tree, 'usr/local/sbin/djinn-seed', files.SEED_SCRIPT, 0o755);
+  await write(tree, 'etc/djinn/udhcpc.script', files.UDHCPC_SCRIPT, 0o755);
+  await write(tree, 'etc/djinn/net-up', files.NET_UP, 0o755);
+  if (flavor === 'fast') {
+    await link(tree, 'usr/sbin/init', '/usr/bin/busybox');
+    await write(tree, 'etc/inittab', files.FAST_INITTAB);
+    await write(tree, 'etc/djinn/rc', files.FAST_RC, 0o755);
+  } else {
+    await write(tree, 'etc/systemd/system/djinn-net.service', files.NET_UNIT);
+    for (const target of ['multi-user.target.wants', 'network-online.target.wants']) {
+      await link(tree, `etc/systemd/system/${target}/djinn-net.service`, '/etc/systemd/system/djinn-net.service');
+    }
+    await write(tree, 'etc/systemd/system/ssh.service.d/djinn.conf', files.SSH_DROPIN);
+    for (const unit of files.MASKED_UNITS) await link(tree, `etc/systemd/system/${unit}`, '/dev/null');
+  }
+}
