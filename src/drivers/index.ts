@@ -2,6 +2,7 @@
 import type { DriverSpec } from '../manifest/types.js';
 import type { Driver } from './driver.js';
 import { DriverError } from './driver.js';
+import { DockerDriver } from './docker/docker-driver.js';
 import { OsDriver } from './os/os-driver.js';
 import type { DriverSettings } from './settings.js';
 
@@ -10,6 +11,8 @@ export function makeDriver(spec: DriverSpec, settings: DriverSettings): Driver {
   switch (spec.type) {
     case 'os':
       return new OsDriver();
+    case 'docker':
+      return new DockerDriver(spec, settings);
     default:
       throw new DriverError(`driver ${spec.type} is not available in this build.`);
   }
