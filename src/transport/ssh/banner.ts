@@ -1,0 +1,97 @@
+// Waiting for an SSH server that is not up yet. QEMU's port forward accepts
+// TCP long before the guest's sshd runs (and then drops the connection), so a
+// successful TCP connect means nothing: only the server's `SSH-` banner does.
+import net from 'node:net';
+
+/** Longest wait for one probe's banner before trying again. */
+export const PROBE_TIMEOUT_MS = 1500;
+/** Pause between failed probes. */
+const RETRY_PAUSE_MS = 250;
+/** Values below this are durations from now, above it absolute Date.now() times. */
+const ABSOLUTE_AFTER = 1e12;
+
+/** Called while waiting, at most once every few seconds, with why the last probe failed. */
+export type WaitLogger = (why: string, waitedMs: number) => void;
+export const WAIT_LOG_EVERY_MS = 5000;
+
+export function toDeadline(deadlineMs: number): number {
+  return deadlineMs >= ABSOLUTE_AFTER ? deadlineMs : Date.now() + deadlineMs;
+}
+
+/** One probe: resolves with null when `SSH-` arrived, else with the reason. */
+export function probeBanner(host: string, port: number, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port });
+    let got = '';
+    const done = (why: string | null) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done('no SSH banner yet'), timeoutMs);
+    sock.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+      // Servers may send other lines before the banner (RFC 4253 4.2).
+      if (/(^|\n)SSH-/.test(got)) done(null);
+      else if (got.length > 8192) done('the server does not speak SSH');
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => done(describeSocketError(err)));
+    sock.on('close', () => done('the connection was closed before the SSH banner'));
+  });
+}
+
+export function describeSocketError(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'ETIMEDOUT':
+      return 'connection timed out';
+    case 'EHOSTUNREACH':
+      return 'host unreachable';
+    case 'ENOTFOUND':
+      return 'host name not found';
+    default:
+      return err.message;
+  }
+}
+
+/**
+ * Resolves once the server at host:port sends its SSH banner; rejects with a
+ * clear message when `deadlineMs` passes (an absolute Date.now() time, or a
+ * duration from now when below 1e12) or `signal` aborts.
+ */
+export async function waitForBanner(host: string, port: number, deadlineMs: number, signal?: AbortSignal, log?: WaitLogger): Promise<void> {
+  const deadline = toDeadline(deadlineMs);
+  const started = Date.now();
+  let lastLog = started;
+  for (;;) {
+    if (signal?.aborted) throw new Error('aborted');
+    const left = deadline - Date.now();
+    const why = await probeBanner(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, left)));
+    if (why === null) return;
+    if (signal?.aborted) throw new Error('aborted');
+    const now = Date.now();
+    if (now >= deadline) {
+      throw new Error(`Timed out trying to connect to ${host}:${port} after ${Math.round((now - started) / 1000)}s (${why}).`);
+    }
+    if (log && now - lastLog >= WAIT_LOG_EVERY_MS) {
+      lastLog = now;
+      log(why, now - started);
+    }
+    await sleep(Math.min(RETRY_PAUSE_MS, deadline - now), signal);
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(finish, Math.max(0, ms));
+    function finish() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', finish);
+      resolve();
+    }
+    signal?.addEventListener('abort', finish, { once: true });
+  });
+}

@@ -1,0 +1,6 @@
+// The SSH transport: one ssh2 connection per build, used by every driver that
+// reaches its machine over SSH (ssh, qemu). Contract: ./README.md.
+export { SshSession, type ExecOptions, type ExecOutput } from './session.js';
+export type { SshTarget } from './connect.js';
+export { waitForBanner, type WaitLogger } from './banner.js';
+export { fingerprint, normalizePrivateKey } from './keys.js';
