@@ -9,11 +9,11 @@ import type { Warning } from '../manifest/types.js';
 import { parseDuration } from '../util/duration.js';
 
 export type ConfValue =
-  | { kind: 'string'; value: string; line: number }
-  | { kind: 'int'; value: number; line: number }
-  | { kind: 'duration'; value: number; line: number }
-  | { kind: 'size'; value: number; line: number }
-  | { kind: 'bool'; value: boolean; line: number };
+  | { kind: 'string'; value: string; line: number; column?: number }
+  | { kind: 'int'; value: number; line: number; column?: number }
+  | { kind: 'duration'; value: number; line: number; column?: number }
+  | { kind: 'size'; value: number; line: number; column?: number }
+  | { kind: 'bool'; value: boolean; line: number; column?: number };
 
 export interface DriverConf {
   file: string;
@@ -63,7 +63,7 @@ function tokenize(text: string, file: string): Token[] {
       adv();
       let s = '';
       while (i < text.length && text[i] !== '"') {
-        if (text[i] === '\n') throw new UsageError('unterminated string.', { file, ...start, column: start.col });
+        if (text[i] === '\n') throw new UsageError('unterminated string.', { file, line: start.line, column: start.col });
         if (text[i] === '\\' && i + 1 < text.length) {
           adv();
           s += text[i] === 'n' ? '\n' : text[i] === 't' ? '\t' : text[i];
@@ -93,19 +93,20 @@ function expandEnv(s: string, env: NodeJS.ProcessEnv): string {
 const SIZE = /^(\d+)(KB|MB|GB|TB)$/;
 const SIZE_MULT: Record<string, number> = { KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
-function literal(t: Token, file: string, env: NodeJS.ProcessEnv): ConfValue {
-  if (t.quoted) return { kind: 'string', value: expandEnv(t.text, env), line: t.line };
-  if (/^-?\d+$/.test(t.text)) return { kind: 'int', value: Number(t.text), line: t.line };
-  if (t.text === 'true' || t.text === 'false') return { kind: 'bool', value: t.text === 'true', line: t.line };
+function literal(t: Token, file: string, env: NodeJS.ProcessEnv, field: string): ConfValue {
+  const at = { line: t.line, column: t.col };
+  if (t.quoted) return { kind: 'string', value: expandEnv(t.text, env), ...at };
+  if (/^-?\d+$/.test(t.text)) return { kind: 'int', value: Number(t.text), ...at };
+  if (t.text === 'true' || t.text === 'false') return { kind: 'bool', value: t.text === 'true', ...at };
   const size = SIZE.exec(t.text);
-  if (size) return { kind: 'size', value: Number(size[1]) * SIZE_MULT[size[2]], line: t.line };
+  if (size) return { kind: 'size', value: Number(size[1]) * SIZE_MULT[size[2]], ...at };
   const d = parseDuration(t.text);
-  if (d !== undefined && /[a-z]$/.test(t.text)) return { kind: 'duration', value: d, line: t.line };
-  throw new UsageError(`"${t.text}" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.`, {
-    file,
-    line: t.line,
-    column: t.col,
-  });
+  if (d !== undefined && /[a-z]$/.test(t.text)) return { kind: 'duration', value: d, ...at };
+  throw new UsageError(
+    `"${t.text}" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.`,
+    { file, line: t.line, column: t.col },
+    field,
+  );
 }
 
 export function parseDriverConf(text: string, file: string, env: NodeJS.ProcessEnv = process.env, depth = 0): DriverConf {
@@ -115,7 +116,10 @@ export function parseDriverConf(text: string, file: string, env: NodeJS.ProcessE
   const at = (t: Token | undefined) => ({ file, line: t?.line, column: t?.col });
   const expect = (what: string): Token => {
     const t = toks[i++];
-    if (!t) throw new UsageError(`unexpected end of file: expected ${what}.`, { file });
+    if (!t) {
+      const last = toks[toks.length - 1];
+      throw new UsageError(`unexpected end of file: expected ${what}.`, { file, line: last?.line ?? 1, column: last?.col ?? 1 });
+    }
     return t;
   };
   while (i < toks.length) {
@@ -161,7 +165,7 @@ export function parseDriverConf(text: string, file: string, env: NodeJS.ProcessE
       if (CONF_KEYS[name.text] && !CONF_KEYS[name.text].includes(k)) {
         conf.warnings.push({ file, line: key.line, column: key.col, message: `unknown key "${key.text}" in driver ${name.text} is ignored.` });
       }
-      block[k] = literal(val, file, env);
+      block[k] = literal(val, file, env, `driver ${name.text} ${key.text}`);
     }
     conf.blocks[name.text] = block;
   }
@@ -169,14 +173,30 @@ export function parseDriverConf(text: string, file: string, env: NodeJS.ProcessE
 }
 
 export function readDriverConf(file: string, env: NodeJS.ProcessEnv = process.env): DriverConf {
-  return parseDriverConf(readFileSync(file, 'utf8'), file, env);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message;
+    throw new UsageError(`cannot read the driver configuration: ${why}.`, { file });
+  }
+  return parseDriverConf(text, file, env);
 }
+
+const KIND_NAMES: Record<ConfValue['kind'], string> = {
+  string: 'a quoted string',
+  int: 'a number',
+  duration: 'a duration',
+  size: 'a size',
+  bool: 'a boolean',
+};
 
 /** Typed accessors that name the file and line on a wrong type. */
 export function confString(conf: DriverConf, block: string, key: string): string | undefined {
   const v = conf.blocks[block]?.[key];
   if (!v) return undefined;
-  if (v.kind !== 'string') throw new UsageError(`expected a "quoted string", found a ${v.kind}.`, { file: conf.file, line: v.line }, `driver ${block} ${key}`);
+  if (v.kind !== 'string') throw new UsageError(`expected a "quoted string", found ${KIND_NAMES[v.kind]}.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
   return v.value;
 }
 
@@ -185,7 +205,7 @@ export function confInt(conf: DriverConf, block: string, key: string): number | 
   if (!v) return undefined;
   if (v.kind !== 'int' || v.value <= 0) {
     const hint = v.kind === 'size' ? ' (memory is in MiB: write 2048, not 2GB)' : '';
-    throw new UsageError(`expected a positive whole number, found ${v.kind === 'int' ? v.value : `a ${v.kind}`}${hint}.`, { file: conf.file, line: v.line }, `driver ${block} ${key}`);
+    throw new UsageError(`expected a positive whole number, found ${v.kind === 'int' ? v.value : KIND_NAMES[v.kind]}${hint}.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
   }
   return v.value;
 }
@@ -199,5 +219,5 @@ export function confDuration(conf: DriverConf, block: string, key: string): numb
     const d = parseDuration(v.value);
     if (d !== undefined) return d;
   }
-  throw new UsageError(`expected a duration like 60s or 5m.`, { file: conf.file, line: v.line }, `driver ${block} ${key}`);
+  throw new UsageError(`expected a duration like 60s or 5m.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
 }
