@@ -69,6 +69,7 @@ export class SshSession {
   static async connect(target: SshTarget): Promise<SshSession> {
     const client = await openClient(target);
     try {
+      if (target.signal?.aborted) throw new Error('aborted');
       const [sftp, setup] = await Promise.all([
         new Promise<SFTPWrapper>((resolve, reject) =>
           client.sftp((err, s) =>
