@@ -1,8 +1,17 @@
 // Finds the image file a qemu build boots. Sources, in order: an explicit
 // file, the disks folder (Djinn's layout), our cache, a download, our builder.
 // (Contract shared by the qemu driver and the image sources; see issue 5.)
+//
+// Each source either returns an image, returns undefined ("not mine, ask the
+// next one") or throws a user-facing DriverError. To add a source, add a
+// function to SOURCES at its place in the order.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { DriverError } from '../drivers/driver.js';
 import type { DriverSettings } from '../drivers/settings.js';
 import type { Reporter } from '../runner/reporter.js';
+import { BuildError, buildImage, buildableSuite } from './builder/index.js';
+import { diskPath, listDiskImages } from './local.js';
 
 export interface ResolvedImage {
   /** Absolute path of the file to boot (never written: QEMU runs it with snapshot=on). */
@@ -23,7 +32,68 @@ export interface ResolveRequest {
   signal?: AbortSignal;
 }
 
+type Source = (req: ResolveRequest) => Promise<ResolvedImage | undefined>;
+
+/** 1. -image-file: exactly that file, nothing else is tried. */
+const fromFile: Source = async ({ name, settings }) => {
+  if (!settings.imageFile) return undefined;
+  const file = path.resolve(settings.imageFile);
+  if (!existsSync(file)) throw new DriverError(`image file ${file} (-image-file) does not exist.`);
+  return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file' };
+};
+
+/** 2. The disks folder: <disks>/qemu/x86_64/<name>, as Djinn looks. */
+const fromDisks: Source = async ({ name, settings }) => {
+  if (!settings.disks) return undefined;
+  const file = diskPath(path.resolve(settings.disks), name);
+  if (!existsSync(file)) return undefined;
+  return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'disks' };
+};
+
+/** Where images made by our builder are kept: a disks layout inside the cache folder. */
+export function builtImagesDir(settings: DriverSettings): string | undefined {
+  return settings.cacheDir ? path.join(settings.cacheDir, 'built') : undefined;
+}
+
+/** 5. Our builder, for debian/<suite> names; the result stays in the cache folder for the next run. */
+const fromBuilder: Source = async ({ name, settings, reporter, signal }) => {
+  const suite = buildableSuite(name);
+  const dir = builtImagesDir(settings);
+  if (!suite || !dir || settings.imageBuild === 'never') return undefined;
+  const file = diskPath(dir, name);
+  if (existsSync(file)) return { path: file, format: 'qcow2', name, source: 'build' };
+  reporter.info(`Building image ${name} (flavor fast) with mmdebstrap; this takes about a minute...`);
+  try {
+    await buildImage({ suite, flavor: 'fast', output: file, signal }, (line) => reporter.info(`  ${line}`));
+  } catch (err) {
+    if (err instanceof BuildError) throw new DriverError(`cannot build image ${name}: ${err.message}`);
+    throw err;
+  }
+  return { path: file, format: 'qcow2', name, source: 'build' };
+};
+
+/** The order sources are asked in. Issue 5 adds cache (3) and download (4) between disks and builder. */
+const SOURCES: Source[] = [fromFile, fromDisks, fromBuilder];
+
 export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> {
-  void req;
-  throw new Error('resolveImage: not implemented yet');
+  for (const source of SOURCES) {
+    const found = await source(req);
+    if (found) return found;
+  }
+  throw await notFound(req);
+}
+
+async function notFound({ name, settings }: ResolveRequest): Promise<DriverError> {
+  const lines = [`couldn't find image ${name}.`];
+  if (settings.disks) {
+    const disks = path.resolve(settings.disks);
+    const present = await listDiskImages(disks);
+    lines.push(`Looked for ${diskPath(disks, name)}.`);
+    lines.push(present.length ? `Images present under ${disks}: ${present.join(', ')}.` : `There are no images under ${path.join(disks, 'qemu', 'x86_64')}.`);
+  } else {
+    lines.push('No disks folder is set (-disks or driver.conf: driver qemu { disks "DIR" }).');
+  }
+  if (!buildableSuite(name)) lines.push('Only debian/<suite> images can be built here (djinn image build).');
+  else if (settings.imageBuild === 'never') lines.push('Building it was not allowed (-image-build never).');
+  return new DriverError(lines.join(' '));
 }
