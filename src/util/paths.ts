@@ -37,5 +37,6 @@ export function objectSource(root: string, src: string): { path: string } | { er
 
 export function isInside(root: string, p: string): boolean {
   const rel = path.relative(root, p);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  // "..c" is a name inside; only ".." itself or "../..." leaves.
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
