@@ -1,0 +1,207 @@
+// Warm starts for the qemu driver: boot an image once, save the running
+// machine, and start later builds from that state instead of booting.
+//
+// The driver builds its QEMU command line as always and asks `planWarmStart`
+// what to do with it:
+//   restore  → launch `plan.args` (same machine + the kept overlay under
+//              snapshot=on + -incoming), then `finishRestore` (load done,
+//              state digest checked, `cont`), then connect, then `runFixups`.
+//   save     → launch `plan.args` (the image under a fresh writable overlay),
+//              wait until SSH answers with no session open, `saveAndContinue`
+//              (stop, freeze the overlay, migrate to a file, resume), connect.
+//   cold     → warm starts are off or impossible: launch `plan.args` as before.
+// A restore that fails calls `restoreFailed` and boots with the plan it returns.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { dropOption, machineShape, pinMachine, swapDrive } from './args.js';
+import { checkKey, imageDigest, keyDigest, pinnedMachine, qemuVersion, type StateKey } from './key.js';
+import { QmpClient, QmpError, shellQuote } from './qmp.js';
+import { StateStore, type FoundState, type PendingSave, type StateManifest } from './store.js';
+
+export { runFixups, fixupScript, parseFixupOutput, type FixupResult, type GuestRunner } from './fixups.js';
+export { QmpClient, QmpError } from './qmp.js';
+export { warmStateCacheEntry, warmStateRoot, StateStore, type WarmCacheEntry } from './store.js';
+export { keyDigest, type StateKey } from './key.js';
+export { machineShape } from './args.js';
+
+export type WarmMode = 'on' | 'off' | 'refresh';
+
+export interface WarmRequest {
+  mode: WarmMode;
+  /** The CLI's image cache folder; states go to `<cacheDir>/warm`. */
+  cacheDir: string;
+  /** This build's temporary folder (QMP socket, the running disk layer). */
+  tempDir: string;
+  image: { path: string; format: 'qcow2' | 'raw'; sha256?: string };
+  /** The driver's QEMU arguments for a plain cold boot (program name excluded). */
+  args: string[];
+  qemuBinary?: string;
+}
+
+interface PlanBase {
+  /** Arguments to launch, with `-qmp` on `qmpSocket`. */
+  args: string[];
+  qmpSocket: string;
+  /** One line for the log: why this plan. */
+  note: string;
+  key?: StateKey;
+  store?: StateStore;
+}
+export interface RestorePlan extends PlanBase {
+  kind: 'restore';
+  key: StateKey;
+  store: StateStore;
+  found: FoundState;
+}
+export interface SavePlan extends PlanBase {
+  kind: 'save';
+  key: StateKey;
+  store: StateStore;
+  pending: PendingSave;
+}
+export interface ColdPlan extends PlanBase {
+  kind: 'cold';
+}
+export type WarmPlan = RestorePlan | SavePlan | ColdPlan;
+
+/** Thrown when a saved state could not be brought up; the message is the one-line reason. */
+export class WarmLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WarmLoadError';
+  }
+}
+
+function withQmp(args: string[], socket: string): string[] {
+  return [...dropOption(args, '-qmp'), '-qmp', `unix:${socket},server=on,wait=off`];
+}
+
+/** Decides between restore, cold boot + save, and plain cold boot, and prepares the files. */
+export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
+  const qmpSocket = path.join(req.tempDir, 'warm-qmp.sock');
+  const cold = (note: string): ColdPlan => ({ kind: 'cold', args: withQmp(req.args, qmpSocket), qmpSocket, note });
+  if (req.mode === 'off') return cold('warm start off');
+  if (req.args.includes('-snapshot') || req.args.includes('-loadvm')) return cold('warm start not possible with -snapshot/-loadvm');
+  if (req.args.includes('-incoming')) return cold('warm start not possible: the command line already has -incoming');
+
+  const store = new StateStore(req.cacheDir);
+  let key: StateKey;
+  let args: string[];
+  try {
+    const binary = req.qemuBinary ?? 'qemu-system-x86_64';
+    args = pinMachine(req.args, await pinnedMachine('pc', binary));
+    const shape = machineShape(args);
+    key = {
+      imageSha256: req.image.sha256 ?? (await imageDigest(req.image.path, store.root)),
+      qemuVersion: await qemuVersion(binary),
+      ...shape,
+    };
+    checkKey(key);
+  } catch (err) {
+    return cold(`warm start off: ${(err as Error).message}`);
+  }
+
+  const base = { path: req.image.path, format: req.image.format };
+  let why: string;
+  if (req.mode === 'refresh') {
+    why = 'refresh asked for';
+    await store.forget(key);
+  } else {
+    const r = await store.lookup(key, base, req.tempDir).catch((err: Error) => ({ found: undefined, reason: err.message }));
+    if (r.found) {
+      const restoreArgs = [...swapDrive(withQmp(args, qmpSocket), req.image.path, r.found.overlayPath, true), '-incoming', `exec:cat ${shellQuote(r.found.statePath)}`];
+      return { kind: 'restore', args: restoreArgs, qmpSocket, note: `restoring saved state ${r.found.manifest.keyDigest.slice(0, 12)}`, key, store, found: r.found };
+    }
+    why = r.reason;
+  }
+  return planSave(store, key, base, args, qmpSocket, why, req.image.path);
+}
+
+async function planSave(store: StateStore, key: StateKey, base: { path: string; format: 'qcow2' | 'raw' }, args: string[], qmpSocket: string, why: string, imagePath: string): Promise<WarmPlan> {
+  try {
+    const pending = await store.beginSave(key, base);
+    const saveArgs = swapDrive(withQmp(args, qmpSocket), imagePath, pending.overlayPath, false);
+    return { kind: 'save', args: saveArgs, qmpSocket, note: `booting cold (${why}); the booted machine will be saved`, key, store, pending };
+  } catch (err) {
+    return { kind: 'cold', args: withQmp(args, qmpSocket), qmpSocket, note: `booting cold; cannot prepare a state: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * After a restore failed (the reason goes to the log in one line): forgets
+ * that state and returns the plan for a cold boot that saves a fresh one.
+ */
+export async function restoreFailed(plan: RestorePlan, req: WarmRequest, reason: string): Promise<WarmPlan> {
+  await plan.store.forget(plan.key, plan.found.manifest.generation);
+  await fs.rm(plan.qmpSocket, { force: true });
+  const args = pinMachine(req.args, plan.key.machine);
+  return planSave(plan.store, plan.key, { path: req.image.path, format: req.image.format }, args, plan.qmpSocket, `restore failed: ${reason}`, req.image.path);
+}
+
+/**
+ * Waits until QEMU has loaded the state, checks the state file's digest and
+ * resumes the machine. Only after this may anything connect to its ports.
+ */
+export async function finishRestore(plan: RestorePlan, opts: { timeoutMs?: number; alive?: () => boolean; signal?: AbortSignal } = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  let qmp: QmpClient | undefined;
+  try {
+    qmp = await QmpClient.connect(plan.qmpSocket, { timeoutMs, alive: opts.alive, signal: opts.signal });
+    const status = await qmp.waitIncomingDone(timeoutMs, opts.signal);
+    await plan.found.verifyState;
+    if (status !== 'running') await qmp.cont();
+  } catch (err) {
+    if (opts.signal?.aborted) throw err;
+    throw new WarmLoadError(err instanceof QmpError || err instanceof Error ? err.message : String(err));
+  } finally {
+    qmp?.close();
+  }
+}
+
+/**
+ * Saves the running, idle machine (no SSH session open) and lets it go on:
+ * stop; move its disk writes to a new layer in tempDir so the overlay stays
+ * exactly as saved; write the state; resume; publish overlay + state together.
+ * Never throws: a failed save is reported and the build goes on.
+ */
+export async function saveAndContinue(
+  plan: SavePlan,
+  opts: { tempDir: string; bootSeconds?: number; signal?: AbortSignal },
+): Promise<{ manifest?: StateManifest; seconds: number; error?: string }> {
+  const t0 = Date.now();
+  let qmp: QmpClient | undefined;
+  let stopped = false;
+  try {
+    qmp = await QmpClient.connect(plan.qmpSocket, { timeoutMs: 10_000, signal: opts.signal });
+    await qmp.stop();
+    stopped = true;
+    const device = await overlayDevice(qmp, plan.pending.overlayPath);
+    const layer = path.join(opts.tempDir, `warm-run-${Date.now().toString(36)}.qcow2`);
+    await qmp.execute('blockdev-snapshot-sync', { device, 'snapshot-file': layer, format: 'qcow2' });
+    await qmp.migrateToFile(plan.pending.statePath);
+    await qmp.waitMigrationDone(120_000, opts.signal);
+    await qmp.cont();
+    stopped = false;
+    const manifest = await plan.pending.publish({ bootSeconds: opts.bootSeconds });
+    return { manifest, seconds: (Date.now() - t0) / 1000 };
+  } catch (err) {
+    if (stopped && qmp) await qmp.cont().catch(() => undefined);
+    await plan.pending.abandon();
+    return { seconds: (Date.now() - t0) / 1000, error: (err as Error).message };
+  } finally {
+    qmp?.close();
+  }
+}
+
+/** The block device whose top image is exactly `overlay` (no temporary layer above it). */
+async function overlayDevice(qmp: QmpClient, overlay: string): Promise<string> {
+  const blocks = await qmp.execute<{ device: string; inserted?: { file?: string } }[]>('query-block');
+  const hit = blocks.find((b) => b.inserted?.file && path.resolve(b.inserted.file) === path.resolve(overlay));
+  if (!hit) throw new Error('the overlay to save is not the disk the machine writes to');
+  return hit.device;
+}
+
+/** A short label of the state for facts/logs. */
+export function stateLabel(key: StateKey): string {
+  return keyDigest(key).slice(0, 12);
+}
