@@ -137,7 +137,7 @@ export class SshSession {
       });
       channel.on('close', () => {
         if (code !== undefined && code !== null) done({ exitCode: code });
-        else if (sig) done({ exitCode: null, error: `the job's script was killed by SIG${sig}` });
+        else if (sig) done({ exitCode: null, error: `the job's script was killed by ${sig.startsWith('SIG') ? sig : `SIG${sig}`}` });
         else if (stopped) done({ exitCode: null, error: 'stopped' });
         else done({ exitCode: null, error: this.lostMessage(job.name) });
       });
