@@ -67,8 +67,8 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
   let have = 0;
   let total: number | undefined;
   let validator: { etag?: string; lastModified?: string } = {};
-  let finalUrl = opts.url;
-  let lastError = '';
+  let finalUrl: string;
+  let lastError: string;
 
   const restart = async () => {
     await fh!.truncate(0);
@@ -103,6 +103,12 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
         if (status === 404 || status === 410) {
           res.resume();
           throw opts.onNotFound ? await opts.onNotFound(url) : new ImageNotFoundError(`${url} does not exist (HTTP ${status}).`, url, []);
+        }
+        if (status === 416 && have > 0) {
+          // We asked for the rest of the announced size and the server has no more: it announced the wrong size.
+          res.resume();
+          const real = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))?.[1];
+          throw new DownloadError(`downloading ${opts.label} from ${url} failed: the server announced ${total} bytes but ${real ? `has ${real}` : `sent only ${have}`}; the file was discarded.`, url, true);
         }
         if (status >= 500 || status === 429 || status === 408) {
           res.resume();
@@ -179,7 +185,8 @@ async function receive(res: IncomingMessage, fh: FileHandle, hash: Hash, onBytes
           head = undefined;
         }
       }
-      await fh.write(chunk);
+      // Explicit offsets: after a restart the file was truncated, and a handle's own position would leave a hole.
+      await fh.write(chunk, 0, chunk.length, have());
       hash.update(chunk);
       onBytes(chunk.length);
     }
