@@ -1,11 +1,76 @@
+// `djinn image ls` and `djinn image rm NAME...|--all`: the CLI's image cache.
 import { UsageError } from '../../manifest/errors.js';
+import { ImageCache, imageRevision, type CacheEntry } from '../../images/cache/store.js';
+import { formatBytes } from '../../images/fetch/progress.js';
+import { parseFlags, str, type FlagSpec } from '../flags.js';
+import { defaultCacheDir } from '../settings.js';
+
+const CACHE_DIR_FLAG: FlagSpec = { group: 'image', name: 'cache-dir', kind: 'string', default: '$XDG_CACHE_HOME/djinn/images', help: 'the image cache folder' };
+const HELP_FLAG: FlagSpec = { group: 'build', name: 'help', kind: 'bool', help: 'print this help' };
+
+const LS_FLAGS: FlagSpec[] = [HELP_FLAG, CACHE_DIR_FLAG, { group: 'output', name: 'json', kind: 'bool', help: 'print the entries as JSON' }];
+const RM_FLAGS: FlagSpec[] = [HELP_FLAG, CACHE_DIR_FLAG, { group: 'image', name: 'all', kind: 'bool', help: 'remove every cached image' }];
+
+function helpText(specs: FlagSpec[], head: string): string {
+  const lines = [head, ''];
+  for (const s of specs) lines.push(`  -${s.name}${s.kind === 'string' ? ' value' : ''}`, `        ${s.help}${s.default ? ` (default ${s.default})` : ''}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function row(e: CacheEntry): string[] {
+  return [e.meta.name, formatBytes(e.meta.size), e.meta.checkedAt.replace(/\.\d+Z$/, 'Z'), e.meta.sha256.slice(0, 12), e.meta.url];
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
 
 export async function imageLsCommand(argv: string[]): Promise<number> {
-  void argv;
-  throw new UsageError('image ls: not available yet.');
+  const { flags, args } = parseFlags(argv, LS_FLAGS);
+  if (flags.help) {
+    process.stdout.write(helpText(LS_FLAGS, 'usage: djinn image ls [-cache-dir DIR] [--json]\n\nLists the images in the CLI cache.'));
+    return 0;
+  }
+  if (args.length) throw new UsageError(`image ls takes no arguments; found "${args[0]}".`);
+  const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
+  const entries = await new ImageCache(dir).list();
+  if (flags.json) {
+    const out = entries.map((e) => ({ ...e.meta, path: e.path, revision: imageRevision(e.meta) }));
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return 0;
+  }
+  if (!entries.length) {
+    process.stdout.write(`No cached images in ${dir}.\n`);
+    return 0;
+  }
+  const total = entries.reduce((n, e) => n + e.meta.size, 0);
+  process.stdout.write(`${table([['NAME', 'SIZE', 'CHECKED', 'SHA256', 'SOURCE'], ...entries.map(row)])}\n`);
+  process.stdout.write(`${entries.length} image${entries.length > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
+  return 0;
 }
 
 export async function imageRmCommand(argv: string[]): Promise<number> {
-  void argv;
-  throw new UsageError('image rm: not available yet.');
+  const { flags, args } = parseFlags(argv, RM_FLAGS);
+  if (flags.help) {
+    process.stdout.write(helpText(RM_FLAGS, 'usage: djinn image rm [-cache-dir DIR] NAME... | --all\n\nRemoves images from the CLI cache (every source the name was fetched from).'));
+    return 0;
+  }
+  if (flags.all && args.length) throw new UsageError('image rm takes either image names or --all, not both.');
+  if (!flags.all && !args.length) throw new UsageError('image rm needs an image name (e.g. debian/stable) or --all.');
+  const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
+  const cache = new ImageCache(dir);
+  let code = 0;
+  const removed = flags.all ? await cache.remove({ all: true }) : [];
+  for (const name of args) {
+    const r = await cache.remove({ name });
+    if (!r.length) {
+      process.stderr.write(`djinn: image rm: ${name} is not in the cache (${dir}); see djinn image ls.\n`);
+      code = 1;
+    }
+    removed.push(...r);
+  }
+  for (const e of removed) process.stdout.write(`Removed ${e.meta.name} (${formatBytes(e.meta.size)}, from ${e.meta.url})\n`);
+  if (flags.all && !removed.length) process.stdout.write(`No cached images in ${dir}.\n`);
+  return code;
 }
