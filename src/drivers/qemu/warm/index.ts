@@ -38,9 +38,18 @@ export interface WarmRequest {
   qemuBinary?: string;
 }
 
+/** How a plan changes the driver's launch: the disk to boot and the arguments to append. */
+export interface LaunchChange {
+  image: string;
+  format: 'qcow2' | 'raw';
+  snapshot: boolean;
+  extraArgs: string[];
+}
+
 interface PlanBase {
-  /** Arguments to launch, with `-qmp` on `qmpSocket`. */
+  /** Arguments to launch, with `-qmp` on `qmpSocket` (the same as `launch` applied to the request's args). */
   args: string[];
+  launch: LaunchChange;
   qmpSocket: string;
   /** One line for the log: why this plan. */
   note: string;
@@ -72,14 +81,34 @@ export class WarmLoadError extends Error {
   }
 }
 
+function qmpArgs(socket: string): string[] {
+  return ['-qmp', `unix:${socket},server=on,wait=off`];
+}
+
 function withQmp(args: string[], socket: string): string[] {
-  return [...dropOption(args, '-qmp'), '-qmp', `unix:${socket},server=on,wait=off`];
+  return [...dropOption(args, '-qmp'), ...qmpArgs(socket)];
+}
+
+/** The machine-type argument to append when the driver's command line has none. */
+function machineArgs(args: string[], machine: string): string[] {
+  return args.includes('-machine') || args.includes('-M') ? [] : ['-machine', machine];
+}
+
+/** Applies a plan to a launch description shaped like the qemu driver's LaunchSpec. */
+export function applyLaunchChange<T extends { image: string; format: 'qcow2' | 'raw'; snapshot?: boolean; extraArgs?: string[] }>(spec: T, plan: WarmPlan): T {
+  return { ...spec, image: plan.launch.image, format: plan.launch.format, snapshot: plan.launch.snapshot, extraArgs: [...(spec.extraArgs ?? []), ...plan.launch.extraArgs] };
 }
 
 /** Decides between restore, cold boot + save, and plain cold boot, and prepares the files. */
 export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
   const qmpSocket = path.join(req.tempDir, 'warm-qmp.sock');
-  const cold = (note: string): ColdPlan => ({ kind: 'cold', args: withQmp(req.args, qmpSocket), qmpSocket, note });
+  const cold = (note: string): ColdPlan => ({
+    kind: 'cold',
+    args: withQmp(req.args, qmpSocket),
+    launch: { image: req.image.path, format: req.image.format, snapshot: true, extraArgs: qmpArgs(qmpSocket) },
+    qmpSocket,
+    note,
+  });
   if (req.mode === 'off') return cold('warm start off');
   if (req.args.includes('-snapshot') || req.args.includes('-loadvm')) return cold('warm start not possible with -snapshot/-loadvm');
   if (req.args.includes('-incoming')) return cold('warm start not possible: the command line already has -incoming');
@@ -109,21 +138,26 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
   } else {
     const r = await store.lookup(key, base, req.tempDir).catch((err: Error) => ({ found: undefined, reason: err.message }));
     if (r.found) {
-      const restoreArgs = [...swapDrive(withQmp(args, qmpSocket), req.image.path, r.found.overlayPath, true), '-incoming', `exec:cat ${shellQuote(r.found.statePath)}`];
-      return { kind: 'restore', args: restoreArgs, qmpSocket, note: `restoring saved state ${r.found.manifest.keyDigest.slice(0, 12)}`, key, store, found: r.found };
+      const incoming = ['-incoming', `exec:cat ${shellQuote(r.found.statePath)}`];
+      const restoreArgs = [...swapDrive(withQmp(args, qmpSocket), req.image.path, r.found.overlayPath, true), ...incoming];
+      const launch = { image: r.found.overlayPath, format: 'qcow2' as const, snapshot: true, extraArgs: [...machineArgs(req.args, key.machine), ...qmpArgs(qmpSocket), ...incoming] };
+      return { kind: 'restore', args: restoreArgs, launch, qmpSocket, note: `restoring saved state ${r.found.manifest.keyDigest.slice(0, 12)}`, key, store, found: r.found };
     }
     why = r.reason;
   }
-  return planSave(store, key, base, args, qmpSocket, why, req.image.path);
+  return planSave(store, key, base, req.args, qmpSocket, why);
 }
 
-async function planSave(store: StateStore, key: StateKey, base: { path: string; format: 'qcow2' | 'raw' }, args: string[], qmpSocket: string, why: string, imagePath: string): Promise<WarmPlan> {
+async function planSave(store: StateStore, key: StateKey, base: { path: string; format: 'qcow2' | 'raw' }, reqArgs: string[], qmpSocket: string, why: string): Promise<WarmPlan> {
+  const args = pinMachine(reqArgs, key.machine);
   try {
     const pending = await store.beginSave(key, base);
-    const saveArgs = swapDrive(withQmp(args, qmpSocket), imagePath, pending.overlayPath, false);
-    return { kind: 'save', args: saveArgs, qmpSocket, note: `booting cold (${why}); the booted machine will be saved`, key, store, pending };
+    const saveArgs = swapDrive(withQmp(args, qmpSocket), base.path, pending.overlayPath, false);
+    const launch = { image: pending.overlayPath, format: 'qcow2' as const, snapshot: false, extraArgs: [...machineArgs(reqArgs, key.machine), ...qmpArgs(qmpSocket)] };
+    return { kind: 'save', args: saveArgs, launch, qmpSocket, note: `booting cold (${why}); the booted machine will be saved`, key, store, pending };
   } catch (err) {
-    return { kind: 'cold', args: withQmp(args, qmpSocket), qmpSocket, note: `booting cold; cannot prepare a state: ${(err as Error).message}` };
+    const launch = { image: base.path, format: base.format, snapshot: true, extraArgs: qmpArgs(qmpSocket) };
+    return { kind: 'cold', args: withQmp(reqArgs, qmpSocket), launch, qmpSocket, note: `booting cold; cannot prepare a state: ${(err as Error).message}` };
   }
 }
 
@@ -134,8 +168,8 @@ async function planSave(store: StateStore, key: StateKey, base: { path: string; 
 export async function restoreFailed(plan: RestorePlan, req: WarmRequest, reason: string): Promise<WarmPlan> {
   await plan.store.forget(plan.key, plan.found.manifest.generation);
   await fs.rm(plan.qmpSocket, { force: true });
-  const args = pinMachine(req.args, plan.key.machine);
-  return planSave(plan.store, plan.key, { path: req.image.path, format: req.image.format }, args, plan.qmpSocket, `restore failed: ${reason}`, req.image.path);
+  await fs.rm(path.join(req.tempDir, `warm-${plan.found.manifest.generation}.qcow2`), { force: true });
+  return planSave(plan.store, plan.key, { path: req.image.path, format: req.image.format }, req.args, plan.qmpSocket, `restore failed: ${reason}`);
 }
 
 /**

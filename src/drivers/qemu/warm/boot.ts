@@ -1,0 +1,104 @@
+// The whole warm-start sequence around a driver's own launch and boot wait:
+// restore when a state matches (falling back to a cold boot with a one-line
+// reason), else boot cold and save the idle machine before anything connects.
+import { finishRestore, planWarmStart, restoreFailed, saveAndContinue, type LaunchChange, type WarmPlan, type WarmRequest } from './index.js';
+import { runFixups, type FixupResult, type GuestRunner } from './fixups.js';
+
+export interface WarmBootHooks<P> {
+  /** Starts QEMU with the driver's launch description changed as `change` says. */
+  launch(change: LaunchChange): Promise<P>;
+  alive(proc: P): boolean;
+  /** Stops a QEMU that will not be used. */
+  stop(proc: P): Promise<void>;
+  /** Waits until the guest's SSH server answers (banner), throwing when it does not by `deadline`. */
+  waitForSsh(proc: P, deadline: number): Promise<void>;
+  /** QEMU's own words when it exited early (stderr), for the reason line. */
+  exitText?(proc: P): Promise<string>;
+  log(line: string): void;
+}
+
+export interface WarmBootResult<P> {
+  proc: P;
+  start: 'booted' | 'restored';
+  /** From launch to an SSH server that answers (for the cold path: before the save). */
+  startSeconds: number;
+  plan: WarmPlan;
+  /** Set when a state was saved by this boot. */
+  savedSeconds?: number;
+}
+
+export interface WarmBootOptions {
+  /** How long a restored machine may take to show its SSH banner before we give up on it. */
+  restoreBannerMs?: number;
+  /** Deadline for a cold boot (the driver's boot timeout). */
+  bootTimeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** Runs the plan; a cold boot that fails throws whatever the driver's waitForSsh throws. */
+export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opts: WarmBootOptions): Promise<WarmBootResult<P>> {
+  let plan = await planWarmStart(req);
+  if (req.mode !== 'off') hooks.log(`warm start: ${plan.note}`);
+  if (plan.kind === 'restore') {
+    const t0 = Date.now();
+    const proc = await hooks.launch(plan.launch);
+    try {
+      await finishRestore(plan, { timeoutMs: 30_000, alive: () => hooks.alive(proc), signal: opts.signal });
+      await hooks.waitForSsh(proc, Date.now() + (opts.restoreBannerMs ?? 30_000));
+      return { proc, start: 'restored', startSeconds: (Date.now() - t0) / 1000, plan };
+    } catch (err) {
+      if (opts.signal?.aborted) {
+        await hooks.stop(proc);
+        throw err;
+      }
+      await hooks.stop(proc);
+      // QEMU's own error (e.g. "Size mismatch: pc.ram ...") says more than a closed QMP socket.
+      const said = hooks.exitText ? qemuError(await hooks.exitText(proc)) : '';
+      const reason = said || firstLine((err as Error).message) || 'unknown error';
+      hooks.log(`warm start: could not restore the saved machine (${reason}); booting cold`);
+      plan = await restoreFailed(plan, req, reason);
+    }
+  }
+  const t0 = Date.now();
+  const proc = await hooks.launch(plan.launch);
+  try {
+    await hooks.waitForSsh(proc, t0 + opts.bootTimeoutMs);
+  } catch (err) {
+    if (plan.kind === 'save') await plan.pending.abandon();
+    throw err;
+  }
+  const startSeconds = (Date.now() - t0) / 1000;
+  const result: WarmBootResult<P> = { proc, start: 'booted', startSeconds, plan };
+  if (plan.kind === 'save') {
+    const saved = await saveAndContinue(plan, { tempDir: req.tempDir, bootSeconds: startSeconds, signal: opts.signal });
+    if (saved.error) hooks.log(`warm start: could not save the booted machine (${firstLine(saved.error)}); the next build boots cold too`);
+    else {
+      result.savedSeconds = saved.seconds;
+      const mb = ((saved.manifest!.state.bytes + saved.manifest!.overlay.bytes) / 1e6).toFixed(0);
+      hooks.log(`warm start: saved the booted machine in ${saved.seconds.toFixed(1)} s (${mb} MB); later builds restore it`);
+    }
+  }
+  return result;
+}
+
+/** After connecting: fix the clock and the random pool of a restored machine (no-op for a booted one). */
+export async function afterConnect(result: Pick<WarmBootResult<unknown>, 'start'>, run: GuestRunner, log: (line: string) => void): Promise<FixupResult | undefined> {
+  if (result.start !== 'restored') return undefined;
+  const r = await runFixups(run);
+  for (const w of r.warnings) log(w);
+  return r;
+}
+
+function qemuError(stderr: string): string {
+  const line = stderr.split('\n').find((l) => /mismatch|unknown savevm|load of migration failed|error|invalid/i.test(l));
+  return line ? firstLine(line.replace(/^qemu-system-\w+:\s*/, '')) : '';
+}
+
+function firstLine(s: string): string {
+  return (
+    s
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l) ?? ''
+  ).slice(0, 300);
+}
