@@ -1,0 +1,66 @@
+// Preparing the runner for the qemu driver: QEMU installed, /dev/kvm usable.
+// GitHub's hosted Ubuntu runners have /dev/kvm (root:kvm 0660) but the runner
+// user is not in the kvm group, and no QEMU; both are fixed through sudo.
+import { spawn } from 'node:child_process';
+import { constants, existsSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import * as core from '@actions/core';
+
+export const KVM_RULE_FILE = '/etc/udev/rules.d/99-djinn-kvm.rules';
+const KVM_RULE = 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"';
+
+/** Runs a command with its output in the log; resolves to its exit status. */
+export function run(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', (err) => {
+      core.info(`${cmd}: ${err.message}`);
+      resolve(127);
+    });
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+}
+
+function asRoot(cmd: string[]): [string, string[]] {
+  return process.getuid?.() === 0 ? [cmd[0], cmd.slice(1)] : ['sudo', ['-n', ...cmd]];
+}
+
+export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
+}
+
+/** Installs QEMU with apt-get when qemu-system-x86_64 is missing. */
+export async function ensureQemu(runCmd = run): Promise<void> {
+  if (onPath('qemu-system-x86_64') && onPath('qemu-img')) return;
+  await core.group('Installing QEMU', async () => {
+    core.info('QEMU is not installed on this runner: installing qemu-system-x86 and qemu-utils with apt-get through sudo.');
+    const env = ['env', 'DEBIAN_FRONTEND=noninteractive'];
+    if ((await runCmd(...asRoot([...env, 'apt-get', 'update', '-q']))) !== 0) core.info('apt-get update failed; trying the install anyway.');
+    const code = await runCmd(...asRoot([...env, 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'qemu-system-x86', 'qemu-utils']));
+    if (code !== 0) throw new Error(`installing QEMU with "sudo apt-get install qemu-system-x86 qemu-utils" failed (exit ${code}); install it in an earlier step or use a runner with QEMU.`);
+  });
+}
+
+async function readWrite(device: string): Promise<boolean> {
+  try {
+    await access(device, constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes /dev/kvm usable when it exists: a udev rule through sudo when the
+ * runner user cannot open it. Returns the accelerator to expect.
+ */
+export async function prepareKvm(device = '/dev/kvm', runCmd = run): Promise<{ accelerator: 'kvm' | 'tcg'; why?: string }> {
+  if (!existsSync(device)) return { accelerator: 'tcg', why: `this runner has no ${device} (no hardware virtualisation)` };
+  if (await readWrite(device)) return { accelerator: 'kvm' };
+  core.info(`${device} exists but this user cannot open it: adding the udev rule ${KVM_RULE_FILE} through sudo.`);
+  const script = `echo '${KVM_RULE}' > ${KVM_RULE_FILE} && udevadm control --reload-rules && udevadm trigger --name-match=kvm && udevadm settle --timeout=10`;
+  const code = await runCmd(...asRoot(['sh', '-c', script]));
+  if (code === 0 && (await readWrite(device))) return { accelerator: 'kvm' };
+  return { accelerator: 'tcg', why: `${device} is not accessible to this user and granting access through sudo failed${code !== 0 ? ` (exit ${code})` : ''}` };
+}

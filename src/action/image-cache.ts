@@ -1,0 +1,182 @@
+// The action's image caches (issue 5): @actions/tool-cache within a job,
+// @actions/cache across workflow runs. Both are keyed by the image name and
+// its revision: the pinned SHA-256 when there is one, else the server's
+// revision (ETag, Last-Modified) of the image.
+//
+// tool-cache needs a semver version, so the mapping is:
+//   tool    = djinn-image-<name with every character outside [A-Za-z0-9.-] as _XX hex>
+//   version = 1.0.0-sha256-<first 16 hex digits of the digest>      (pinned digest)
+//           = 1.0.0-rev-<first 16 hex digits of sha256(revision)>    (server revision)
+//   arch    = x86_64
+// The prerelease part is one alphanumeric identifier, so it is always valid
+// semver and always looked up exactly; the major version 1 is the layout of
+// this mapping, bumped if it ever changes.
+// The @actions/cache key is djinn-image-v1-<slug>-<sha256-…|rev-…>, with the
+// image as a single file under RUNNER_TEMP (zstd-compressed by @actions/cache).
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import * as cache from '@actions/cache';
+import * as core from '@actions/core';
+import * as tc from '@actions/tool-cache';
+import type { DriverSettings } from '../drivers/settings.js';
+import type { Manifest } from '../manifest/types.js';
+import type { BuildReport, Reporter } from '../runner/reporter.js';
+import { formatDuration } from '../util/duration.js';
+import type { ActionInputs } from './inputs.js';
+
+export const IMAGE_ARCH = 'x86_64';
+const FILE = 'image.qcow2';
+
+export interface ImageRevision {
+  kind: 'sha256' | 'rev';
+  /** The full digest, or the server's revision text. */
+  value: string;
+}
+
+export function imageSlug(name: string): string {
+  return name.replace(/[^A-Za-z0-9.-]/g, (c) => `_${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export function toolName(name: string): string {
+  return `djinn-image-${imageSlug(name)}`;
+}
+
+function revisionId(rev: ImageRevision): string {
+  const hex = rev.kind === 'sha256' ? rev.value.toLowerCase().replace(/^sha256:/, '') : createHash('sha256').update(rev.value).digest('hex');
+  return `${rev.kind}-${hex.slice(0, 16)}`;
+}
+
+export function toolVersion(rev: ImageRevision): string {
+  return `1.0.0-${revisionId(rev)}`;
+}
+
+export function cacheKey(name: string, rev: ImageRevision): string {
+  return `djinn-image-v1-${imageSlug(name)}-${revisionId(rev)}`;
+}
+
+function stagingDir(name: string): string {
+  return path.join(process.env.RUNNER_TEMP || '/tmp', 'djinn-image-cache', imageSlug(name));
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(file)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+export type CacheHit = { path: string; from: 'tool-cache' | 'cache'; ms: number };
+
+/** Looks in the job's tool cache, then the repository's cache; the image file on a hit. */
+export async function restoreImage(name: string, rev: ImageRevision): Promise<CacheHit | undefined> {
+  const started = Date.now();
+  const found = tc.find(toolName(name), toolVersion(rev), IMAGE_ARCH);
+  if (found && existsSync(path.join(found, FILE))) return { path: path.join(found, FILE), from: 'tool-cache', ms: Date.now() - started };
+  if (!cache.isFeatureAvailable()) return undefined;
+  const dir = stagingDir(name);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  try {
+    const key = await cache.restoreCache([dir], cacheKey(name, rev));
+    const file = path.join(dir, FILE);
+    if (!key || !existsSync(file)) return undefined;
+    if (rev.kind === 'sha256') {
+      const got = await sha256File(file);
+      if (got !== rev.value.toLowerCase().replace(/^sha256:/, '')) {
+        core.warning(`the cached image ${name} has SHA-256 ${got}, not the pinned ${rev.value}: ignoring the cache entry.`);
+        return undefined;
+      }
+    }
+    const cached = await tc.cacheFile(file, FILE, toolName(name), toolVersion(rev), IMAGE_ARCH);
+    return { path: path.join(cached, FILE), from: 'cache', ms: Date.now() - started };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Puts an image into the job's tool cache and, when `acrossRuns`, the repository's cache. */
+export async function saveImage(name: string, rev: ImageRevision, file: string, acrossRuns = true): Promise<{ toolPath: string; cacheId?: number }> {
+  const toolPath = path.join(await tc.cacheFile(file, FILE, toolName(name), toolVersion(rev), IMAGE_ARCH), FILE);
+  if (!acrossRuns || !cache.isFeatureAvailable()) return { toolPath };
+  const dir = stagingDir(name);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  try {
+    await copyFile(file, path.join(dir, FILE));
+    const cacheId = await cache.saveCache([dir], cacheKey(name, rev));
+    return { toolPath, cacheId };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The server's revision of an image, from a HEAD request (ETag, else Last-Modified); undefined when unknown. */
+export async function serverRevision(url: string, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    const res = await fetch(url, { method: 'HEAD', redirect: 'follow', signal: AbortSignal.any([AbortSignal.timeout(15_000), ...(signal ? [signal] : [])]) });
+    if (!res.ok) return undefined;
+    const rev = res.headers.get('etag') ?? res.headers.get('last-modified');
+    return rev ? `${url} ${rev}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The image the manifest (or the `image` input) names. */
+export function imageName(manifest: Manifest, settings: DriverSettings): string | undefined {
+  return settings.image ?? manifest.driver.options.image;
+}
+
+/**
+ * Before a qemu build: when the image comes from a download (not a file or
+ * the disks folder) and `cache` is on, use a cached copy, or remember to save
+ * the one the build fetches.
+ */
+export async function prepareImage(manifest: Manifest, settings: DriverSettings, inputs: ActionInputs, reporter: Reporter, signal?: AbortSignal): Promise<void> {
+  const name = imageName(manifest, settings);
+  if (!inputs.cache || !name || settings.imageFile) return;
+  if (settings.disks && existsSync(path.join(settings.disks, 'qemu', IMAGE_ARCH, name))) return;
+  let rev: ImageRevision | undefined;
+  if (settings.imageSha256) rev = { kind: 'sha256', value: settings.imageSha256 };
+  else {
+    const server = (settings.imageServer ?? 'https://images.djinn-ci.com').replace(/\/+$/, '');
+    const url = settings.imageUrl ?? `${server}/qemu/${IMAGE_ARCH}/${name}`;
+    const text = await serverRevision(url, signal);
+    if (text) rev = { kind: 'rev', value: text };
+  }
+  if (!rev) {
+    reporter.info(`Image cache: the revision of ${name} is unknown (no pinned image-sha256, no answer from the server): not caching it.`);
+    return;
+  }
+  const hit = await restoreImage(name, rev).catch((err: unknown) => {
+    core.warning(`image cache: restoring ${name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  });
+  if (hit) {
+    reporter.info(`Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}.`);
+    settings.imageFile = hit.path;
+    return;
+  }
+  pending.set(settings, { name, rev, started: Date.now() });
+}
+
+const pending = new WeakMap<DriverSettings, { name: string; rev: ImageRevision; started: number }>();
+
+/** After a build that booted: save the image the driver fetched, if the build reports where it is. */
+export async function afterBuild(settings: DriverSettings, report: BuildReport, reporter: Reporter): Promise<void> {
+  const p = pending.get(settings);
+  if (!p) return;
+  const file = report.facts.imagePath;
+  const source = report.facts.imageSource;
+  if (typeof file !== 'string' || !existsSync(file) || source === 'file' || source === 'disks') return;
+  if (p.rev.kind === 'sha256' || report.jobs.some((j) => j.status !== 'skipped' && j.status !== 'queued')) {
+    try {
+      const started = Date.now();
+      const saved = await saveImage(p.name, p.rev, file);
+      reporter.info(`Image ${p.name} saved to the ${saved.cacheId !== undefined ? 'repository cache' : 'tool cache'} in ${formatDuration(Date.now() - started)}.`);
+    } catch (err) {
+      core.warning(`image cache: saving ${p.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}

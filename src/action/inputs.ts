@@ -1,0 +1,120 @@
+// The action's inputs, read once and checked. Driver settings go through the
+// CLI's own flag → DriverSettings code (the inputs carry the flags' names), so
+// both front ends validate them the same way.
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import * as core from '@actions/core';
+import type { EnvVar } from '../drivers/driver.js';
+import { emptyConf, type DriverSettings } from '../drivers/settings.js';
+import { UsageError } from '../manifest/errors.js';
+import { parseEnvLines } from '../runner/prepare.js';
+import { parseDuration } from '../util/duration.js';
+import { settingsFromFlags } from '../cli/settings.js';
+import type { FlagValues } from '../cli/flags.js';
+
+export type WorkspaceMode = 'auto' | 'clone' | 'off';
+
+export interface ActionInputs {
+  manifest: string;
+  stage?: string;
+  env: EnvVar[];
+  workspace: WorkspaceMode;
+  artifactsDir: string;
+  uploadArtifacts: boolean;
+  artifactName: string;
+  cache: boolean;
+  timeoutMs?: number;
+  jobTimeoutMs?: number;
+  /** Inputs that become DriverSettings, by their CLI flag names. */
+  driverFlags: FlagValues;
+}
+
+/** Driver inputs that share their name and meaning with a CLI flag. */
+const DRIVER_INPUTS = ['image', 'image-file', 'image-url', 'image-sha256', 'image-server', 'image-build', 'disks', 'cpus', 'memory', 'kvm', 'boot-timeout'];
+
+function opt(name: string): string | undefined {
+  const v = core.getInput(name).trim();
+  return v === '' ? undefined : v;
+}
+
+function bool(name: string, dflt: boolean): boolean {
+  const v = opt(name);
+  if (v === undefined) return dflt;
+  if (/^(true|yes|on|1)$/i.test(v)) return true;
+  if (/^(false|no|off|0)$/i.test(v)) return false;
+  throw new UsageError(`expected true or false, found "${v}".`, {}, `input ${name}`);
+}
+
+function duration(name: string): number | undefined {
+  const v = opt(name);
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new UsageError(`invalid duration "${v}": write e.g. 90s, 30m or 1h30m.`, {}, `input ${name}`);
+  return ms;
+}
+
+export function readInputs(): ActionInputs {
+  const envLines = core.getInput('env').split('\n');
+  const env = parseEnvLines(envLines, 'input env');
+  // Mask before anything can print them.
+  for (const e of env) if (e.value.trim().length >= 3) core.setSecret(e.value);
+
+  const workspace = (opt('workspace') ?? 'auto') as WorkspaceMode;
+  if (!['auto', 'clone', 'off'].includes(workspace)) throw new UsageError(`expected auto, clone or off, found "${workspace}".`, {}, 'input workspace');
+
+  const flags: FlagValues = {};
+  for (const name of DRIVER_INPUTS) flags[name] = opt(name);
+  const kvm = opt('kvm');
+  if (kvm && /^(true|false)$/i.test(kvm)) flags.kvm = /^true$/i.test(kvm) ? 'on' : 'off';
+  const warm = opt('warm-start');
+  if (warm) flags.warm = warm;
+
+  const runnerTemp = process.env.RUNNER_TEMP || path.join(process.cwd(), '.djinn-tmp');
+  return {
+    manifest: opt('manifest') ?? '.djinn.yml',
+    stage: opt('stage'),
+    env,
+    workspace,
+    artifactsDir: path.resolve(workspaceDir(), opt('artifacts-dir') ?? path.join(runnerTemp, 'djinn-artifacts')),
+    uploadArtifacts: bool('upload-artifacts', true),
+    artifactName: opt('artifact-name') ?? defaultArtifactName(),
+    cache: bool('cache', true),
+    timeoutMs: duration('timeout'),
+    jobTimeoutMs: duration('job-timeout'),
+    driverFlags: flags,
+  };
+}
+
+/** DriverSettings for one build; errors name the input, not the CLI flag. */
+export function driverSettings(inputs: ActionInputs, tempDir: string): DriverSettings {
+  try {
+    return { ...settingsFromFlags(inputs.driverFlags, emptyConf(), tempDir) };
+  } catch (err) {
+    if (err instanceof UsageError && err.field?.startsWith('-')) throw new UsageError(err.message, err.position, `input ${err.field.slice(1)}`);
+    throw err;
+  }
+}
+
+export function workspaceDir(): string {
+  return process.env.GITHUB_WORKSPACE || process.cwd();
+}
+
+/**
+ * `djinn-<job>[-<manifest>][-<image>]-<hash of every input>`: matrix legs of one
+ * job share GITHUB_JOB but pass different inputs, and artifact names must be
+ * unique within a run. A re-run attempt gets `-attempt<N>`.
+ */
+export function defaultArtifactName(env: NodeJS.ProcessEnv = process.env): string {
+  const inputs = Object.keys(env)
+    .filter((k) => k.startsWith('INPUT_') && k !== 'INPUT_ENV')
+    .sort()
+    .map((k) => `${k}=${env[k]}`)
+    .join('\n');
+  const hash = createHash('sha256').update(inputs).digest('hex').slice(0, 8);
+  const manifest = path.basename(env['INPUT_MANIFEST'] || '').replace(/\.ya?ml$/, '').replace(/^\.djinn$/, '');
+  const parts = ['djinn', env.GITHUB_JOB || 'build', manifest, env['INPUT_IMAGE'] ?? '', hash];
+  const attempt = Number(env.GITHUB_RUN_ATTEMPT || '1');
+  if (attempt > 1) parts.push(`attempt${attempt}`);
+  // Characters upload-artifact refuses: " : < > | * ? \r \n \\ /
+  return parts.filter(Boolean).join('-').replace(/["<>|*?\r\n\\/:]+/g, '_').slice(0, 200);
+}
