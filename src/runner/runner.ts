@@ -105,9 +105,10 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
   function finish(build: Build, why?: string): BuildReport {
     for (const j of build.jobs) if (j.status === 'queued') j.status = 'skipped';
     const rep = build.report(why ?? (build.stopReason() ? stopMessage(build.stopReason()!, '') : undefined));
-    if (!rep.reason && rep.status === 'failed') {
-      const failed = rep.jobs.find((j) => j.status === 'failed');
-      if (failed) rep.reason = `job ${failed.name} in stage ${failed.stage} failed${failed.error ? `: ${failed.error}` : ''}`;
+    if (!rep.reason && (rep.status === 'failed' || rep.status === 'timed_out')) {
+      const bad = rep.jobs.find((j) => j.status === rep.status);
+      const verb = rep.status === 'failed' ? 'failed' : 'timed out';
+      if (bad) rep.reason = `job ${bad.name} in stage ${bad.stage} ${verb}${bad.error ? `: ${bad.error}` : ''}`;
     }
     return rep;
   }

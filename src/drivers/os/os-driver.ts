@@ -10,11 +10,15 @@ import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from
 import { globFiles, type EntryType, type GlobFs } from '../../util/glob.js';
 
 const KILL_GRACE_MS = 2000;
+/** How long to wait for output still in the pipes after the script exits. */
+const DRAIN_MS = 250;
 
 export class OsDriver implements Driver {
   readonly type = 'os';
   private workdir = '';
   private scripts = '';
+  /** Process groups of every job run, ended in destroy(). */
+  private readonly groups = new Set<number>();
 
   async create(ctx: CreateContext): Promise<void> {
     this.workdir = await mkdtemp(path.join(os.tmpdir(), 'djinn-os-'));
@@ -38,23 +42,41 @@ export class OsDriver implements Driver {
     return new Promise<ExecResult>((resolve) => {
       // detached: the script leads its own process group, so a stop reaches everything it started.
       const child = spawn('/bin/sh', [script], { cwd: this.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      if (child.pid) this.groups.add(child.pid);
       child.stdout.on('data', (c: Buffer) => sink.write(c));
       child.stderr.on('data', (c: Buffer) => sink.write(c));
       let killTimer: NodeJS.Timeout | undefined;
+      let drainTimer: NodeJS.Timeout | undefined;
+      let result: ExecResult | undefined;
       const stop = () => {
         killGroup(child.pid, 'SIGTERM');
         killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
       };
-      if (signal.aborted) stop();
-      else signal.addEventListener('abort', stop, { once: true });
-      child.on('error', (err) => resolve({ exitCode: null, error: `cannot run /bin/sh: ${err.message}` }));
-      child.on('close', (code, sig) => {
+      const finish = () => {
+        if (!result) return;
         signal.removeEventListener('abort', stop);
         if (killTimer) clearTimeout(killTimer);
-        killGroup(child.pid, 'SIGKILL'); // leftovers in the group
-        if (code !== null) resolve({ exitCode: code });
-        else resolve({ exitCode: null, error: `the job's script was killed by ${sig}` });
+        if (drainTimer) clearTimeout(drainTimer);
+        // A background process may still hold the pipes: stop listening, as a closed SSH session would.
+        child.stdout.destroy();
+        child.stderr.destroy();
+        resolve(result);
+      };
+      if (signal.aborted) stop();
+      else signal.addEventListener('abort', stop, { once: true });
+      child.on('error', (err) => {
+        result = { exitCode: null, error: `cannot run /bin/sh: ${err.message}` };
+        finish();
       });
+      child.on('exit', (code, sig) => {
+        result = code !== null ? { exitCode: code } : { exitCode: null, error: `the job's script was killed by ${sig}` };
+        // A stopped job leaves nothing behind. A job that ended by itself may leave background
+        // processes for later jobs (state persists as in a machine); destroy() ends them.
+        if (signal.aborted) killGroup(child.pid, 'SIGKILL');
+        // Let output already in the pipes arrive; don't wait for processes that keep them open.
+        drainTimer = setTimeout(finish, DRAIN_MS);
+      });
+      child.on('close', finish);
     });
   }
 
@@ -85,6 +107,8 @@ export class OsDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
+    for (const pid of this.groups) killGroup(pid, 'SIGKILL');
+    this.groups.clear();
     for (const d of [this.workdir, this.scripts]) if (d) await rm(d, { recursive: true, force: true }).catch(() => {});
   }
 }
