@@ -4,6 +4,7 @@ import type { Driver } from './driver.js';
 import { DriverError } from './driver.js';
 import { DockerDriver } from './docker/docker-driver.js';
 import { OsDriver } from './os/os-driver.js';
+import { QemuDriver } from './qemu/qemu-driver.js';
 import { SshDriver } from './ssh/ssh-driver.js';
 import type { DriverSettings } from './settings.js';
 
@@ -16,6 +17,8 @@ export function makeDriver(spec: DriverSpec, settings: DriverSettings): Driver {
       return new DockerDriver(spec, settings);
     case 'ssh':
       return new SshDriver(spec, settings);
+    case 'qemu':
+      return new QemuDriver(settings, spec.options.image ?? '');
     default:
       throw new DriverError(`driver ${spec.type} is not available in this build.`);
   }

@@ -1,0 +1,236 @@
+// The qemu driver: boots a Djinn image (snapshot=on, so never written), waits
+// for its SSH server and hands execute/upload/glob/download to the SSH transport.
+// KVM when it really works, software emulation (TCG) otherwise.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveImage, type ResolvedImage } from '../../images/resolve.js';
+import { verifyImage } from '../../images/verify.js';
+import type { Reporter } from '../../runner/reporter.js';
+import { SshSession, waitForBanner } from '../../transport/ssh/index.js';
+import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from '../driver.js';
+import { DriverError } from '../driver.js';
+import type { DriverSettings } from '../settings.js';
+import { planAccel, type Accel } from './accel.js';
+import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
+
+export const TCG_BOOT_TIMEOUT_MS = 5 * 60_000;
+export const KVM_BOOT_TIMEOUT_MS = 2 * 60_000;
+/** In `-kvm auto`, a KVM boot that shows no SSH banner by then is given up for TCG. */
+export const KVM_PROBE_MS = 45_000;
+const PORT_ATTEMPTS = 10;
+const CONSOLE_LINES = 40;
+
+export function defaultCpus(): number {
+  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+/** min(4096, half the host's memory), in MiB. */
+export function defaultMemoryMiB(): number {
+  return Math.max(256, Math.min(4096, Math.floor(os.totalmem() / 2 / 1048576)));
+}
+
+class BootTimeout extends Error {}
+
+export class QemuDriver implements Driver {
+  readonly type = 'qemu';
+  private qemu?: QemuProcess;
+  private session?: SshSession;
+  private dir?: string;
+  private readonly stop = new AbortController();
+  private creating?: Promise<void>;
+  private readonly info: Record<string, string | number | boolean> = {};
+  /** When create() started: the origin of the *Ms facts. */
+  private t0 = 0;
+
+  constructor(
+    private readonly settings: DriverSettings,
+    private readonly imageName: string,
+  ) {}
+
+  facts(): Record<string, string | number | boolean> {
+    return { ...this.info };
+  }
+
+  /** The running QEMU (for tests and the warm-start code). */
+  get process(): QemuProcess | undefined {
+    return this.qemu;
+  }
+
+  async create(ctx: CreateContext): Promise<void> {
+    const signal = AbortSignal.any([ctx.signal, this.stop.signal]);
+    this.creating = this.boot(ctx.reporter, signal);
+    return this.creating;
+  }
+
+  private async boot(reporter: Reporter, signal: AbortSignal): Promise<void> {
+    const s = this.settings;
+    const started = (this.t0 = Date.now());
+    reporter.info('Creating machine with arch x86_64...');
+    const name = s.image ?? this.imageName;
+    if (!name) throw new DriverError('the qemu driver needs an image: give it in the manifest (driver: { type: qemu, image: debian/stable }) or with -image.');
+    const image = await resolveImage({ name, settings: s, reporter, signal });
+    await verifyImage(image.path, image.format);
+    this.info.image = name;
+    this.info.imageFile = image.path;
+    this.info.imageSource = image.source;
+    const cpus = s.cpus ?? defaultCpus();
+    const memoryMiB = s.memoryMiB ?? defaultMemoryMiB();
+    this.info.cpus = cpus;
+    this.info.memoryMiB = memoryMiB;
+    this.dir = await mkdtemp(path.join(s.tempDir || os.tmpdir(), 'qemu-'));
+    const plan = await planAccel(s.kvm);
+    if (plan.note) reporter.info(plan.note);
+    reporter.info(`Booting machine with image ${name}...`);
+    for (let i = 0; i < plan.order.length; i++) {
+      const accel = plan.order[i];
+      const fallback = i + 1 < plan.order.length;
+      const timeoutMs = fallback ? KVM_PROBE_MS : (s.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
+      try {
+        await this.bootWith(accel, image, cpus, memoryMiB, timeoutMs, reporter, signal);
+        this.info.accelerator = accel;
+        this.info.bootSeconds = Math.round((Date.now() - started) / 100) / 10;
+        return;
+      } catch (err) {
+        if (signal.aborted) throw new DriverError('the machine was stopped while booting.');
+        if (!(err instanceof BootTimeout) || !fallback) throw err;
+        reporter.info(`KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s: stopping it and booting again with software emulation (TCG).`);
+        await this.stopQemu();
+      }
+    }
+  }
+
+  private user(): string {
+    return this.settings.sshUser ?? 'root';
+  }
+
+  /** One boot attempt with one accelerator; retries the port while QEMU reports it taken. */
+  private async bootWith(accel: Accel, image: ResolvedImage, cpus: number, memoryMiB: number, timeoutMs: number, reporter: Reporter, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const dir = this.dir!;
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const spec: LaunchSpec = {
+        image: image.path,
+        format: image.format,
+        cpus,
+        memoryMiB,
+        accel,
+        sshPort: port,
+        consoleLog: path.join(dir, 'console.log'),
+        pidFile: path.join(dir, 'qemu.pid'),
+      };
+      await rm(spec.consoleLog, { force: true });
+      const qemu = await QemuProcess.start(spec);
+      this.qemu = qemu;
+      this.info.sshPort = port;
+      // Whichever comes first: the forward is up, or QEMU has exited.
+      const up = await waitForForward(qemu, port, deadline, signal);
+      if (signal.aborted) throw new DriverError('stopped');
+      if (!up && !qemu.running) {
+        const exit = await qemu.exited;
+        if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
+        throw new DriverError(bootFailure(image.path, exit.stderr, exit.code));
+      }
+      if (!up) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
+      this.info.qemuRunningMs = Date.now() - this.t0;
+      try {
+        await this.connect(port, deadline, reporter, signal);
+        return;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (!qemu.running) {
+          const exit = await qemu.exited;
+          if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
+          throw new DriverError(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+        }
+        if (err instanceof BootTimeout) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
+        throw err;
+      }
+    }
+  }
+
+  private async connect(port: number, deadline: number, reporter: Reporter, signal: AbortSignal): Promise<void> {
+    const qemu = this.qemu!;
+    const died = new AbortController();
+    void qemu.exited.then(() => died.abort());
+    const both = AbortSignal.any([signal, died.signal]);
+    try {
+      await waitForBanner('127.0.0.1', port, deadline, both);
+    } catch (err) {
+      if (both.aborted) throw err;
+      throw new BootTimeout((err as Error).message);
+    }
+    this.info.sshBannerMs = Date.now() - this.t0;
+    const key = this.settings.sshKeyFile ? await readFile(this.settings.sshKeyFile) : undefined;
+    this.session = await SshSession.connect({
+      host: '127.0.0.1',
+      port,
+      user: this.user(),
+      privateKey: key,
+      password: this.settings.sshPassword ?? '',
+      connectTimeoutMs: Math.max(10_000, deadline - Date.now()),
+      reporter,
+      signal: both,
+    });
+    this.info.sshLoginMs = Date.now() - this.t0;
+  }
+
+  private async consoleSection(): Promise<string> {
+    const log = this.qemu ? await this.qemu.consoleTail(CONSOLE_LINES) : '';
+    return log ? `\nLast lines of the machine's serial console:\n${log}` : "\nThe machine's serial console is empty.";
+  }
+
+  private async timeoutMessage(timeoutMs: number, port: number): Promise<string> {
+    return `Timed out trying to connect to 127.0.0.1:${port} after ${Math.round(timeoutMs / 1000)}s: the machine's SSH server never answered (see -boot-timeout).${await this.consoleSection()}`;
+  }
+
+  private requireSession(): SshSession {
+    if (!this.session) throw new DriverError('the machine is not running.');
+    return this.session;
+  }
+
+  execute(job: JobExecution, sink: OutputSink, signal: AbortSignal): Promise<ExecResult> {
+    return this.requireSession().execute(job, sink, signal);
+  }
+
+  upload(localPath: string, guestPath: string, mode: number): Promise<void> {
+    return this.requireSession().upload(localPath, guestPath, mode);
+  }
+
+  glob(pattern: string): Promise<string[]> {
+    return this.requireSession().glob(pattern);
+  }
+
+  download(guestPath: string, localPath: string): Promise<void> {
+    return this.requireSession().download(guestPath, localPath);
+  }
+
+  private async stopQemu(): Promise<void> {
+    const q = this.qemu;
+    this.qemu = undefined;
+    if (q) await q.stop();
+  }
+
+  async destroy(): Promise<void> {
+    this.stop.abort();
+    // A create still in flight (SIGTERM while booting) must finish before we tear down what it started.
+    await this.creating?.catch(() => {});
+    const session = this.session;
+    this.session = undefined;
+    if (session) {
+      await Promise.race([session.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+    }
+    await this.stopQemu().catch(() => {});
+    if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
+    this.dir = undefined;
+  }
+}
+
+function bootFailure(image: string, stderr: string, code: number | null): string {
+  const why = stderr || `exit status ${code}`;
+  if (/Failed to get .*lock/.test(stderr)) return `failed to boot machine: image ${image} is currently being modified by another program.\n${why}`;
+  return `failed to boot machine: QEMU exited (status ${code}):\n${why}`;
+}
+
+export { consoleTail };
