@@ -94,9 +94,9 @@ function machineArgs(args: string[], machine: string): string[] {
   return args.includes('-machine') || args.includes('-M') ? [] : ['-machine', machine];
 }
 
-/** Applies a plan to a launch description shaped like the qemu driver's LaunchSpec. */
-export function applyLaunchChange<T extends { image: string; format: 'qcow2' | 'raw'; snapshot?: boolean; extraArgs?: string[] }>(spec: T, plan: WarmPlan): T {
-  return { ...spec, image: plan.launch.image, format: plan.launch.format, snapshot: plan.launch.snapshot, extraArgs: [...(spec.extraArgs ?? []), ...plan.launch.extraArgs] };
+/** Applies a plan's launch change to a launch description shaped like the qemu driver's LaunchSpec. */
+export function applyLaunchChange<T extends { image: string; format: 'qcow2' | 'raw'; snapshot?: boolean; extraArgs?: string[] }>(spec: T, change: LaunchChange): T {
+  return { ...spec, image: change.image, format: change.format, snapshot: change.snapshot, extraArgs: [...(spec.extraArgs ?? []), ...change.extraArgs] };
 }
 
 /** Decides between restore, cold boot + save, and plain cold boot, and prepares the files. */

@@ -1,0 +1,127 @@
+// Boots our test image through the warm-start sequence the qemu driver uses
+// (launch API + warmBoot + SSH transport), for the warm-start VM tests and bench.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, QemuProcess, qemuArgs, type LaunchSpec } from '../../src/drivers/qemu/launch.js';
+import { applyLaunchChange, type WarmMode } from '../../src/drivers/qemu/warm/index.js';
+import { afterConnect, warmBoot, type WarmBootResult } from '../../src/drivers/qemu/warm/boot.js';
+import type { FixupResult } from '../../src/drivers/qemu/warm/fixups.js';
+import { silentReporter } from '../../src/runner/reporter.js';
+import { SshSession, waitForBanner } from '../../src/transport/ssh/index.js';
+import { ROOT } from './cli.js';
+
+/** The test image: from scripts/test-image.sh (the qemu helper's builder), else a fallback folder. */
+export function testImage(): { path: string; format: 'qcow2' } {
+  const script = path.join(ROOT, 'scripts', 'test-image.sh');
+  if (existsSync(script)) {
+    const disks = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 }).trim().split('\n').pop()!.trim();
+    const file = path.join(disks, 'qemu', 'x86_64', 'debian', 'stable');
+    if (existsSync(file)) return { path: file, format: 'qcow2' };
+    throw new Error(`scripts/test-image.sh printed ${disks}, but ${file} is missing`);
+  }
+  const own = '/var/cache/djinn-ci/warm-test/fast.qcow2';
+  if (existsSync(own)) return { path: own, format: 'qcow2' };
+  throw new Error('no test image: scripts/test-image.sh is missing and /var/cache/djinn-ci/warm-test/fast.qcow2 too');
+}
+
+export interface WarmVm {
+  result: WarmBootResult<QemuProcess>;
+  session: SshSession;
+  fixups?: FixupResult;
+  log: string[];
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface WarmVmOptions {
+  image: { path: string; format: 'qcow2' | 'raw' };
+  cacheDir: string;
+  mode?: WarmMode;
+  memoryMiB?: number;
+  cpus?: number;
+}
+
+const live = new Set<WarmVm>();
+
+/** Boots (or restores) one VM and connects to it. */
+export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
+  const tempDir = await fs.mkdtemp(path.join(os.tmpdir(), 'warm-vm-'));
+  const log: string[] = [];
+  const port = await freePort();
+  const spec: LaunchSpec = {
+    image: opts.image.path,
+    format: opts.image.format,
+    cpus: opts.cpus ?? 1,
+    memoryMiB: opts.memoryMiB ?? 512,
+    accel: 'tcg',
+    sshPort: port,
+    consoleLog: path.join(tempDir, 'console.log'),
+    pidFile: path.join(tempDir, 'qemu.pid'),
+  };
+  const procs: QemuProcess[] = [];
+  let session: SshSession | undefined;
+  const cleanup = async () => {
+    await session?.close().catch(() => undefined);
+    for (const p of procs) await p.stop();
+    await fs.rm(tempDir, { recursive: true, force: true });
+  };
+  try {
+    const result = await warmBoot(
+      { mode: opts.mode ?? 'on', cacheDir: opts.cacheDir, tempDir, image: opts.image, args: qemuArgs(spec) },
+      {
+        launch: async (change) => {
+          const p = await QemuProcess.start(applyLaunchChange(spec, change));
+          procs.push(p);
+          return p;
+        },
+        alive: (p) => p.running,
+        stop: async (p) => void (await p.stop()),
+        waitForSsh: async (p, deadline) => {
+          const stopped = new AbortController();
+          void p.exited.then(() => stopped.abort());
+          await waitForBanner('127.0.0.1', port, deadline, stopped.signal);
+        },
+        exitText: async (p) => (await p.exited).stderr,
+        log: (l) => log.push(l),
+      },
+      { bootTimeoutMs: 240_000 },
+    );
+    session = await SshSession.connect({ host: '127.0.0.1', port, user: 'root', password: '', connectTimeoutMs: 60_000, reporter: silentReporter });
+    const s = session;
+    const fixups = await afterConnect(result, async (cmd) => {
+      const r = await s.exec(cmd);
+      return { code: r.code, stdout: r.stdout.toString() };
+    }, (l) => log.push(l));
+    const vm: WarmVm = {
+      result,
+      session,
+      fixups,
+      log,
+      port,
+      stop: async () => {
+        live.delete(vm);
+        await cleanup();
+      },
+    };
+    live.add(vm);
+    return vm;
+  } catch (err) {
+    await cleanup();
+    throw Object.assign(err as Error, { message: `${(err as Error).message}\nlog:\n${log.join('\n')}` });
+  }
+}
+
+/** Stops every VM still running (afterAll). */
+export async function stopAllWarmVms(): Promise<void> {
+  for (const vm of [...live]) await vm.stop();
+}
+
+/** Runs a command in the VM and returns its stdout as text. */
+export async function sh(vm: WarmVm, command: string): Promise<string> {
+  const r = await vm.session.exec(command);
+  if (r.code !== 0) throw new Error(`${command} exited ${r.code}: ${r.stderr.toString()}`);
+  return r.stdout.toString();
+}
