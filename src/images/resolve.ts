@@ -12,6 +12,8 @@ import type { DriverSettings } from '../drivers/settings.js';
 import type { Reporter } from '../runner/reporter.js';
 import { BuildError, buildImage, buildableSuite } from './builder/index.js';
 import { diskPath, listDiskImages } from './local.js';
+import { DownloadError, ImageNotFoundError } from './fetch/errors.js';
+import { cachedOrDownloaded } from './fetch/through-cache.js';
 
 export interface ResolvedImage {
   /** Absolute path of the file to boot (never written: QEMU runs it with snapshot=on). */
@@ -50,6 +52,27 @@ const fromDisks: Source = async ({ name, settings }) => {
   return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'disks' };
 };
 
+/**
+ * 3 and 4. Our cache, else a download (-image-url, or the image server). With
+ * -image-build auto, a download that cannot happen (network, server errors)
+ * or a server without the image hands over to the builder when it can build
+ * the name; -image-build always skips straight to the builder.
+ */
+const fromCacheOrDownload: Source = async (req) => {
+  const { name, settings, reporter } = req;
+  if (settings.imageBuild === 'always') return undefined;
+  try {
+    return await cachedOrDownloaded(req);
+  } catch (err) {
+    const impossible = err instanceof ImageNotFoundError || (err instanceof DownloadError && err.retryable);
+    if (impossible && settings.imageBuild !== 'never' && buildableSuite(name) && builtImagesDir(settings)) {
+      reporter.info(`${err.message} Building ${name} with our builder instead (-image-build auto).`);
+      return undefined;
+    }
+    throw err;
+  }
+};
+
 /** Where images made by our builder are kept: a disks layout inside the cache folder. */
 export function builtImagesDir(settings: DriverSettings): string | undefined {
   return settings.cacheDir ? path.join(settings.cacheDir, 'built') : undefined;
@@ -72,8 +95,8 @@ const fromBuilder: Source = async ({ name, settings, reporter, signal }) => {
   return { path: file, format: 'qcow2', name, source: 'build' };
 };
 
-/** The order sources are asked in. Issue 5 adds cache (3) and download (4) between disks and builder. */
-const SOURCES: Source[] = [fromFile, fromDisks, fromBuilder];
+/** The order sources are asked in. */
+const SOURCES: Source[] = [fromFile, fromDisks, fromCacheOrDownload, fromBuilder];
 
 export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> {
   for (const source of SOURCES) {
