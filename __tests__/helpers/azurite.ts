@@ -23,8 +23,8 @@ export async function startAzurite(): Promise<Azurite> {
   const bin = path.join(ROOT, 'node_modules', '.bin', 'azurite-blob');
   const child: ChildProcess = spawn(
     bin,
-    ['--blobHost', '127.0.0.1', '--blobPort', '0', '--location', dir, '--inMemoryPersistence', '--skipApiVersionCheck', '--loose', '--disableTelemetry'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--blobHost', '127.0.0.1', '--blobPort', '0', '--inMemoryPersistence', '--skipApiVersionCheck', '--loose', '--disableTelemetry'],
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir }, // in memory; cwd keeps any stray file out of the tree
   );
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {

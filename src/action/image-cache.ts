@@ -12,10 +12,11 @@
 // semver and always looked up exactly; the major version 1 is the layout of
 // this mapping, bumped if it ever changes.
 // The @actions/cache key is djinn-image-v1-<slug>-<sha256-…|rev-…>, with the
-// image as a single file under RUNNER_TEMP (zstd-compressed by @actions/cache).
+// image as a single file under ~/.cache/djinn (zstd-compressed by @actions/cache).
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
@@ -56,8 +57,14 @@ export function cacheKey(name: string, rev: ImageRevision): string {
   return `djinn-image-v1-${imageSlug(name)}-${revisionId(rev)}`;
 }
 
+// @actions/cache keys its entries by the path strings too: a `~` path is the
+// same string on every runner, whatever RUNNER_TEMP or the home folder is.
+function stagingPattern(name: string): string {
+  return `~/.cache/djinn/action-image-cache/${imageSlug(name)}`;
+}
+
 function stagingDir(name: string): string {
-  return path.join(process.env.RUNNER_TEMP || '/tmp', 'djinn-image-cache', imageSlug(name));
+  return path.join(os.homedir(), stagingPattern(name).slice(2));
 }
 
 export async function sha256File(file: string): Promise<string> {
@@ -78,7 +85,7 @@ export async function restoreImage(name: string, rev: ImageRevision): Promise<Ca
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   try {
-    const key = await cache.restoreCache([dir], cacheKey(name, rev));
+    const key = await cache.restoreCache([stagingPattern(name)], cacheKey(name, rev));
     const file = path.join(dir, FILE);
     if (!key || !existsSync(file)) return undefined;
     if (rev.kind === 'sha256') {
@@ -104,7 +111,7 @@ export async function saveImage(name: string, rev: ImageRevision, file: string, 
   await mkdir(dir, { recursive: true });
   try {
     await copyFile(file, path.join(dir, FILE));
-    const cacheId = await cache.saveCache([dir], cacheKey(name, rev));
+    const cacheId = await cache.saveCache([stagingPattern(name)], cacheKey(name, rev));
     return { toolPath, cacheId };
   } finally {
     await rm(dir, { recursive: true, force: true });
