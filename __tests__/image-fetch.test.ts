@@ -148,6 +148,20 @@ describe('download from the image server', () => {
     expect(cacheFiles()).toEqual([]);
   });
 
+  it('refuses a file that starts like qcow2 but that qemu-img cannot read', async () => {
+    const fake = path.join(work, 'fake.qcow2');
+    const buf = Buffer.alloc(4096, 0x41);
+    buf.write('QFI\xfb', 0, 'latin1');
+    buf.writeUInt32BE(3, 4);
+    buf.fill(0, 8, 104);
+    writeFileSync(fake, buf);
+    server.serve('debian/fake', fake);
+    const err = await cachedOrDownloaded({ name: 'debian/fake', settings: settings(), reporter: recorder(), http: fast }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageRejectedError);
+    expect((err as Error).message).toMatch(/^debian\/fake from http:.* was refused: qemu-img cannot read image the downloaded file as qcow2: /);
+    expect(cacheFiles()).toEqual([]);
+  });
+
   it('checks a pinned SHA-256: a mismatch names both digests, a match is cached and reused without revalidation', async () => {
     const wrong = 'a'.repeat(64);
     const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: wrong }), reporter: recorder(), http: fast }).catch((e: unknown) => e);

@@ -9,6 +9,7 @@ import { DownloadError, ImageNotFoundError, ImageRejectedError } from './errors.
 import { request, TimeoutError } from './http.js';
 import { Progress } from './progress.js';
 import { checkQcow2, describeStart, hasQcow2Magic } from './qcow2.js';
+import { verifyImage } from '../verify.js';
 
 export interface DownloadOptions {
   url: string;
@@ -90,8 +91,8 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
         }
         const { res, url } = await request(opts.url, { headers, idleTimeoutMs: idle, signal: opts.signal }).catch((err: unknown) => {
           const code = (err as NodeJS.ErrnoException)?.code;
-          // An unknown host will not appear in a few seconds: fail at once so a fallback can start.
-          if (code === 'ENOTFOUND') throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed: ${networkReason(err)}.`, opts.url, true);
+          // An unknown host or a closed port will not change in a few seconds: fail at once so a fallback can start.
+          if (code === 'ENOTFOUND' || code === 'ECONNREFUSED') throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed: ${networkReason(err)}.`, opts.url, true);
           throw new Retry(networkReason(err));
         });
         finalUrl = url;
@@ -159,6 +160,10 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
     fh = undefined;
     const sha256 = hash.digest('hex');
     await checkQcow2(part, `${opts.label} from ${finalUrl}`);
+    // qemu-img must also read it as a self-contained qcow2 before it may be used.
+    await verifyImage(part, 'qcow2').catch((err: unknown) => {
+      throw new ImageRejectedError(`${opts.label} from ${finalUrl} was refused: ${(err as Error).message.split(part).join('the downloaded file')}`);
+    });
     if (pinned && sha256 !== pinned) {
       throw new ImageRejectedError(`${opts.label} from ${finalUrl} has SHA-256 ${sha256}, but ${pinned} was pinned (-image-sha256); the file was discarded.`);
     }
