@@ -19,9 +19,10 @@ mkdir -p "$CACHE"
 
 exec 9>"$CACHE/.lock"
 flock 9   # one build at a time; the others wait and reuse it
-if [ ! -s "$out" ]; then
-  tmp="$out.tmp.$$"
-  trap 'rm -f "$tmp"' EXIT
+if [ ! -f "$out" ] || [ ! -s "$out" ]; then
+  tmp="$CACHE/.tmp-$$-rootfs.tar"   # mmdebstrap picks the format from the .tar ending
+  rm -rf "$tmp"
+  trap 'rm -rf "$tmp"' EXIT
   mmdebstrap --quiet --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp" "$MIRROR" >&2
   mv "$tmp" "$out"
   # Older tarballs of this image are stale once the inputs change.

@@ -31,11 +31,13 @@ start() {
   if alive; then stop; fi
   mkdir -p "$dir/data" "$dir/exec"
   local net=()
-  # docker0 already there means another engine owns the default bridge and its
-  # iptables rules: stay off both rather than fight over them.
-  if ip link show docker0 >/dev/null 2>&1; then
-    echo "dockerd.sh: docker0 exists (another engine?): starting without a bridge network" >&2
+  # Another engine running owns the default bridge and its iptables rules:
+  # stay off both rather than fight over them (jobs then have no network).
+  if pgrep -x dockerd >/dev/null 2>&1; then
+    echo "dockerd.sh: another dockerd is running: starting ours without a bridge network" >&2
     net=(--bridge=none --iptables=false)
+  elif ! ip link show docker0 >/dev/null 2>&1; then
+    touch "$dir/made-docker0"   # ours to remove on stop
   fi
   setsid /usr/sbin/dockerd --data-root "$dir/data" --exec-root "$dir/exec" \
     --pidfile "$pidfile" --host "unix://$sock" "${net[@]}" >"$log" 2>&1 </dev/null &
@@ -77,6 +79,9 @@ stop() {
   awk -v d="$dir/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null
   done
+  if [ -e "$dir/made-docker0" ] && ! pgrep -x dockerd >/dev/null 2>&1; then
+    ip link delete docker0 2>/dev/null
+  fi
   rm -rf "$dir"
   return 0
 }

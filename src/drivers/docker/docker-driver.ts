@@ -226,7 +226,7 @@ export class DockerDriver implements Driver {
       try {
         archive = await this.filesContainer().getArchive({ path: target });
       } catch (err) {
-        throw new Error(statusOf(err) === 404 ? `no file ${target} in the container` : errorText(err));
+        throw new Error(statusOf(err) === 404 ? `no file ${target} in the container` : errorText(err), { cause: err });
       }
       const got = await extractFirst(archive, localPath);
       if (got.type === 'file') return;
