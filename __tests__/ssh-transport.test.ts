@@ -179,6 +179,14 @@ describe('jobs', () => {
     expect(failed.output).not.toContain('+ echo after');
   });
 
+  it('never loses an exit status, even when the whole job fits in one packet burst (300 quick jobs)', async () => {
+    // Regression: listeners attached after an await missed ssh2's same-tick exit event.
+    const codes: (number | null)[] = [];
+    for (let i = 0; i < 300; i++) codes.push((await run(s, job(`quick${i}`, [`exit ${i % 3}`]))).exitCode);
+    expect(codes).toEqual(codes.map((_, i) => i % 3));
+    for (let i = 0; i < 100; i++) expect((await s.exec(`exit ${i % 4}`)).code).toBe(i % 4);
+  });
+
   it('delivers awkward env values byte for byte with no AcceptEnv on the server, and no host variables', async () => {
     process.env.DJINN_HOST_SECRET = 'must-not-leak';
     const env = [

@@ -19,6 +19,8 @@ export interface SshdOptions {
   sftp?: 'internal' | 'server';
   /** Extra sshd_config lines. */
   extra?: string;
+  /** Where to make the temporary folder (e.g. /dev/shm for benchmarks); default os.tmpdir(). */
+  base?: string;
 }
 
 export interface Sshd {
@@ -65,7 +67,7 @@ function keygen(file: string, args: string[]): string {
 }
 
 export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'djinn-sshd-'));
+  const dir = mkdtempSync(path.join(opts.base ?? os.tmpdir(), 'djinn-sshd-'));
   const home = path.join(dir, 'home');
   mkdirSync(home, { mode: 0o700 });
   mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege-separation folder

@@ -2,7 +2,7 @@
 // trying key, none, empty password, password; retry transient failures until
 // the deadline, but never a refused login (it will not get better).
 import net from 'node:net';
-import { Client, type AnyAuthMethod, type AuthenticationType, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Reporter } from '../../runner/reporter.js';
 import { DriverError } from '../../drivers/driver.js';
 import { describeSocketError, sleep, toDeadline, waitForBanner } from './banner.js';
@@ -29,6 +29,9 @@ const KEEPALIVE_MAX = 4;
 
 class AuthRefused extends Error {}
 
+// ssh2 is CommonJS: Node's ESM loader only gives its default export.
+const { Client: SshClient } = ssh2;
+
 function authMethods(t: SshTarget, key: Buffer | undefined): { label: string; method: AnyAuthMethod }[] {
   const username = t.user;
   const out: { label: string; method: AnyAuthMethod }[] = [];
@@ -49,7 +52,7 @@ function authMethods(t: SshTarget, key: Buffer | undefined): { label: string; me
 /** One login attempt on a fresh TCP connection. */
 function attempt(t: SshTarget, key: Buffer | undefined, timeoutMs: number, onHostKey: (blob: Buffer) => void): Promise<Client> {
   return new Promise((resolve, reject) => {
-    const client = new Client();
+    const client = new SshClient();
     const sock = new net.Socket();
     // Without this every small request waits on Nagle + delayed ACK: 40 ms per job.
     sock.setNoDelay(true);
@@ -143,7 +146,17 @@ export async function openClient(t: SshTarget): Promise<Client> {
   }
 }
 
-/** Runs `command`, resolving when the channel closes. */
-export function openExec(client: Client, command: string): Promise<ClientChannel> {
-  return new Promise((resolve, reject) => client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch))));
+/**
+ * Starts `command`. `attach` runs synchronously when the channel opens: ssh2
+ * may emit data, `exit` and `close` in the same tick as the exec callback, so
+ * listeners added after an await can miss the exit status.
+ */
+export function openExec(client: Client, command: string, attach: (ch: ClientChannel) => void): Promise<ClientChannel> {
+  return new Promise((resolve, reject) =>
+    client.exec(command, (err, ch) => {
+      if (err) return reject(err);
+      attach(ch);
+      resolve(ch);
+    }),
+  );
 }

@@ -1,7 +1,10 @@
 // Private keys in the formats people have: OpenSSH's own, and PEM (PKCS#1
 // RSA, which ssh2 reads itself, and PKCS#8, which it does not: we convert).
 import { createHash, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
+
+// ssh2 is CommonJS: Node's ESM loader only gives its default export.
+const { utils } = ssh2;
 
 export class KeyError extends Error {}
 

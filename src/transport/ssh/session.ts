@@ -103,44 +103,33 @@ export class SshSession {
     const env = envFile(job.env);
     const envPath = `${this.dir}/env`;
     const pidFile = `${this.dir}/${n}.pid`;
-    let channel: ClientChannel;
     try {
       const writes = [writeFile(this.sftp, script, job.script, 0o700)];
       if (env !== this.envWritten) writes.push(writeFile(this.sftp, envPath, env, 0o600));
       await Promise.all(writes);
       this.envWritten = env;
-      const cmd = `exec /bin/sh ${[`${this.dir}/run.sh`, envPath, script, pidFile].map(shellQuote).join(' ')}`;
-      channel = await openExec(this.client, cmd);
     } catch (err) {
       if (this.lost) return { exitCode: null, error: this.lostMessage(job.name) };
       return { exitCode: null, error: `cannot start job ${job.name}: ${(err as Error).message}` };
     }
+    const cmd = `exec /bin/sh ${[`${this.dir}/run.sh`, envPath, script, pidFile].map(shellQuote).join(' ')}`;
 
     return new Promise<ExecResult>((resolve) => {
       let code: number | null | undefined;
       let sig: string | undefined;
       let stopped = false;
+      let finished = false;
+      let channel: ClientChannel | undefined;
       const timers: NodeJS.Timeout[] = [];
       const done = (r: ExecResult) => {
+        if (finished) return;
+        finished = true;
         for (const t of timers) clearTimeout(t);
         signal.removeEventListener('abort', stop);
         this.onLost.delete(onLost);
         resolve(r);
       };
       const onLost = () => done({ exitCode: null, error: this.lostMessage(job.name) });
-      this.onLost.add(onLost);
-      channel.on('data', (c: Buffer) => sink.write(c));
-      channel.stderr.on('data', (c: Buffer) => sink.write(c));
-      channel.on('exit', (c: number | null, s?: string) => {
-        code = c;
-        sig = s ?? undefined;
-      });
-      channel.on('close', () => {
-        if (code !== undefined && code !== null) done({ exitCode: code });
-        else if (sig) done({ exitCode: null, error: `the job's script was killed by ${sig.startsWith('SIG') ? sig : `SIG${sig}`}` });
-        else if (stopped) done({ exitCode: null, error: 'stopped' });
-        else done({ exitCode: null, error: this.lostMessage(job.name) });
-      });
       // Stop: TERM the job's process group, KILL it after a grace period, then give up on the channel.
       const stop = () => {
         stopped = true;
@@ -150,16 +139,35 @@ export class SshSession {
             void this.signalGroup(pidFile, 9);
             timers.push(
               setTimeout(() => {
-                channel.close();
+                channel?.close();
                 done({ exitCode: null, error: 'stopped' });
               }, KILL_WAIT_MS),
             );
           }, KILL_GRACE_MS),
         );
       };
+      const attach = (ch: ClientChannel) => {
+        channel = ch;
+        ch.on('data', (c: Buffer) => sink.write(c));
+        ch.stderr.on('data', (c: Buffer) => sink.write(c));
+        ch.on('exit', (c: number | null, s?: string) => {
+          code = c;
+          sig = s ?? undefined;
+        });
+        ch.on('close', () => {
+          if (code !== undefined && code !== null) done({ exitCode: code });
+          else if (sig) done({ exitCode: null, error: `the job's script was killed by ${sig.startsWith('SIG') ? sig : `SIG${sig}`}` });
+          else if (stopped) done({ exitCode: null, error: 'stopped' });
+          else done({ exitCode: null, error: this.lostMessage(job.name) });
+        });
+      };
+      this.onLost.add(onLost);
       if (signal.aborted) stop();
       else signal.addEventListener('abort', stop, { once: true });
-      if (this.lost) onLost();
+      if (this.lost) return onLost();
+      openExec(this.client, cmd, attach).catch((err: Error) => {
+        done(this.lost ? { exitCode: null, error: this.lostMessage(job.name) } : { exitCode: null, error: `cannot start job ${job.name}: ${err.message}` });
+      });
     });
   }
 
@@ -243,18 +251,22 @@ export async function execCollect(
   command: string,
   opts: { stdin?: NodeJS.ReadableStream | string; signal?: AbortSignal } = {},
 ): Promise<ExecOutput> {
-  const ch = await openExec(client, command);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let code: number | null = null;
+  let closed!: () => void;
+  const isClosed = new Promise<void>((r) => (closed = r));
+  const ch = await openExec(client, command, (c) => {
+    c.on('data', (d: Buffer) => out.push(d));
+    c.stderr.on('data', (d: Buffer) => err.push(d));
+    c.on('exit', (n: number | null) => (code = typeof n === 'number' ? n : null));
+    c.on('close', () => closed());
+  });
   return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let code: number | null = null;
     const onAbort = () => ch.close();
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    ch.on('data', (c: Buffer) => out.push(c));
-    ch.stderr.on('data', (c: Buffer) => err.push(c));
-    ch.on('exit', (c: number | null) => (code = typeof c === 'number' ? c : null));
-    ch.on('close', () => {
+    void isClosed.then(() => {
       opts.signal?.removeEventListener('abort', onAbort);
       resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
     });
