@@ -118,13 +118,13 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
   let args: string[];
   try {
     const binary = req.qemuBinary ?? 'qemu-system-x86_64';
-    args = pinMachine(req.args, await pinnedMachine('pc', binary));
-    const shape = machineShape(args);
-    key = {
-      imageSha256: req.image.sha256 ?? (await imageDigest(req.image.path, store.root)),
-      qemuVersion: await qemuVersion(binary),
-      ...shape,
-    };
+    const [machine, version, imageSha256] = await Promise.all([
+      pinnedMachine('pc', binary),
+      qemuVersion(binary),
+      req.image.sha256 ?? imageDigest(req.image.path, store.root),
+    ]);
+    args = pinMachine(req.args, machine);
+    key = { imageSha256, qemuVersion: version, ...machineShape(args) };
     checkKey(key);
   } catch (err) {
     return cold(`warm start off: ${(err as Error).message}`);

@@ -79,11 +79,20 @@ export function qemuVersion(binary = 'qemu-system-x86_64'): Promise<string> {
 }
 
 /** The versioned machine type `pc` stands for in this QEMU, e.g. `pc-i440fx-7.2`. */
-export async function pinnedMachine(alias = 'pc', binary = 'qemu-system-x86_64'): Promise<string> {
-  const { stdout } = await execFileP(binary, ['-machine', 'help']);
-  const re = new RegExp(`^${alias}\\s+.*\\(alias of ([^)]+)\\)`, 'm');
-  const m = re.exec(stdout);
-  return m ? m[1]! : alias;
+const machineCache = new Map<string, Promise<string>>();
+
+export function pinnedMachine(alias = 'pc', binary = 'qemu-system-x86_64'): Promise<string> {
+  const id = `${binary}\0${alias}`;
+  let p = machineCache.get(id);
+  if (!p) {
+    p = execFileP(binary, ['-machine', 'help']).then(({ stdout }) => {
+      const m = new RegExp(`^${alias}\\s+.*\\(alias of ([^)]+)\\)`, 'm').exec(stdout);
+      return m ? m[1]! : alias;
+    });
+    p.catch(() => machineCache.delete(id));
+    machineCache.set(id, p);
+  }
+  return p;
 }
 
 /** Streams a file through SHA-256. */

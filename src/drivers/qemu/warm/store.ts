@@ -140,11 +140,23 @@ export class StateStore {
       await fs.chmod(bootOverlay, 0o644);
       await execFileP('qemu-img', ['rebase', '-u', '-f', 'qcow2', '-F', base.format, '-b', path.resolve(base.path), bootOverlay]);
     }
-    const verifyState = sha256File(statePath).then((d) => {
-      if (d !== manifest.state.sha256) throw new Error('state file does not match its recorded digest (damaged)');
-    });
+    const verifyState = this.verifyOnce(keyDir, generation, statePath, manifest.state.sha256);
     verifyState.catch(() => undefined); // handled by whoever awaits it; never an unhandled rejection
     return { found: { manifest, dir, overlayPath: bootOverlay, statePath, verifyState } };
+  }
+
+  /**
+   * Hashes the state file unless it was already found intact with the very same
+   * inode, size, mtime and ctime (any write changes those): saves ~0.2 s of CPU
+   * on every restore, while QEMU is loading.
+   */
+  private async verifyOnce(keyDir: string, generation: string, statePath: string, sha256: string): Promise<void> {
+    const stamp = path.join(keyDir, `verified-${generation}.json`);
+    const st = await fs.stat(statePath);
+    const id = JSON.stringify({ ino: st.ino, dev: st.dev, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, sha256 });
+    if ((await fs.readFile(stamp, 'utf8').catch(() => '')) === id) return;
+    if ((await sha256File(statePath)) !== sha256) throw new Error('state file does not match its recorded digest (damaged)');
+    await writeAtomic(stamp, id).catch(() => undefined);
   }
 
   /** Makes a fresh folder with a writable overlay on `base`, for a cold boot that will be saved. */
@@ -210,6 +222,10 @@ export class StateStore {
     const now = Date.now();
     for (const name of await fs.readdir(keyDir).catch(() => [] as string[])) {
       if (name === keep || name === 'current' || name.startsWith('current.')) continue;
+      if (name.startsWith('verified-') && name !== `verified-${keep}.json`) {
+        await fs.rm(path.join(keyDir, name), { force: true });
+        continue;
+      }
       const p = path.join(keyDir, name);
       const st = await fs.stat(p).catch(() => undefined);
       if (!st?.isDirectory()) continue;
