@@ -175,7 +175,7 @@ export function parseManifestFile(file: string, options: ParseOptions = {}): Man
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message;
-    throw new UsageError(`cannot read the manifest: ${why}.`, { file: name });
+    throw new UsageError(`cannot read the manifest: ${why}.`, { file: name }, 'manifest');
   }
   return parseManifest(text, name);
 }
