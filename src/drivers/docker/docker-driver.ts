@@ -25,6 +25,7 @@ const SCRIPT_DIR = '/.djinn';
 /** Seconds a stopped job gets between SIGTERM and SIGKILL. */
 const STOP_GRACE_S = 2;
 const MAX_SYMLINKS = 16;
+const CREATE_WAIT_MS = 30_000;
 
 // Lists one folder for the glob: "<f|d|o> <name>\0" per entry, types following symlinks. Plain POSIX sh.
 const LIST_SCRIPT = `cd -- "$1" 2>/dev/null || exit 3
@@ -139,6 +140,7 @@ export class DockerDriver implements Driver {
         stream.on('close', resolve);
         stream.on('error', () => resolve());
       });
+      if (signal.aborted) return { exitCode: null, error: 'stopped before it started' };
       let stopped = false;
       const stop = () => {
         stopped = true;
@@ -151,15 +153,13 @@ export class DockerDriver implements Driver {
         } catch (err) {
           return { exitCode: null, error: `the job's container did not start: ${errorText(err)}` };
         }
-        if (signal.aborted && !stopped) stop();
         const { StatusCode } = (await container.wait()) as { StatusCode: number };
         // The attach stream ends once the container has; don't hang on a lost one.
-        await Promise.race([ended, new Promise((r) => setTimeout(r, 5000).unref())]);
-        if (stopped) return { exitCode: null, error: 'the job\'s container was stopped' };
+        await Promise.race([ended, sleep(5000)]);
+        if (stopped) return { exitCode: null, error: "the job's container was stopped" };
         return { exitCode: StatusCode };
       } finally {
         signal.removeEventListener('abort', stop);
-        stream.removeAllListeners('end');
       }
     } finally {
       await container.remove({ force: true }).catch(() => {}); // destroy() catches anything left
@@ -265,7 +265,8 @@ export class DockerDriver implements Driver {
 
   async destroy(): Promise<void> {
     this.destroyed = true;
-    await this.creating?.catch(() => {});
+    // A create stuck on an engine that does not answer must not hold the clean-up forever.
+    if (this.creating) await Promise.race([this.creating.catch(() => {}), sleep(CREATE_WAIT_MS)]);
     if (!this.engine) return;
     const docker = this.engine.docker;
     try {
@@ -296,4 +297,8 @@ export class DockerDriver implements Driver {
       volume: this.volume,
     };
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -6,6 +6,12 @@ import type { Reporter } from '../../runner/reporter.js';
 import { DriverError } from '../driver.js';
 
 export const DEFAULT_HOST = 'unix:///var/run/docker.sock';
+/** An engine that has not answered /version by then is not going to. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
+function noAnswer(ms: number): Promise<never> {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms).unref());
+}
 
 export interface Engine {
   docker: Docker;
@@ -45,7 +51,7 @@ export async function connect(hostSetting: string | undefined, version: string |
   const docker = new Docker(engineOptions(host, version));
   let info: Docker.DockerVersion;
   try {
-    info = await docker.version();
+    info = await Promise.race([docker.version(), noAnswer(CONNECT_TIMEOUT_MS)]);
   } catch (err) {
     throw new DriverError(
       `cannot reach the Docker engine at ${host}: ${errorText(err)}. Start dockerd, or point DOCKER_HOST or driver.conf's ` +
