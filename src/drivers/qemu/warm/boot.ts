@@ -14,6 +14,8 @@ export interface WarmBootHooks<P> {
   waitForSsh(proc: P, deadline: number): Promise<void>;
   /** QEMU's own words when it exited early (stderr), for the reason line. */
   exitText?(proc: P): Promise<string>;
+  /** True for a QEMU failure that says nothing about the state (e.g. the host port was taken): rethrown, state kept. */
+  isTransient?(stderr: string): boolean;
   log(line: string): void;
 }
 
@@ -52,8 +54,10 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
         throw err;
       }
       await hooks.stop(proc);
+      const stderr = hooks.exitText ? await hooks.exitText(proc) : '';
+      if (hooks.isTransient?.(stderr)) throw err;
       // QEMU's own error (e.g. "Size mismatch: pc.ram ...") says more than a closed QMP socket.
-      const said = hooks.exitText ? qemuError(await hooks.exitText(proc)) : '';
+      const said = qemuError(stderr);
       const reason = said || firstLine((err as Error).message) || 'unknown error';
       hooks.log(`warm start: could not restore the saved machine (${reason}); booting cold`);
       plan = await restoreFailed(plan, req, reason);
