@@ -166,6 +166,12 @@ describe('plan', () => {
     expect(makePlan(m, { stage: 'two' }).stages.map((s) => s.name)).toEqual(['setup', 'two']);
     expect(() => makePlan(m, { stage: 'three' })).toThrow('unknown stage "three"; the manifest\'s stages are: one, two.');
   });
+
+  it('-stage setup runs just the clones when no stage of the manifest is called setup', () => {
+    expect(makePlan(parseManifest(text), { stage: 'setup' }).stages.map((s) => s.name)).toEqual(['setup']);
+    const noSources = parseManifest(`${HEAD}stages: [one]\njobs:\n  - {stage: one, commands: [x]}\n`);
+    expect(() => makePlan(noSources, { stage: 'setup' })).toThrow('unknown stage "setup"');
+  });
 });
 
 describe('job script', () => {

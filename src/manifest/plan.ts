@@ -73,7 +73,9 @@ export function makePlan(m: Manifest, options: PlanOptions = {}): Plan {
   let kept = stages;
   if (options.stage !== undefined && options.stage !== '') {
     const names = m.stages.map((s) => s.name);
-    if (!names.includes(options.stage)) {
+    // "setup" also names the clone stage, as in Djinn, where `-stage setup` runs just the clones.
+    const cloneOnly = options.stage === SETUP_STAGE && m.sources.length > 0;
+    if (!names.includes(options.stage) && !cloneOnly) {
       throw new UsageError(
         `unknown stage "${options.stage}"; the manifest's stages are: ${names.length ? names.join(', ') : '(none)'}.`,
         { file: m.file },
