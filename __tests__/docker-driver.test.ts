@@ -83,9 +83,13 @@ jobs:
       - cat src/hello.txt > out/clone.txt
       - ln -s sum.txt out/link.txt
       - echo first > state
+      - mkdir -p "logs/a b" logs/c/dir.log
+      - echo one > "logs/a b/one.log"
+      - echo two > logs/c/two.log
     artifacts:
       - out/*.txt => txt/*
       - out/env.log
+      - logs/*/*.log => logs/*
   - stage: check
     commands:
       - echo second >> state
@@ -125,6 +129,10 @@ jobs:
     expect(art('txt/link.txt').toString()).toBe(art('txt/sum.txt').toString());
     expect(existsSync(path.join(dir, 'artifacts', 'txt', 'env.log'))).toBe(false); // *.txt only
     expect(art('final/state').toString()).toBe('first\nsecond\n');
+    // Globs over nested folders (one with a space in its name); folders are not artifacts.
+    expect(art('logs/one.log').toString()).toBe('one\n');
+    expect(art('logs/two.log').toString()).toBe('two\n');
+    expect(existsSync(path.join(dir, 'artifacts', 'logs', 'dir.log'))).toBe(false);
     // The manifest's env and nothing of the host's.
     const env = art('env.log').toString();
     expect(env).toContain('AWKWARD=');
