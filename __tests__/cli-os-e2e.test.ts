@@ -370,6 +370,13 @@ describe('usage', () => {
     expect(r.code).toBe(0);
   });
 
+  it('an -artifacts path that is a file is a usage error, not a crash', async () => {
+    const p = project(`${OS}stages: [a]\njobs:\n  - {stage: a, commands: [echo]}\n`);
+    const r = await runCli(['-driver', '/dev/null', '-artifacts', '.djinn.yml'], { cwd: p.dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^djinn: -artifacts: cannot create the artifacts folder .*\.djinn\.yml: EEXIST\.\n$/);
+  });
+
   it('the artifacts folder is created when missing', async () => {
     const p = project(`${OS}stages: [a]\njobs:\n  - {stage: a, commands: [touch f], artifacts: [f]}\n`);
     const r = await run(p);

@@ -1,6 +1,6 @@
 // The `djinn` command line: the offline runner's flags, plus lint, plan,
 // image and workflow commands. A thin front end over the engine.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -206,7 +206,13 @@ async function runCommand(argv: string[]): Promise<number> {
   const artifactsDir = path.resolve(str(flags, 'artifacts') ?? '.');
   const objectsDir = path.resolve(str(flags, 'objects') ?? '.');
   if (!existsSync(objectsDir)) throw new UsageError(`objects folder ${objectsDir} does not exist.`, {}, '-objects');
-  mkdirSync(artifactsDir, { recursive: true });
+  try {
+    mkdirSync(artifactsDir, { recursive: true });
+  } catch (err) {
+    throw new UsageError(`cannot create the artifacts folder ${artifactsDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`, {}, '-artifacts');
+  }
+  if (!statSync(artifactsDir).isDirectory()) throw new UsageError(`${artifactsDir} is not a folder.`, {}, '-artifacts');
+  if (!statSync(objectsDir).isDirectory()) throw new UsageError(`${objectsDir} is not a folder.`, {}, '-objects');
 
   const tempDir = await mkdtemp(path.join(os.tmpdir(), 'djinn-build-'));
   const settings = settingsFromFlags(flags, conf, tempDir);
