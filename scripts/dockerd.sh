@@ -60,7 +60,7 @@ start() {
 ours() {
   local p
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$dir/exec"; then echo "${p#/proc/}"; fi
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$dir/exec"; then echo "${p#/proc/}"; fi
   done
 }
 
