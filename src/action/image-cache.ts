@@ -170,11 +170,11 @@ export async function prepareImage(manifest: Manifest, settings: DriverSettings,
 
 const pending = new WeakMap<DriverSettings, { name: string; rev: ImageRevision; started: number }>();
 
-/** After a build that booted: save the image the driver fetched, if the build reports where it is. */
+/** After a build that booted: save the image the driver fetched, if the build reports where it is (fact imageFile). */
 export async function afterBuild(settings: DriverSettings, report: BuildReport, reporter: Reporter): Promise<void> {
   const p = pending.get(settings);
   if (!p) return;
-  const file = report.facts.imagePath;
+  const file = report.facts.imageFile;
   const source = report.facts.imageSource;
   if (typeof file !== 'string' || !existsSync(file) || source === 'file' || source === 'disks') return;
   if (p.rev.kind === 'sha256' || report.jobs.some((j) => j.status !== 'skipped' && j.status !== 'queued')) {

@@ -14,7 +14,7 @@ import { uploadArtifacts } from './artifacts.js';
 import { ensureQemu, prepareKvm } from './host.js';
 import { afterBuild, prepareImage } from './image-cache.js';
 import { driverSettings, readInputs, workspaceDir, type ActionInputs } from './inputs.js';
-import { findManifests } from './manifests.js';
+import { findManifests } from '../runner/prepare.js';
 import { ActionsReporter } from './reporter.js';
 import { STATE } from './state.js';
 import { bootSeconds, fact, writeSummary, type BuildResult, type UploadResult } from './summary.js';
