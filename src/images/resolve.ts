@@ -100,22 +100,33 @@ const SOURCES: Source[] = [fromFile, fromDisks, fromCacheOrDownload, fromBuilder
 
 export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> {
   for (const source of SOURCES) {
-    const found = await source(req);
+    let found: ResolvedImage | undefined;
+    try {
+      found = await source(req);
+    } catch (err) {
+      // A later source failed (e.g. a download): still say where the disks folder was looked at.
+      if (err instanceof Error && req.settings.disks && !req.settings.imageFile && source !== fromDisks) err.message += ` ${(await disksHint(req)).join(' ')}`;
+      throw err;
+    }
     if (found) return found;
   }
   throw await notFound(req);
 }
 
-async function notFound({ name, settings }: ResolveRequest): Promise<DriverError> {
-  const lines = [`couldn't find image ${name}.`];
-  if (settings.disks) {
-    const disks = path.resolve(settings.disks);
-    const present = await listDiskImages(disks);
-    lines.push(`Looked for ${diskPath(disks, name)}.`);
-    lines.push(present.length ? `Images present under ${disks}: ${present.join(', ')}.` : `There are no images under ${path.join(disks, 'qemu', 'x86_64')}.`);
-  } else {
-    lines.push('No disks folder is set (-disks or driver.conf: driver qemu { disks "DIR" }).');
-  }
+/** Where the image was looked for in the disks folder, and what is there. */
+async function disksHint({ name, settings }: ResolveRequest): Promise<string[]> {
+  if (!settings.disks) return ['No disks folder is set (-disks or driver.conf: driver qemu { disks "DIR" }).'];
+  const disks = path.resolve(settings.disks);
+  const present = await listDiskImages(disks);
+  return [
+    `Looked for ${diskPath(disks, name)}.`,
+    present.length ? `Images present under ${disks}: ${present.join(', ')}.` : `There are no images under ${path.join(disks, 'qemu', 'x86_64')}.`,
+  ];
+}
+
+async function notFound(req: ResolveRequest): Promise<DriverError> {
+  const { name, settings } = req;
+  const lines = [`couldn't find image ${name}.`, ...(await disksHint(req))];
   if (!buildableSuite(name)) lines.push('Only debian/<suite> images can be built here (djinn image build).');
   else if (settings.imageBuild === 'never') lines.push('Building it was not allowed (-image-build never).');
   return new DriverError(lines.join(' '));
