@@ -123,7 +123,11 @@ jobs:
     expect(art('txt/awkward.txt').toString()).toBe(AWKWARD);
     expect(art('txt/multi.txt').toString()).toBe('line one\nline two');
     expect(art('txt/tool.txt').toString()).toBe('tool ran\n');
-    expect(art('txt/sum.txt').toString().trim()).toBe(execFileSync('sha256sum', [path.join(objects, 'data.bin')]).toString().split(' ')[0]);
+    expect(art('txt/sum.txt').toString().trim()).toBe(
+      execFileSync('sha256sum', [path.join(objects, 'data.bin')])
+        .toString()
+        .split(' ')[0],
+    );
     expect(art('txt/clone.txt').toString()).toBe('cloned\n');
     // A symlink in the workspace arrives as the file it points to.
     expect(art('txt/link.txt').toString()).toBe(art('txt/sum.txt').toString());

@@ -73,7 +73,12 @@ export async function run(args: string[]): Promise<void> {
     const sections: Record<string, () => Promise<void>> = {
       'job: driver': async () => add('job: driver', await time(() => driver.execute(job, sink, stop.signal))),
       'job: docker run --rm': async () =>
-        add('job: docker run --rm', await time(() => docker(engine.host, ['run', '--rm', '-v', `${volume}:${WORKSPACE}`, '-w', WORKSPACE, engine.image, '/bin/sh', '-c', 'true']))),
+        add(
+          'job: docker run --rm',
+          await time(() =>
+            docker(engine.host, ['run', '--rm', '-v', `${volume}:${WORKSPACE}`, '-w', WORKSPACE, engine.image, '/bin/sh', '-c', 'true']),
+          ),
+        ),
       'download: driver': async () => {
         const out = path.join(tmp, 'a.bin');
         add('download: driver', await time(() => driver.download('big', out)));
@@ -96,7 +101,9 @@ export async function run(args: string[]): Promise<void> {
     process.stdout.write(`docker driver vs docker CLI, same engine, ${rounds} rounds, medians\n`);
     process.stdout.write(`${'what'.padEnd(18)}${'driver ms'.padStart(11)}${'CLI ms'.padStart(10)}${'ratio'.padStart(8)}\n`);
     for (const [what, ours, cli] of rows) {
-      process.stdout.write(`${what.padEnd(18)}${ours.toFixed(0).padStart(11)}${cli.toFixed(0).padStart(10)}${(ours / cli).toFixed(2).padStart(8)}\n`);
+      process.stdout.write(
+        `${what.padEnd(18)}${ours.toFixed(0).padStart(11)}${cli.toFixed(0).padStart(10)}${(ours / cli).toFixed(2).padStart(8)}\n`,
+      );
     }
   } finally {
     await driver.destroy();

@@ -75,7 +75,9 @@ export async function importTestImage(docker: Docker): Promise<string> {
     .catch(() => false);
   if (!have) {
     const progress = await docker.importImage(createReadStream(tarball), { repo: 'djinn-test/debian', tag: key });
-    await new Promise<void>((resolve, reject) => docker.modem.followProgress(progress, (err: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      docker.modem.followProgress(progress, (err: Error | null) => (err ? reject(err) : resolve())),
+    );
   }
   return image;
 }

@@ -56,9 +56,19 @@ export class DockerDriver implements Driver {
     this.image = settings.image || spec.options.image || '';
     const ws = spec.options.workspace ?? '';
     if (!this.image) throw new UsageError('driver docker requires image.', spec.position, 'driver.image');
-    if (!path.posix.isAbsolute(ws)) throw new UsageError(`driver docker: workspace "${ws}" must be an absolute path in the container, e.g. /workspace.`, spec.position, 'driver.workspace');
+    if (!path.posix.isAbsolute(ws))
+      throw new UsageError(
+        `driver docker: workspace "${ws}" must be an absolute path in the container, e.g. /workspace.`,
+        spec.position,
+        'driver.workspace',
+      );
     this.workspace = path.posix.normalize(ws).replace(/(.)\/+$/, '$1');
-    if (this.workspace === '/') throw new UsageError('driver docker: workspace cannot be "/": the build\'s volume is mounted there.', spec.position, 'driver.workspace');
+    if (this.workspace === '/')
+      throw new UsageError(
+        'driver docker: workspace cannot be "/": the build\'s volume is mounted there.',
+        spec.position,
+        'driver.workspace',
+      );
   }
 
   create(ctx: CreateContext): Promise<void> {

@@ -29,10 +29,12 @@ export function engineOptions(host: string, version?: string): Docker.DockerOpti
     opts.version = `v${version.replace(/^v/, '')}`;
   }
   const m = /^([a-z]+):\/\/(.*)$/.exec(host);
-  if (!m) throw new DriverError(`driver docker: host "${host}" is not an address such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375.`);
+  if (!m)
+    throw new DriverError(`driver docker: host "${host}" is not an address such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375.`);
   const [, scheme, rest] = m;
   if (scheme === 'unix') {
-    if (!rest.startsWith('/')) throw new DriverError(`driver docker: host "${host}" must name an absolute socket path, e.g. unix:///var/run/docker.sock.`);
+    if (!rest.startsWith('/'))
+      throw new DriverError(`driver docker: host "${host}" must name an absolute socket path, e.g. unix:///var/run/docker.sock.`);
     opts.socketPath = rest;
     return opts;
   }
