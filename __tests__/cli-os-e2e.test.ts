@@ -90,6 +90,7 @@ describe('exit status and stages', () => {
     const r = await run(p);
     expect(r.code).toBe(0);
     expect(statusOf(r.stdout, 'lint.1')).toBe('passed_with_failures');
+    expect(r.stderr).toBe('warning: .djinn.yml:6:5: job lint.1 in stage lint failed (failures allowed in this stage): exit status 4\n');
     expect(statusOf(r.stdout, 'build.1')).toBe('passed');
     expect(existsSync(path.join(p.arts, 'built'))).toBe(true);
     expect(r.stdout).toMatch(/Done\. Build passed_with_failures in /);

@@ -216,7 +216,9 @@ async function runJob(o: RunOptions, b: Build, job: PlanJob, rep: JobReport, all
     if (jobTimer) clearTimeout(jobTimer);
     rep.durationMs = Date.now() - started;
   }
-  if (rep.error && rep.status !== 'passed') reporter.error(`job ${rep.name} in stage ${rep.stage}: ${rep.error}`, rep.position);
+  if (rep.error && rep.status === 'passed_with_failures') {
+    reporter.warn(`job ${rep.name} in stage ${rep.stage} failed (failures allowed in this stage): ${rep.error}`, rep.position);
+  } else if (rep.error && rep.status !== 'passed') reporter.error(`job ${rep.name} in stage ${rep.stage}: ${rep.error}`, rep.position);
   // Artifacts after every job whose script ran, even a failed one; not once the build is being torn down.
   if (scriptRan && !b.stopReason()) await collectArtifacts(o, b, job);
   reporter.jobEnd(rep);
