@@ -365,6 +365,19 @@ describe('usage', () => {
     expect(r.code).toBe(2);
   });
 
+  it('a broken driver.conf exits 2 naming its line; unknown keys are warnings', async () => {
+    const p = project(`${OS}stages: [a]\njobs:\n  - {stage: a, commands: [echo ok]}\n`, {
+      'bad.conf': 'driver qemu {\n  cpus two\n}\n',
+      'odd.conf': 'driver os {\n  speed 3\n}\n',
+    });
+    const bad = await runCli(['-driver', 'bad.conf', '-artifacts', p.arts], { cwd: p.dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('djinn: bad.conf:2:8: driver qemu cpus: "two" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.\n');
+    const odd = await runCli(['-driver', 'odd.conf', '-artifacts', p.arts], { cwd: p.dir });
+    expect(odd.code).toBe(0);
+    expect(odd.stderr).toBe('warning: odd.conf:2:3: unknown key "speed" in driver os is ignored.\n');
+  });
+
   it('a missing default driver.conf is fine for the os driver', async () => {
     const p = project(`${OS}stages: [a]\njobs:\n  - {stage: a, commands: [echo ok]}\n`);
     const r = await runCli(['-artifacts', p.arts], { cwd: p.dir, env: { XDG_CONFIG_HOME: path.join(p.dir, 'no-config') } });
