@@ -12,6 +12,8 @@ export interface WarmBootHooks<P> {
   stop(proc: P): Promise<void>;
   /** Waits until the guest's SSH server answers (banner), throwing when it does not by `deadline`. */
   waitForSsh(proc: P, deadline: number): Promise<void>;
+  /** For a restored machine: connect at once (a failure falls back to a cold boot). Defaults to waitForSsh. */
+  connectRestored?(proc: P, deadline: number): Promise<void>;
   /** QEMU's own words when it exited early (stderr), for the reason line. */
   exitText?(proc: P): Promise<string>;
   /** True for a QEMU failure that says nothing about the state (e.g. the host port was taken): rethrown, state kept. */
@@ -46,7 +48,7 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
     const proc = await hooks.launch(plan.launch);
     try {
       await finishRestore(plan, { timeoutMs: 30_000, alive: () => hooks.alive(proc), signal: opts.signal });
-      await hooks.waitForSsh(proc, Date.now() + (opts.restoreBannerMs ?? 30_000));
+      await (hooks.connectRestored ?? hooks.waitForSsh)(proc, Date.now() + (opts.restoreBannerMs ?? 30_000));
       return { proc, start: 'restored', startSeconds: (Date.now() - t0) / 1000, plan };
     } catch (err) {
       if (opts.signal?.aborted) {

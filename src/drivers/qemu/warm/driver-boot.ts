@@ -1,0 +1,110 @@
+// The qemu driver's warm path in one call: plan, launch, restore or boot (and
+// save), connect over SSH, and fix up a restored guest. The driver keeps its
+// own port retries, accelerator fall-back and error messages around it.
+import { readFile } from 'node:fs/promises';
+import type { ResolvedImage } from '../../../images/resolve.js';
+import type { Reporter } from '../../../runner/reporter.js';
+import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
+import type { DriverSettings } from '../../settings.js';
+import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
+import { afterConnect, warmBoot } from './boot.js';
+import { applyLaunchChange, stateLabel, type WarmMode } from './index.js';
+
+/** `-warm` as set, `on` by default; off when there is no cache folder to keep states in. */
+export function warmMode(settings: DriverSettings): WarmMode {
+  if (!settings.cacheDir) return 'off';
+  return settings.warm ?? 'on';
+}
+
+export interface DriverWarmBoot {
+  settings: DriverSettings;
+  image: ResolvedImage;
+  /** The driver's launch description for a plain cold boot. */
+  spec: LaunchSpec;
+  /** The build's own temporary folder. */
+  tempDir: string;
+  /** Absolute time by which a cold boot must answer on SSH. */
+  deadline: number;
+  reporter: Reporter;
+  signal: AbortSignal;
+  /** Called with every QEMU started, so the driver can stop it whatever happens. */
+  onProcess(qemu: QemuProcess): void;
+}
+
+export interface DriverWarmResult {
+  qemu: QemuProcess;
+  session: SshSession;
+  facts: Record<string, string | number | boolean>;
+}
+
+/** How long a restored machine gets to answer on SSH before we boot cold instead. */
+export const RESTORE_CONNECT_MS = 30_000;
+
+export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
+  const s = o.settings;
+  const port = o.spec.sshPort;
+  const key = s.sshKeyFile ? await readFile(s.sshKeyFile) : undefined;
+  let session: SshSession | undefined;
+  const connect = async (deadline: number) => {
+    session = await SshSession.connect({
+      host: '127.0.0.1',
+      port,
+      user: s.sshUser ?? 'root',
+      privateKey: key,
+      password: s.sshPassword ?? '',
+      connectTimeoutMs: Math.max(5_000, deadline - Date.now()),
+      reporter: o.reporter,
+      signal: o.signal,
+    });
+  };
+  const untilExit = (q: QemuProcess) => {
+    const c = new AbortController();
+    void q.exited.then(() => c.abort());
+    return AbortSignal.any([o.signal, c.signal]);
+  };
+  const t0 = Date.now();
+  const mode = warmMode(s);
+  const result = await warmBoot(
+    { mode, cacheDir: s.cacheDir ?? '', tempDir: o.tempDir, image: { path: o.image.path, format: o.image.format, sha256: o.image.sha256 }, args: qemuArgs(o.spec) },
+    {
+      launch: async (change) => {
+        const q = await QemuProcess.start(applyLaunchChange(o.spec, change));
+        o.onProcess(q);
+        return q;
+      },
+      alive: (q) => q.running,
+      stop: async (q) => void (await q.stop()),
+      waitForSsh: async (q, deadline) => waitForBanner('127.0.0.1', port, deadline, untilExit(q)),
+      connectRestored: async (q, deadline) => {
+        if (!q.running) throw new Error('QEMU exited');
+        await connect(deadline);
+      },
+      exitText: async (q) => (q.running ? '' : (await q.exited).stderr),
+      isTransient: (stderr) => HOSTFWD_TAKEN.test(stderr),
+      log: (line) => o.reporter.info(line),
+    },
+    { bootTimeoutMs: Math.max(1, o.deadline - Date.now()), restoreBannerMs: RESTORE_CONNECT_MS, signal: o.signal },
+  );
+  if (!session) await connect(o.deadline);
+  const facts: Record<string, string | number | boolean> = {
+    start: result.start === 'restored' ? 'restored' : 'booted',
+    startSeconds: Math.round((Date.now() - t0) / 100) / 10,
+    warm: mode,
+  };
+  if (result.plan.key) facts.warmState = stateLabel(result.plan.key);
+  if (result.savedSeconds !== undefined) facts.warmSaveSeconds = Math.round(result.savedSeconds * 10) / 10;
+  const fix = await afterConnect(
+    result,
+    async (cmd) => {
+      const r = await session!.exec(cmd);
+      return { code: r.code, stdout: r.stdout.toString() };
+    },
+    (line) => o.reporter.info(line),
+  );
+  if (fix) {
+    facts.warmClock = fix.clock;
+    facts.warmRandom = fix.rng;
+  }
+  o.reporter.info(`Machine ${facts.start} in ${facts.startSeconds}s${result.start === 'restored' ? ' (from a saved state)' : ''}.`);
+  return { qemu: result.proc, session: session!, facts };
+}
