@@ -1,0 +1,145 @@
+// End to end: the bundled action boots our own test image under TCG and runs a
+// manifest whose source is the workflow's own repository; the checkout (with an
+// uncommitted change) is copied in, not cloned. Then the image caches across
+// runs: a first run downloads the image from a loopback HTTP server and saves
+// it with @actions/cache (Azurite + the results-service stand-in, which mocks
+// GitHub's own servers); a second run on a fresh runner restores it and never
+// downloads.
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeRunner, runMain, runPost, type Runner } from './helpers/action-harness.js';
+import { startAzurite, type Azurite } from './helpers/azurite.js';
+import { ROOT } from './helpers/cli.js';
+import { startResultsService, type ResultsService } from './helpers/results-service.js';
+
+function testDisks(): string {
+  const d = process.env.DJINN_TEST_DISKS || execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 }).toString().trim();
+  if (!existsSync(path.join(d, 'qemu', 'x86_64', 'debian', 'stable'))) throw new Error(`no test image under ${d}`);
+  return d;
+}
+
+/** QEMU processes whose command line mentions `dir` (nothing of a finished run may be left). */
+function qemuUnder(dir: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.startsWith('qemu-system') && cmd.includes(dir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+const MANIFEST = `driver:
+  type: qemu
+  image: debian/stable
+sources:
+- https://github.com/octo/example.git => src
+stages:
+- build
+jobs:
+- stage: build
+  name: check
+  commands:
+  - cat src/uncommitted.txt
+  - test -f src/.djinn.yml
+  - test ! -d src/.git || echo "has .git"
+  - uname -m > arch.txt
+  artifacts:
+  - arch.txt
+`;
+
+let disks: string;
+const runners: Runner[] = [];
+beforeAll(() => {
+  disks = testDisks();
+});
+afterAll(async () => {
+  for (const r of runners) await r.cleanup();
+});
+
+async function runner(): Promise<Runner> {
+  const r = await makeRunner();
+  runners.push(r);
+  await writeFile(path.join(r.workspace, '.djinn.yml'), MANIFEST);
+  await writeFile(path.join(r.workspace, 'uncommitted.txt'), 'uncommitted change 1234\n');
+  return r;
+}
+
+describe('action with the qemu driver (TCG)', () => {
+  it('boots our image and copies the checkout for the workflow repository instead of cloning it', async () => {
+    const r = await runner();
+    const res = await runMain(r, { inputs: { kvm: 'off', disks, 'upload-artifacts': 'false', 'warm-start': 'off' } });
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toContain('uncommitted change 1234');
+    expect(res.stdout).toMatch(/Copying the workspace .* into src \(instead of cloning https:\/\/github\.com\/octo\/example\.git\)/);
+    expect(res.stdout).not.toContain('git clone');
+    expect(res.outputs.status).toBe('passed');
+    expect(res.outputs.accelerator).toBe('tcg');
+    expect(Number(res.outputs['boot-seconds'])).toBeGreaterThan(0);
+    expect(await readFile(path.join(res.outputs['artifacts-dir'], 'arch.txt'), 'utf8')).toBe('x86_64\n');
+    expect(res.summary).toContain('accelerator tcg');
+    expect(res.summary).toMatch(/booted in [\d.]+ s/);
+    expect(qemuUnder(r.root)).toEqual([]);
+    const post = await runPost(r);
+    expect(post.code).toBe(0);
+  });
+});
+
+describe('image caches across runs with the qemu driver', () => {
+  let azurite: Azurite;
+  let results: ResultsService;
+  let server: http.Server;
+  let url: string;
+  const gets: string[] = [];
+
+  beforeAll(async () => {
+    azurite = await startAzurite();
+    results = await startResultsService(azurite.blobUrl);
+    const image = path.join(disks, 'qemu', 'x86_64', 'debian', 'stable');
+    const { size, mtimeMs } = statSync(image);
+    const etag = `"test-${size}-${Math.round(mtimeMs)}"`;
+    // A plain static file server on loopback, as an image URL would be.
+    server = http.createServer((req, res) => {
+      if (req.method === 'GET') gets.push(req.url ?? '');
+      res.writeHead(200, { 'content-length': size, etag, 'content-type': 'application/octet-stream' });
+      if (req.method === 'HEAD') res.end();
+      else createReadStream(image).pipe(res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/qemu/x86_64/debian/stable`;
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise((r) => server?.close(r));
+    await results?.stop();
+    await azurite?.stop();
+  });
+
+  it('downloads and saves on the first run; restores without downloading on a fresh runner', async () => {
+    const inputs = { kvm: 'off', 'image-url': url, 'upload-artifacts': 'false', 'warm-start': 'off' };
+    const first = await runner();
+    const one = await runMain(first, { inputs, env: results.env });
+    expect(one.code, one.stdout + one.stderr).toBe(0);
+    expect(gets.length).toBeGreaterThan(0);
+    expect(one.stdout).toMatch(/Image debian\/stable saved to the repository cache in /);
+    expect(results.caches.some((c) => c.finalized && c.key.startsWith('djinn-image-v1-debian_2fstable-rev-'))).toBe(true);
+
+    const downloads = gets.length;
+    const second = await runner();
+    const two = await runMain(second, { inputs, env: results.env });
+    expect(two.code, two.stdout + two.stderr).toBe(0);
+    expect(two.stdout).toMatch(/Image debian\/stable restored from the repository cache in /);
+    expect(gets.length).toBe(downloads);
+    expect(two.stdout).toContain('uncommitted change 1234');
+    expect(qemuUnder(first.root).concat(qemuUnder(second.root))).toEqual([]);
+  });
+});
