@@ -99,7 +99,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       const r = await session!.exec(cmd);
       return { code: r.code, stdout: r.stdout.toString() };
     },
-    (line) => o.reporter.info(line),
+    (line) => o.reporter.warn(line),
   );
   if (fix) {
     facts.warmClock = fix.clock;
