@@ -3,6 +3,7 @@
 import { formatLocated } from '../manifest/errors.js';
 import type { BuildReport, JobReport, Reporter, SourcePosition } from '../runner/reporter.js';
 import { formatDuration } from '../util/duration.js';
+import { progressBar, type ProgressEvent } from '../images/fetch/progress.js';
 
 export interface Streams {
   out: NodeJS.WritableStream;
@@ -38,6 +39,13 @@ export class TerminalReporter implements Reporter {
   }
   error(message: string, position?: SourcePosition): void {
     this.line(this.s.err, `error: ${formatLocated(message, position ?? {})}`);
+  }
+  /** Image download progress: a redrawn bar on a terminal; false elsewhere, so the caller prints a line per ~10 %. */
+  progress(e: ProgressEvent): boolean {
+    if (!(this.s.out as NodeJS.WriteStream).isTTY) return false;
+    this.s.out.write(`\r${this.mask(progressBar(e))}\x1b[K${e.finished ? '\n' : ''}`);
+    this.midLine = !e.finished;
+    return true;
   }
   jobStart(job: JobReport): void {
     this.line(this.s.out, `==> Running job ${job.name} in stage ${job.stage}`);
