@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { Writable } from 'node:stream';
+import { TerminalReporter } from '../src/cli/terminal-reporter.js';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { emptyConf, type DriverSettings } from '../src/drivers/settings.js';
@@ -87,6 +89,27 @@ describe('download from the image server', () => {
     expect(server.requests.length).toBe(gets);
     expect(cacheFiles().sort()).toEqual(expect.arrayContaining([expect.stringMatching(/debian\/stable\/_image\.qcow2$/), expect.stringMatching(/debian\/stable\/_meta\.json$/)]));
     expect(cacheFiles()).toHaveLength(2);
+  });
+
+  it('shows progress through the terminal reporter: a bar on a terminal, a line per ~10 % otherwise', async () => {
+    const collect = (tty: boolean) => {
+      let text = '';
+      const out = new Writable({ write(c, _e, cb) { text += c.toString(); cb(); } }) as Writable & { isTTY?: boolean };
+      if (tty) out.isTTY = true;
+      return { out, text: () => text };
+    };
+    const tty = collect(true);
+    await cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: new TerminalReporter({ out: tty.out, err: tty.out }), http: fast });
+    expect(tty.text().endsWith('\x1b[K\n')).toBe(true);
+    expect(tty.text()).toMatch(/\rDownloading debian\/stable \[#{30}\] 100% 1\.\d MiB of 1\.\d MiB.\[K\n$/);
+    expect(tty.text().split('\n').filter((l) => l.includes('[#'))).toHaveLength(1);
+
+    const pipe = collect(false);
+    await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ cacheDir: mkdtempSync(path.join(work, 'cache-')) }), reporter: new TerminalReporter({ out: pipe.out, err: pipe.out }), http: fast });
+    const lines = pipe.text().trim().split('\n');
+    expect(pipe.text()).not.toContain('\r');
+    expect(lines.filter((l) => /^Downloading debian\/stable: \d+% /.test(l)).length).toBeGreaterThanOrEqual(2);
+    expect(lines.at(-1)).toMatch(/^Downloading debian\/stable: 100% \(1\.\d MiB of 1\.\d MiB\)$/);
   });
 
   it('resumes with Range after the connection drops halfway', async () => {
