@@ -297,6 +297,13 @@ function readPassthroughs(r: Reader, node: Node | null, field: string, fallback:
   return readStringList(r, node, field, 'strings "src [=> dst]"', fallback, 'a string "src [=> dst]"').map(({ value, node: n }, i) => {
     const p = parsePassthrough(value);
     if ('error' in p) return r.fail(p.error, n, `${field}[${i}]`);
+    // Said now so that lint catches it; the runner refuses these paths at run time.
+    const outside = (x: string) => x.split(/[\\/]/).includes('..');
+    if (field === 'objects' && outside(p.src)) {
+      r.warn(`object "${p.src}" leaves the objects folder with ".."; it will not be placed.`, n);
+    } else if (field !== 'objects' && (outside(p.dst) || p.dst.startsWith('/'))) {
+      r.warn(`artifact destination "${p.dst}" is outside the artifacts folder; it will not be collected.`, n);
+    }
     return { ...p, position: r.pos(n) };
   });
 }
