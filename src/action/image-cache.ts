@@ -15,7 +15,7 @@
 // image as a single file under ~/.cache/djinn (zstd-compressed by @actions/cache).
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as cache from '@actions/cache';
@@ -25,6 +25,7 @@ import type { DriverSettings } from '../drivers/settings.js';
 import type { Manifest } from '../manifest/types.js';
 import type { BuildReport, Reporter } from '../runner/reporter.js';
 import { formatDuration } from '../util/duration.js';
+import { resolveImage } from '../images/resolve.js';
 import type { ActionInputs } from './inputs.js';
 
 export const IMAGE_ARCH = 'x86_64';
@@ -73,13 +74,23 @@ export async function sha256File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-export type CacheHit = { path: string; from: 'tool-cache' | 'cache'; ms: number };
+export type CacheHit = { path: string; from: 'tool-cache' | 'cache'; ms: number; /** How long fetching it took on the run that saved it. */ fetchMs?: number };
+const META = 'fetch.json';
+
+async function readFetchMs(dir: string): Promise<number | undefined> {
+  try {
+    const m = JSON.parse(await readFile(path.join(dir, META), 'utf8')) as { fetchMs?: unknown };
+    return typeof m.fetchMs === 'number' ? m.fetchMs : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Looks in the job's tool cache, then the repository's cache; the image file on a hit. */
 export async function restoreImage(name: string, rev: ImageRevision): Promise<CacheHit | undefined> {
   const started = Date.now();
   const found = tc.find(toolName(name), toolVersion(rev), IMAGE_ARCH);
-  if (found && existsSync(path.join(found, FILE))) return { path: path.join(found, FILE), from: 'tool-cache', ms: Date.now() - started };
+  if (found && existsSync(path.join(found, FILE))) return { path: path.join(found, FILE), from: 'tool-cache', ms: Date.now() - started, fetchMs: await readFetchMs(found) };
   if (!cache.isFeatureAvailable()) return undefined;
   const dir = stagingDir(name);
   await rm(dir, { recursive: true, force: true });
@@ -95,22 +106,24 @@ export async function restoreImage(name: string, rev: ImageRevision): Promise<Ca
         return undefined;
       }
     }
-    const cached = await tc.cacheFile(file, FILE, toolName(name), toolVersion(rev), IMAGE_ARCH);
-    return { path: path.join(cached, FILE), from: 'cache', ms: Date.now() - started };
+    const fetchMs = await readFetchMs(dir);
+    const cached = await tc.cacheDir(dir, toolName(name), toolVersion(rev), IMAGE_ARCH);
+    return { path: path.join(cached, FILE), from: 'cache', ms: Date.now() - started, fetchMs };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
 /** Puts an image into the job's tool cache and, when `acrossRuns`, the repository's cache. */
-export async function saveImage(name: string, rev: ImageRevision, file: string, acrossRuns = true): Promise<{ toolPath: string; cacheId?: number }> {
-  const toolPath = path.join(await tc.cacheFile(file, FILE, toolName(name), toolVersion(rev), IMAGE_ARCH), FILE);
-  if (!acrossRuns || !cache.isFeatureAvailable()) return { toolPath };
+export async function saveImage(name: string, rev: ImageRevision, file: string, acrossRuns = true, fetchMs?: number): Promise<{ toolPath: string; cacheId?: number }> {
   const dir = stagingDir(name);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   try {
     await copyFile(file, path.join(dir, FILE));
+    if (fetchMs !== undefined) await writeFile(path.join(dir, META), JSON.stringify({ fetchMs }));
+    const toolPath = path.join(await tc.cacheDir(dir, toolName(name), toolVersion(rev), IMAGE_ARCH), FILE);
+    if (!acrossRuns || !cache.isFeatureAvailable()) return { toolPath };
     const cacheId = await cache.saveCache([stagingPattern(name)], cacheKey(name, rev));
     return { toolPath, cacheId };
   } finally {
@@ -161,29 +174,33 @@ export async function prepareImage(manifest: Manifest, settings: DriverSettings,
     return undefined;
   });
   if (hit) {
-    reporter.info(`Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}.`);
+    const vs = hit.fetchMs !== undefined ? ` (fetching it took ${formatDuration(hit.fetchMs)} on the run that saved it)` : '';
+    reporter.info(`Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}${vs}.`);
     settings.imageFile = hit.path;
     return;
   }
-  pending.set(settings, { name, rev, started: Date.now() });
+  // A miss: fetch it now (the engine's resolver: download, or our builder) to time it and know the file.
+  const started = Date.now();
+  const resolved = await resolveImage({ name, settings, reporter, signal });
+  const fetchMs = Date.now() - started;
+  reporter.info(`Image ${name} came from ${resolved.source} in ${formatDuration(fetchMs)}.`);
+  settings.imageFile = resolved.path;
+  settings.imageFormat = resolved.format;
+  if (resolved.source === 'download' || resolved.source === 'cache' || resolved.source === 'build') pending.set(settings, { name, rev, file: resolved.path, fetchMs });
 }
 
-const pending = new WeakMap<DriverSettings, { name: string; rev: ImageRevision; started: number }>();
+const pending = new WeakMap<DriverSettings, { name: string; rev: ImageRevision; file: string; fetchMs: number }>();
 
-/** After a build that booted: save the image the driver fetched, if the build reports where it is (fact imageFile). */
+/** After a build whose machine booted (or with a pinned digest): save the image fetched before it. */
 export async function afterBuild(settings: DriverSettings, report: BuildReport, reporter: Reporter): Promise<void> {
   const p = pending.get(settings);
-  if (!p) return;
-  const file = report.facts.imageFile;
-  const source = report.facts.imageSource;
-  if (typeof file !== 'string' || !existsSync(file) || source === 'file' || source === 'disks') return;
-  if (p.rev.kind === 'sha256' || report.jobs.some((j) => j.status !== 'skipped' && j.status !== 'queued')) {
-    try {
-      const started = Date.now();
-      const saved = await saveImage(p.name, p.rev, file);
-      reporter.info(`Image ${p.name} saved to the ${saved.cacheId !== undefined ? 'repository cache' : 'tool cache'} in ${formatDuration(Date.now() - started)}.`);
-    } catch (err) {
-      core.warning(`image cache: saving ${p.name} failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  if (!p || !existsSync(p.file)) return;
+  if (p.rev.kind !== 'sha256' && !report.jobs.some((j) => j.status !== 'skipped' && j.status !== 'queued')) return;
+  try {
+    const started = Date.now();
+    const saved = await saveImage(p.name, p.rev, p.file, true, p.fetchMs);
+    reporter.info(`Image ${p.name} saved to the ${saved.cacheId !== undefined ? 'repository cache' : 'tool cache'} in ${formatDuration(Date.now() - started)}.`);
+  } catch (err) {
+    core.warning(`image cache: saving ${p.name} failed: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
