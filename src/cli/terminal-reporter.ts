@@ -1,5 +1,6 @@
 // The CLI's reporter: Djinn's lines on stdout, a header before each job,
 // live output, and a summary table at the end. Warnings and errors on stderr.
+import { StringDecoder } from 'node:string_decoder';
 import { formatLocated } from '../manifest/errors.js';
 import type { BuildReport, JobReport, Reporter, SourcePosition } from '../runner/reporter.js';
 import { formatDuration } from '../util/duration.js';
@@ -12,6 +13,9 @@ export interface Streams {
 
 export class TerminalReporter implements Reporter {
   private midLine = false;
+  /** With secrets: decodes output across chunk boundaries and holds back a tail that may be the start of a secret. */
+  private decoder = new StringDecoder('utf8');
+  private pending = '';
   constructor(
     private readonly s: Streams = { out: process.stdout, err: process.stderr },
     private readonly secrets: string[] = [],
@@ -24,6 +28,7 @@ export class TerminalReporter implements Reporter {
   }
 
   private line(stream: NodeJS.WritableStream, text: string): void {
+    if (this.pending) this.flushOutput();
     if (this.midLine) {
       this.s.out.write('\n');
       this.midLine = false;
@@ -51,11 +56,29 @@ export class TerminalReporter implements Reporter {
     this.line(this.s.out, `==> Running job ${job.name} in stage ${job.stage}`);
   }
   jobOutput(_job: JobReport, chunk: Buffer): void {
-    const text = this.secrets.length ? this.mask(chunk.toString('utf8')) : chunk;
+    if (this.secrets.length === 0) {
+      this.s.out.write(chunk);
+      if (chunk.length > 0) this.midLine = chunk[chunk.length - 1] !== 0x0a;
+      return;
+    }
+    const text = this.pending + this.decoder.write(chunk);
+    const keep = heldBack(text, this.secrets);
+    this.pending = text.slice(text.length - keep);
+    this.writeOut(this.mask(text.slice(0, text.length - keep)));
+  }
+  private writeOut(text: string): void {
+    if (!text) return;
     this.s.out.write(text);
-    this.midLine = chunk.length > 0 && chunk[chunk.length - 1] !== 0x0a;
+    this.midLine = !text.endsWith('\n');
+  }
+  private flushOutput(): void {
+    const rest = this.pending + this.decoder.end();
+    this.pending = '';
+    this.decoder = new StringDecoder('utf8');
+    this.writeOut(this.mask(rest));
   }
   jobEnd(job: JobReport): void {
+    this.flushOutput();
     this.line(this.s.out, `==> Job ${job.name} ${job.status} in ${formatDuration(job.durationMs)}`);
   }
   buildEnd(build: BuildReport): void {
@@ -63,6 +86,20 @@ export class TerminalReporter implements Reporter {
     this.line(this.s.out, summaryTable(build));
     if (build.reason && build.status !== 'passed') this.line(this.s.err, `djinn: ${build.reason}`);
   }
+}
+
+/** How many characters at the end of `text` could begin a secret (so must wait for the next chunk). */
+export function heldBack(text: string, secrets: string[]): number {
+  let keep = 0;
+  for (const secret of secrets) {
+    for (let n = Math.min(secret.length - 1, text.length); n > keep; n--) {
+      if (text.endsWith(secret.slice(0, n))) {
+        keep = n;
+        break;
+      }
+    }
+  }
+  return keep;
 }
 
 export function summaryTable(build: BuildReport): string {
