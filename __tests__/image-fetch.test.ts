@@ -2,7 +2,7 @@
 // public server cannot be made to misbehave on demand, so tests use our own
 // server speaking its protocol) and real qcow2 files made with qemu-img.
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Writable } from 'node:stream';
@@ -37,11 +37,11 @@ function settings(extra: Partial<DriverSettings> = {}): DriverSettings {
 
 const fast = { backoffMs: 20, idleTimeoutMs: 5_000 };
 
-/** Every file under the cache folder, to prove nothing partial is left behind. */
+/** Every file (and empty folder) under the cache folder, to prove nothing partial is left behind. */
 function cacheFiles(): string[] {
   if (!existsSync(cacheDir)) return [];
   return readdirSync(cacheDir, { recursive: true, withFileTypes: true })
-    .filter((d) => d.isFile())
+    .filter((d) => d.isFile() || (d.isDirectory() && readdirSync(path.join(d.parentPath, d.name)).length === 0))
     .map((d) => path.relative(cacheDir, path.join(d.parentPath, d.name)));
 }
 
@@ -323,32 +323,47 @@ describe('revalidation', () => {
 
 describe('the cache', () => {
   it('two processes fetching one image at once end with one good copy and one download', async () => {
-    // Slow enough that the second process arrives while the first still downloads.
-    server.misbehave({ kind: 'slow', delayMs: 1_500 });
-    const run = () =>
-      new Promise<{ ok: boolean; result?: { path: string; source: string }; lines: string[] }>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, '__tests__/helpers/image-fetch-child.ts'), server.url, 'debian/stable', cacheDir, tempDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (c: Buffer) => (out += c));
-        child.stderr.on('data', (c: Buffer) => (err += c));
+    // The first download is held by the server until the second process says it is waiting for the lock.
+    server.misbehave({ kind: 'hold' });
+    const children: ChildProcess[] = [];
+    const start = () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, '__tests__/helpers/image-fetch-child.ts'), server.url, 'debian/stable', cacheDir, tempDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      let err = '';
+      const seen: { re: RegExp; resolve: () => void }[] = [];
+      child.stdout!.on('data', (c: Buffer) => {
+        out += c;
+        for (const w of seen.filter((w) => w.re.test(out))) w.resolve();
+      });
+      child.stderr!.on('data', (c: Buffer) => (err += c));
+      const done = new Promise<{ ok: boolean; result?: { path: string; source: string }; error?: string }>((resolve, reject) => {
         child.on('error', reject);
         child.on('close', () => {
-          try {
-            resolve(JSON.parse(out.trim().split('\n').at(-1)!));
-          } catch {
-            reject(new Error(`child output: ${out}\n${err}`));
-          }
+          const last = out.split('\n').find((l) => l.startsWith('result: '));
+          if (last) resolve(JSON.parse(last.slice(8)));
+          else reject(new Error(`child output: ${out}\n${err}`));
         });
       });
-    const [a, b] = await Promise.all([run(), run()]);
-    expect(a.ok && b.ok).toBe(true);
-    expect(a.result!.path).toBe(b.result!.path);
-    expect([a.result!.source, b.result!.source].sort()).toEqual(['cache', 'download']);
-    expect(server.imageGets()).toHaveLength(1);
-    expect(sha(a.result!.path)).toBe(sha(stable));
-    expect([...a.lines, ...b.lines].some((l) => /^Waiting for another djinn process \(pid \d+\) that is fetching debian\/stable/.test(l))).toBe(true);
-    expect(cacheFiles().sort()).toEqual([expect.stringMatching(/_image\.qcow2$/), expect.stringMatching(/_meta\.json$/)]);
+      const waitFor = (re: RegExp) => new Promise<void>((resolve) => (re.test(out) ? resolve() : seen.push({ re, resolve })));
+      return { done, waitFor, output: () => out };
+    };
+    try {
+      const a = start();
+      await a.waitFor(/^line: Downloading image debian\/stable from /m);
+      const b = start();
+      await b.waitFor(/^line: Waiting for another djinn process \(pid \d+\) that is fetching debian\/stable\.\.\.$/m);
+      server.release();
+      const [ra, rb] = await Promise.all([a.done, b.done]);
+      expect(ra).toMatchObject({ ok: true, result: { source: 'download' } });
+      expect(rb).toMatchObject({ ok: true, result: { source: 'cache', path: ra.result!.path } });
+      expect(server.imageGets()).toHaveLength(1);
+      expect(sha(ra.result!.path)).toBe(sha(stable));
+      expect(cacheFiles().sort()).toEqual([expect.stringMatching(/_image\.qcow2$/), expect.stringMatching(/_meta\.json$/)]);
+    } finally {
+      server.release();
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    }
   });
 
   it('breaks the lock of a process that died', async () => {

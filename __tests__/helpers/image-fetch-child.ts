@@ -1,20 +1,21 @@
 // Run as its own process (node --import tsx) to fetch one image through the
-// cache, so tests can race two real processes. Prints the result as JSON.
+// cache, so tests can race two real processes. Prints each report line as it
+// happens (`line: ...`) and the result as JSON (`result: {...}`).
 import { cachedOrDownloaded } from '../../src/images/fetch/index.js';
 import { emptyConf } from '../../src/drivers/settings.js';
 import { silentReporter } from '../../src/runner/reporter.js';
 
 const [server, name, cacheDir, tempDir] = process.argv.slice(2);
-const lines: string[] = [];
+const say = (m: string) => process.stdout.write(`line: ${m}\n`);
 cachedOrDownloaded({
   name,
   settings: { conf: emptyConf(), tempDir, imageServer: server, cacheDir },
-  reporter: { ...silentReporter, info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`warning: ${m}`) },
+  reporter: { ...silentReporter, info: say, warn: (m: string) => say(`warning: ${m}`) },
   http: { backoffMs: 50 },
 }).then(
-  (r) => process.stdout.write(`${JSON.stringify({ ok: true, result: r, lines })}\n`),
+  (r) => process.stdout.write(`result: ${JSON.stringify({ ok: true, result: r })}\n`),
   (err: Error) => {
-    process.stdout.write(`${JSON.stringify({ ok: false, error: err.message, lines })}\n`);
+    process.stdout.write(`result: ${JSON.stringify({ ok: false, error: err.message })}\n`);
     process.exitCode = 1;
   },
 );

@@ -27,6 +27,8 @@ export type Misbehaviour =
   | { kind: 'garbage' }
   /** Wait before answering. */
   | { kind: 'slow'; delayMs: number }
+  /** Wait until release() before answering. */
+  | { kind: 'hold' }
   | { kind: 'status'; code: number }
   /** Ignore Range and If-Range: always send the whole file with 200. */
   | { kind: 'no-range' };
@@ -47,6 +49,8 @@ export interface ImageServer {
   /** The next `times` image GETs misbehave this way (Infinity: until cleared). */
   misbehave(m: Misbehaviour, times?: number): void;
   clear(): void;
+  /** Lets held requests ({kind: 'hold'}) answer. */
+  release(): void;
   /** GETs of image files (not listings, not HEAD). */
   imageGets(): LoggedRequest[];
   close(): Promise<void>;
@@ -62,6 +66,7 @@ export async function startImageServer(): Promise<ImageServer> {
   const images = new Map<string, ServedImage>();
   const requests: LoggedRequest[] = [];
   let queue: { m: Misbehaviour; left: number }[] = [];
+  const held: (() => void)[] = [];
 
   const nextMisbehaviour = (): Misbehaviour | undefined => {
     const q = queue[0];
@@ -92,6 +97,7 @@ export async function startImageServer(): Promise<ImageServer> {
     const img = p.startsWith(prefix) ? images.get(p.slice(prefix.length)) : undefined;
     const bad = req.method === 'GET' ? nextMisbehaviour() : undefined;
     if (bad?.kind === 'slow') await new Promise((r) => setTimeout(r, bad.delayMs));
+    if (bad?.kind === 'hold') await new Promise<void>((r) => held.push(r));
     if (bad?.kind === 'status') {
       res.writeHead(bad.code, { 'content-type': 'text/plain' });
       res.end(`status ${bad.code}\n`);
@@ -193,10 +199,14 @@ export async function startImageServer(): Promise<ImageServer> {
     clear() {
       queue = [];
     },
+    release() {
+      for (const r of held.splice(0)) r();
+    },
     imageGets() {
       return requests.filter((r) => r.method === 'GET' && r.path.startsWith('/qemu/x86_64/'));
     },
     close() {
+      for (const r of held.splice(0)) r();
       for (const s of sockets) s.destroy();
       return new Promise((r) => server.close(() => r()));
     },

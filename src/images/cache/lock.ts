@@ -2,7 +2,8 @@
 // same image at the same time. Created with O_EXCL; a lock whose process is
 // gone (same host) is broken. Waiters poll; the download itself writes a
 // per-process part file, so even a broken lock cannot mix two downloads.
-import { open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import os from 'node:os';
 import type { Reporter } from '../../runner/reporter.js';
 
@@ -30,7 +31,13 @@ export async function withLock<T>(lockPath: string, what: string, reporter: Repo
       }
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      // Another process removed the (then empty) entry folder after a failed fetch: make it again.
+      if (code === 'ENOENT') {
+        await mkdir(path.dirname(lockPath), { recursive: true });
+        continue;
+      }
+      if (code !== 'EEXIST') throw err;
     }
     const owner = await readOwner(lockPath);
     if (await isStale(lockPath, owner)) {

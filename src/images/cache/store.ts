@@ -95,7 +95,12 @@ export class ImageCache {
   async locked<T>(origin: ImageOrigin, name: string, reporter: Reporter, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const dir = this.entryDir(origin, name);
     await mkdir(dir, { recursive: true });
-    return withLock(path.join(dir, LOCK), name, reporter, fn, signal);
+    try {
+      return await withLock(path.join(dir, LOCK), name, reporter, fn, signal);
+    } finally {
+      // A failed first fetch leaves no empty folders behind.
+      if (!(await readEntry(dir))) await this.pruneEmpty(dir);
+    }
   }
 
   /** Records metadata for an image file already renamed into place at imagePath(). */
