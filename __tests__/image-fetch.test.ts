@@ -255,6 +255,26 @@ describe('download from the image server', () => {
     expect(again).toMatchObject({ source: 'cache', path: r.path });
   });
 
+  it('follows a redirect and records the final URL', async () => {
+    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageUrl: `${server.url}/moved/alpine/edge` }), reporter: recorder(), http: fast });
+    expect(sha(r.path)).toBe(sha(edge));
+    expect(JSON.parse(readFileSync(path.join(path.dirname(r.path), '_meta.json'), 'utf8')).url).toBe(`${server.url}/qemu/x86_64/alpine/edge`);
+  });
+
+  it('stops when the build is cancelled, leaving nothing behind', async () => {
+    server.misbehave({ kind: 'hold' });
+    const ctl = new AbortController();
+    const pending = cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: recorder(), http: fast, signal: ctl.signal }).catch((e: unknown) => e);
+    while (!server.imageGets().length) await new Promise((r) => setTimeout(r, 20));
+    ctl.abort();
+    const err = await pending;
+    server.release();
+    expect(err).toBeInstanceOf(DownloadError);
+    expect((err as Error).message).toBe('downloading debian/stable was cancelled.');
+    expect(server.imageGets()).toHaveLength(1);
+    expect(cacheFiles()).toEqual([]);
+  });
+
   it('downloads into the build temp folder when there is no cache folder', async () => {
     const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ cacheDir: undefined }), reporter: recorder(), http: fast });
     expect(r.source).toBe('download');

@@ -1,6 +1,7 @@
 // A loopback HTTP server speaking Djinn's image server protocol (imgsrv):
 // GET/HEAD /qemu/x86_64/<name> serves a file with Range, ETag and
-// Last-Modified; `Accept: application/json` on /qemu/x86_64 lists the images.
+// Last-Modified; `Accept: application/json` on /qemu/x86_64 lists the images;
+// /moved/<name> redirects to /qemu/x86_64/<name>.
 // It can misbehave on command (drop, wrong length, garbage, slow, 404, 500),
 // which a real server cannot be made to do on demand.
 import { execFileSync } from 'node:child_process';
@@ -91,6 +92,11 @@ export async function startImageServer(): Promise<ImageServer> {
       }));
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(list));
+      return;
+    }
+    if (p.startsWith('/moved/')) {
+      res.writeHead(302, { location: `/qemu/x86_64/${p.slice('/moved/'.length)}` });
+      res.end();
       return;
     }
     const prefix = '/qemu/x86_64/';
