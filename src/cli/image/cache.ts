@@ -1,5 +1,10 @@
-// `djinn image ls` and `djinn image rm NAME...|--all`: the CLI's image cache.
+// `djinn image ls` and `djinn image rm NAME...|--all`: the CLI's image cache,
+// both the downloaded images and those our builder made (kept under built/).
+import { rm, stat } from 'node:fs/promises';
+import { emptyConf } from '../../drivers/settings.js';
 import { UsageError } from '../../manifest/errors.js';
+import { diskPath, listDiskImages } from '../../images/local.js';
+import { builtImagesDir } from '../../images/resolve.js';
 import { ImageCache, imageRevision, type CacheEntry } from '../../images/cache/store.js';
 import { formatBytes } from '../../images/fetch/progress.js';
 import { parseFlags, str, type FlagSpec } from '../flags.js';
@@ -21,6 +26,25 @@ function row(e: CacheEntry): string[] {
   return [e.meta.name, formatBytes(e.meta.size), e.meta.checkedAt.replace(/\.\d+Z$/, 'Z'), e.meta.sha256.slice(0, 12), e.meta.url];
 }
 
+interface BuiltImage {
+  name: string;
+  path: string;
+  size: number;
+  builtAt: string;
+}
+
+/** Images our builder made, in the disks layout under the cache folder. */
+async function builtImages(cacheDir: string): Promise<BuiltImage[]> {
+  const root = builtImagesDir({ conf: emptyConf(), tempDir: '', cacheDir })!;
+  const out: BuiltImage[] = [];
+  for (const name of await listDiskImages(root)) {
+    const file = diskPath(root, name);
+    const st = await stat(file).catch(() => undefined);
+    if (st?.isFile()) out.push({ name, path: file, size: st.size, builtAt: st.mtime.toISOString() });
+  }
+  return out;
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
@@ -35,18 +59,24 @@ export async function imageLsCommand(argv: string[]): Promise<number> {
   if (args.length) throw new UsageError(`image ls takes no arguments; found "${args[0]}".`);
   const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
   const entries = await new ImageCache(dir).list();
+  const built = await builtImages(dir);
   if (flags.json) {
-    const out = entries.map((e) => ({ ...e.meta, path: e.path, revision: imageRevision(e.meta) }));
+    const out = [
+      ...entries.map((e) => ({ ...e.meta, path: e.path, revision: imageRevision(e.meta) })),
+      ...built.map((b) => ({ name: b.name, source: 'built', path: b.path, size: b.size, builtAt: b.builtAt })),
+    ];
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
   }
-  if (!entries.length) {
+  const count = entries.length + built.length;
+  if (!count) {
     process.stdout.write(`No cached images in ${dir}.\n`);
     return 0;
   }
-  const total = entries.reduce((n, e) => n + e.meta.size, 0);
-  process.stdout.write(`${table([['NAME', 'SIZE', 'CHECKED', 'SHA256', 'SOURCE'], ...entries.map(row)])}\n`);
-  process.stdout.write(`${entries.length} image${entries.length > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
+  const total = entries.reduce((n, e) => n + e.meta.size, 0) + built.reduce((n, b) => n + b.size, 0);
+  const builtRows = built.map((b) => [b.name, formatBytes(b.size), b.builtAt.replace(/\.\d+Z$/, 'Z'), '-', 'built here (djinn image build)']);
+  process.stdout.write(`${table([['NAME', 'SIZE', 'CHECKED', 'SHA256', 'SOURCE'], ...entries.map(row), ...builtRows])}\n`);
+  process.stdout.write(`${count} image${count > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
   return 0;
 }
 
@@ -62,15 +92,21 @@ export async function imageRmCommand(argv: string[]): Promise<number> {
   const cache = new ImageCache(dir);
   let code = 0;
   const removed = flags.all ? await cache.remove({ all: true }) : [];
+  const built = await builtImages(dir);
+  const removedBuilt = built.filter((b) => flags.all || args.includes(b.name));
+  for (const b of removedBuilt) {
+    await rm(b.path, { force: true });
+    process.stdout.write(`Removed ${b.name} (${formatBytes(b.size)}, built here)\n`);
+  }
   for (const name of args) {
     const r = await cache.remove({ name });
-    if (!r.length) {
+    if (!r.length && !removedBuilt.some((b) => b.name === name)) {
       process.stderr.write(`djinn: image rm: ${name} is not in the cache (${dir}); see djinn image ls.\n`);
       code = 1;
     }
     removed.push(...r);
   }
   for (const e of removed) process.stdout.write(`Removed ${e.meta.name} (${formatBytes(e.meta.size)}, from ${e.meta.url})\n`);
-  if (flags.all && !removed.length) process.stdout.write(`No cached images in ${dir}.\n`);
+  if (flags.all && !removed.length && !removedBuilt.length) process.stdout.write(`No cached images in ${dir}.\n`);
   return code;
 }
