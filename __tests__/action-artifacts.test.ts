@@ -239,3 +239,48 @@ describe('image caches', () => {
     }
   });
 });
+
+describe('warm-start states across runs', () => {
+  it('carries the warm folder between runners under a key the action knows before the boot', async () => {
+    const { restoreWarmStates, saveWarmStates, warmKey, warmPattern } = await import('../src/action/warm-cache.js');
+    const { emptyConf } = await import('../src/drivers/settings.js');
+    const { silentReporter } = await import('../src/runner/reporter.js');
+    const roots: string[] = [];
+    const fresh = async () => {
+      const root = await mkdtemp(path.join(os.tmpdir(), 'djinn-warmcache-'));
+      roots.push(root);
+      for (const [k, v] of Object.entries({ ...results.env, HOME: path.join(root, 'home'), GITHUB_WORKSPACE: root, RUNNER_TEMP: path.join(root, 'temp'), GITHUB_SERVER_URL: 'https://github.com' })) vi.stubEnv(k, v);
+      await mkdir(path.join(root, 'temp'), { recursive: true });
+      const cacheDir = path.join(root, 'home', '.cache', 'djinn', 'images');
+      return { conf: emptyConf(), tempDir: path.join(root, 'temp'), cacheDir, warm: 'on' as const, cpus: 2, memoryMiB: 1024 };
+    };
+    const rev = { kind: 'rev' as const, value: `etag-${randomBytes(4).toString('hex')}` };
+    try {
+      const one = await fresh();
+      expect(warmPattern(one.cacheDir)).toBe('~/.cache/djinn/images/warm');
+      await restoreWarmStates('debian/stable', rev, one, 'tcg', silentReporter);
+      const state = path.join(one.cacheDir, 'warm', 'abc123', 'current');
+      await mkdir(path.dirname(state), { recursive: true });
+      await writeFile(state, '{"generation":"g1"}');
+      const report = { status: 'passed' as const, durationMs: 1, jobs: [], artifacts: [], facts: { warmSaveSeconds: 1.5 } };
+      await saveWarmStates(one, report, silentReporter);
+      const { key } = warmKey('debian/stable', rev, one, 'tcg');
+      expect(results.caches.find((c) => c.key === key)?.finalized).toBe(true);
+
+      const two = await fresh();
+      await restoreWarmStates('debian/stable', rev, two, 'tcg', silentReporter);
+      expect(await readFile(path.join(two.cacheDir, 'warm', 'abc123', 'current'), 'utf8')).toBe('{"generation":"g1"}');
+
+      // Other memory: same prefix, so the restore key still brings the folder (the driver then decides).
+      const three = { ...(await fresh()), memoryMiB: 2048 };
+      await restoreWarmStates('debian/stable', rev, three, 'tcg', silentReporter);
+      expect(existsSync(path.join(three.cacheDir, 'warm', 'abc123', 'current'))).toBe(true);
+      // refresh: nothing restored.
+      const four = { ...(await fresh()), warm: 'refresh' as const };
+      await restoreWarmStates('debian/stable', rev, four, 'tcg', silentReporter);
+      expect(existsSync(path.join(four.cacheDir, 'warm'))).toBe(false);
+    } finally {
+      for (const r of roots) await rm(r, { recursive: true, force: true });
+    }
+  });
+});

@@ -153,10 +153,11 @@ export function imageName(manifest: Manifest, settings: DriverSettings): string 
  * the disks folder) and `cache` is on, use a cached copy, or remember to save
  * the one the build fetches.
  */
-export async function prepareImage(manifest: Manifest, settings: DriverSettings, inputs: ActionInputs, reporter: Reporter, signal?: AbortSignal): Promise<void> {
+export async function prepareImage(manifest: Manifest, settings: DriverSettings, inputs: ActionInputs, reporter: Reporter, signal?: AbortSignal): Promise<{ name: string; rev?: ImageRevision } | undefined> {
   const name = imageName(manifest, settings);
-  if (!inputs.cache || !name || settings.imageFile) return;
-  if (settings.disks && existsSync(path.join(settings.disks, 'qemu', IMAGE_ARCH, name))) return;
+  if (!name) return undefined;
+  if (!inputs.cache || settings.imageFile) return { name };
+  if (settings.disks && existsSync(path.join(settings.disks, 'qemu', IMAGE_ARCH, name))) return { name };
   let rev: ImageRevision | undefined;
   if (settings.imageSha256) rev = { kind: 'sha256', value: settings.imageSha256 };
   else {
@@ -167,7 +168,7 @@ export async function prepareImage(manifest: Manifest, settings: DriverSettings,
   }
   if (!rev) {
     reporter.info(`Image cache: the revision of ${name} is unknown (no pinned image-sha256, no answer from the server): not caching it.`);
-    return;
+    return { name };
   }
   const hit = await restoreImage(name, rev).catch((err: unknown) => {
     core.warning(`image cache: restoring ${name} failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -177,7 +178,7 @@ export async function prepareImage(manifest: Manifest, settings: DriverSettings,
     const vs = hit.fetchMs !== undefined ? ` (fetching it took ${formatDuration(hit.fetchMs)} on the run that saved it)` : '';
     reporter.info(`Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}${vs}.`);
     settings.imageFile = hit.path;
-    return;
+    return { name, rev };
   }
   // A miss: fetch it now (the engine's resolver: download, or our builder) to time it and know the file.
   const started = Date.now();
@@ -187,6 +188,7 @@ export async function prepareImage(manifest: Manifest, settings: DriverSettings,
   settings.imageFile = resolved.path;
   settings.imageFormat = resolved.format;
   if (resolved.source === 'download' || resolved.source === 'cache' || resolved.source === 'build') pending.set(settings, { name, rev, file: resolved.path, fetchMs });
+  return { name, rev };
 }
 
 const pending = new WeakMap<DriverSettings, { name: string; rev: ImageRevision; file: string; fetchMs: number }>();

@@ -15,6 +15,7 @@ import { ensureQemu, prepareKvm } from './host.js';
 import { afterBuild, prepareImage } from './image-cache.js';
 import { driverSettings, readInputs, workspaceDir, type ActionInputs } from './inputs.js';
 import { findManifests } from '../runner/prepare.js';
+import { restoreWarmStates, saveWarmStates } from './warm-cache.js';
 import { ActionsReporter } from './reporter.js';
 import { STATE } from './state.js';
 import { bootSeconds, fact, writeSummary, type BuildResult, type UploadResult } from './summary.js';
@@ -106,7 +107,8 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
           if (probed.why) core.warning(`KVM is not available: ${probed.why}. The machine runs under software emulation (TCG), which is several times slower; expect longer boots and builds.`);
         }
         if (probed?.accelerator === 'tcg' && settings.kvm === 'auto') settings.kvm = 'off';
-        await prepareImage(b.manifest, settings, inputs, reporter, signal);
+        const image = await prepareImage(b.manifest, settings, inputs, reporter, signal);
+        if (image && inputs.cache) await restoreWarmStates(image.name, image.rev, settings, probed?.accelerator ?? (settings.kvm === 'on' ? 'kvm' : 'tcg'), reporter);
       }
       const copies = inputs.workspace === 'clone' ? [] : takeOverOwnSources(b.plan);
       const copy = inputs.workspace === 'auto' ? copies : [];
@@ -128,7 +130,10 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
       reporter.buildEnd(report);
       result.report = report;
       if (report.status !== 'passed' && report.jobs.every((j) => j.status === 'skipped' || j.status === 'queued')) bootFailed.push(tempDir);
-      if (b.manifest.driver.type === 'qemu') await afterBuild(settings, report, reporter);
+      if (b.manifest.driver.type === 'qemu') {
+        await afterBuild(settings, report, reporter);
+        await saveWarmStates(settings, report, reporter);
+      }
     } catch (err) {
       if (err instanceof UsageError) {
         reporter.error(err.format(), err.position);
@@ -167,6 +172,8 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
   if (accel !== undefined) core.setOutput('accelerator', String(accel));
   const boot = bootSeconds(first);
   if (boot !== undefined) core.setOutput('boot-seconds', String(boot));
+  const start = fact(first, 'start');
+  if (start !== undefined) core.setOutput('machine-start', String(start));
   core.setOutput('status', final);
   await writeSummary(results, upload).catch((err: unknown) => core.warning(`cannot write the step summary: ${message(err)}`));
   core.saveState(STATE.finished, 'true');

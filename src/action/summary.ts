@@ -28,7 +28,7 @@ export function fact(facts: Record<string, string | number | boolean> | undefine
 }
 
 export function bootSeconds(facts: BuildReport['facts'] | undefined): number | undefined {
-  const s = fact(facts, 'bootSeconds', 'boot_seconds');
+  const s = fact(facts, 'startSeconds', 'bootSeconds', 'boot_seconds');
   if (typeof s === 'number') return s;
   const ms = fact(facts, 'bootMs', 'boot_ms');
   return typeof ms === 'number' ? Math.round(ms / 100) / 10 : undefined;
@@ -62,7 +62,7 @@ export async function writeSummary(builds: BuildResult[], upload?: UploadResult)
     const accel = fact(facts, 'accelerator', 'accel');
     if (accel !== undefined) machine.push(`accelerator ${escape(String(accel))}`);
     const boot = bootSeconds(facts);
-    if (boot !== undefined) machine.push(`${fact(facts, 'started') === 'restored' ? 'restored' : 'booted'} in ${boot} s`);
+    if (boot !== undefined) machine.push(`${fact(facts, 'start') === 'restored' ? 'restored from a saved state' : 'booted'} in ${boot} s`);
     machine.push(`total ${formatDuration(r.durationMs)}`);
     s.addRaw(`<p>${machine.filter((m) => m !== 'driver').join(' · ')}</p>`, true);
     if (r.reason) s.addRaw(`<p><strong>${escape(r.reason)}</strong></p>`, true);
