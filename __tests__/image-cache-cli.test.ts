@@ -1,6 +1,6 @@
 // `djinn image ls` and `djinn image rm`, run through the bundled CLI over a
 // cache filled from the loopback image server.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,10 @@ beforeAll(async () => {
   server = await startImageServer();
   server.serve('debian/stable', makeQcow2(path.join(work, 's.qcow2'), { dataKiB: 128 }));
   server.serve('alpine/edge', makeQcow2(path.join(work, 'e.qcow2'), { dataKiB: 64, seed: 5 }));
+  // An image our builder made, as it leaves it (disks layout under built/).
+  const built = path.join(cacheDir, 'built', 'qemu', 'x86_64', 'debian', 'bookworm');
+  mkdirSync(path.dirname(built), { recursive: true });
+  makeQcow2(built, { dataKiB: 16 });
   for (const name of ['debian/stable', 'alpine/edge']) {
     await cachedOrDownloaded({ name, settings: { conf: emptyConf(), tempDir: work, imageServer: server.url, cacheDir }, reporter: silentReporter });
   }
@@ -43,12 +47,13 @@ describe('djinn image ls / rm', () => {
     expect(lines[0]).toMatch(/^NAME\s+SIZE\s+CHECKED\s+SHA256\s+SOURCE$/);
     expect(lines[1]).toMatch(new RegExp(`^alpine/edge\\s+[\\d.]+ KiB\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+[0-9a-f]{12}\\s+${server.url}/qemu/x86_64/alpine/edge$`));
     expect(lines[2]).toMatch(/^debian\/stable\s/);
-    expect(lines[3]).toMatch(new RegExp(`^2 images, [\\d.]+ KiB in ${cacheDir}$`));
+    expect(lines[3]).toMatch(/^debian\/bookworm\s+[\d.]+ KiB\s+\S+Z\s+-\s+built here \(djinn image build\)$/);
+    expect(lines[4]).toMatch(new RegExp(`^3 images, [\\d.]+ [KM]iB in ${cacheDir}$`));
 
     const json = await djinn(['image', 'ls', '-cache-dir', cacheDir, '--json']);
     const entries = JSON.parse(json.stdout) as { name: string; path: string; sha256: string; revision: string }[];
-    expect(entries.map((e) => e.name)).toEqual(['alpine/edge', 'debian/stable']);
-    expect(entries.every((e) => existsSync(e.path) && /^[0-9a-f]{64}$/.test(e.sha256) && e.revision.startsWith('"'))).toBe(true);
+    expect(entries.map((e) => e.name)).toEqual(['alpine/edge', 'debian/stable', 'debian/bookworm']);
+    expect(entries.slice(0, 2).every((e) => existsSync(e.path) && /^[0-9a-f]{64}$/.test(e.sha256) && e.revision.startsWith('"'))).toBe(true);
   });
 
   it('removes one name, says when a name is not cached, and removes everything with --all', async () => {
@@ -56,7 +61,7 @@ describe('djinn image ls / rm', () => {
     expect(rm.code).toBe(0);
     expect(rm.stdout).toMatch(/^Removed debian\/stable \([\d.]+ KiB, from http:.*\/qemu\/x86_64\/debian\/stable\)$/m);
     const after = JSON.parse((await djinn(['image', 'ls', '-cache-dir', cacheDir, '--json'])).stdout) as { name: string }[];
-    expect(after.map((e) => e.name)).toEqual(['alpine/edge']);
+    expect(after.map((e) => e.name)).toEqual(['alpine/edge', 'debian/bookworm']);
 
     const missing = await djinn(['image', 'rm', '-cache-dir', cacheDir, 'debian/sid']);
     expect(missing.code).toBe(1);
@@ -68,7 +73,8 @@ describe('djinn image ls / rm', () => {
 
     const all = await djinn(['image', 'rm', '-cache-dir', cacheDir, '--all']);
     expect(all.code).toBe(0);
-    expect(all.stdout).toMatch(/^Removed alpine\/edge /);
+    expect(all.stdout).toMatch(/^Removed debian\/bookworm \([\d.]+ KiB, built here\)$/m);
+    expect(all.stdout).toMatch(/^Removed alpine\/edge /m);
     const empty = await djinn(['image', 'ls', '-cache-dir', cacheDir]);
     expect(empty.stdout).toBe(`No cached images in ${cacheDir}.\n`);
   });
