@@ -8,7 +8,7 @@ import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
 import type { DriverSettings } from '../../settings.js';
 import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
 import { afterConnect, warmBoot } from './boot.js';
-import { applyLaunchChange, stateLabel, type WarmMode } from './index.js';
+import { applyLaunchChange, keyDigest, type WarmMode } from './index.js';
 
 /** `-warm` as set, `on` by default; off when there is no cache folder to keep states in. */
 export function warmMode(settings: DriverSettings): WarmMode {
@@ -91,7 +91,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
     startSeconds: Math.round((Date.now() - t0) / 100) / 10,
     warm: mode,
   };
-  if (result.plan.key) facts.warmState = stateLabel(result.plan.key);
+  if (result.plan.key) facts.warmState = keyDigest(result.plan.key);
   if (result.savedSeconds !== undefined) facts.warmSaveSeconds = Math.round(result.savedSeconds * 10) / 10;
   const fix = await afterConnect(
     result,

@@ -20,7 +20,7 @@ import { StateStore, type FoundState, type PendingSave, type StateManifest } fro
 
 export { runFixups, fixupScript, parseFixupOutput, type FixupResult, type GuestRunner } from './fixups.js';
 export { QmpClient, QmpError } from './qmp.js';
-export { warmStateCacheEntry, warmStateRoot, StateStore, type WarmCacheEntry } from './store.js';
+export { warmActionCache, warmStateCacheEntry, warmStateRoot, StateStore, type WarmCacheEntry } from './store.js';
 export { keyDigest, type StateKey } from './key.js';
 export { machineShape } from './args.js';
 
