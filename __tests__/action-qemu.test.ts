@@ -12,7 +12,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeRunner, runMain, runPost, type Runner } from './helpers/action-harness.js';
+import { makeRunner, runMain, runPost, startMain, type Runner } from './helpers/action-harness.js';
 import { startAzurite, type Azurite } from './helpers/azurite.js';
 import { ROOT } from './helpers/cli.js';
 import { startResultsService, type ResultsService } from './helpers/results-service.js';
@@ -29,8 +29,8 @@ function qemuUnder(dir: string): number[] {
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
-        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return cmd.startsWith('qemu-system') && cmd.includes(dir);
+        const comm = readFileSync(`/proc/${p}/comm`, 'utf8');
+        return comm.startsWith('qemu-system') && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir);
       } catch {
         return false;
       }
@@ -144,5 +144,26 @@ describe('image caches across runs with the qemu driver', () => {
     expect(gets.length).toBe(downloads);
     expect(two.stdout).toContain('uncommitted change 1234');
     expect(qemuUnder(first.root).concat(qemuUnder(second.root))).toEqual([]);
+  });
+});
+
+describe('post step after the main step was killed outright', () => {
+  it('leaves no QEMU behind and prints the serial console of the machine that never finished booting', async () => {
+    const r = await runner();
+    const run = startMain(r, { inputs: { kvm: 'off', disks, 'upload-artifacts': 'false', 'warm-start': 'off' } });
+    await run.waitFor(/Booting machine with image debian\/stable/);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(qemuUnder(r.root).length).toBe(1);
+    // Give QEMU a moment to write to its console, then kill main without a chance to clean up.
+    await new Promise((res) => setTimeout(res, 2000));
+    run.child.kill('SIGKILL');
+    await run.done;
+    const post = await runPost(r);
+    expect(post.code, post.stdout + post.stderr).toBe(0);
+    // Its tail, or (when the kernel had not printed yet) a line saying it is empty.
+    expect(post.stdout).toMatch(/Serial console of the machine that failed to boot|serial console of the machine that did not finish booting is empty/);
+    // QEMU dies with main (the driver's parent-death signal) or by the post step's pidfile sweep.
+    for (let i = 0; i < 50 && qemuUnder(r.root).length; i++) await new Promise((res) => setTimeout(res, 100));
+    expect(qemuUnder(r.root)).toEqual([]);
   });
 });

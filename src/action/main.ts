@@ -106,7 +106,7 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
           probed = await prepareKvm();
           if (probed.why) core.warning(`KVM is not available: ${probed.why}. The machine runs under software emulation (TCG), which is several times slower; expect longer boots and builds.`);
         }
-        if (probed?.accelerator === 'tcg' && settings.kvm === 'auto') settings.kvm = 'off';
+        if (probed?.accelerator === 'tcg' && settings.kvm !== 'on') settings.kvm = 'off';
         const image = await prepareImage(b.manifest, settings, inputs, reporter, signal);
         if (image && inputs.cache) await restoreWarmStates(image.name, image.rev, settings, probed?.accelerator ?? (settings.kvm === 'on' ? 'kvm' : 'tcg'), reporter);
       }

@@ -56,7 +56,10 @@ async function consoleTail(dir: string): Promise<void> {
   const logs = (await files(dir)).filter((p) => /(console|serial)[^/]*\.log$/.test(path.basename(p)));
   for (const log of logs) {
     const { size } = await stat(log);
-    if (size === 0) continue;
+    if (size === 0) {
+      core.info(`The serial console of the machine that did not finish booting is empty (${path.basename(log)}).`);
+      continue;
+    }
     const text = await readFile(log, 'utf8');
     const lines = text.replace(/\r/g, '').trimEnd().split('\n');
     core.startGroup(`Serial console of the machine that failed to boot (last ${Math.min(TAIL_LINES, lines.length)} lines of ${path.basename(log)})`);
