@@ -164,6 +164,8 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
     } catch (err) {
       upload = { name: inputs.artifactName, error: message(err) };
       core.warning(`uploading the artifacts as "${inputs.artifactName}" failed: ${message(err)}`);
+      // The same call would fail again in the post step.
+      core.saveState(STATE.uploadPending, 'false');
     }
   }
 
