@@ -17,7 +17,10 @@ import { formatDuration } from '../util/duration.js';
 import { formatBytes } from './summary.js';
 
 function normalise(url: string): string {
-  let u = url.trim().replace(/\/+$/, '').replace(/\.git$/, '');
+  let u = url
+    .trim()
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '');
   // git@host:owner/repo → https://host/owner/repo
   const scp = /^[\w.-]+@([\w.-]+):(?!\/)(.+)$/.exec(u);
   if (scp) u = `https://${scp[1]}/${scp[2]}`;
@@ -59,7 +62,7 @@ function shellQuote(s: string): string {
 }
 
 /** `tar -c` of the workspace as a stream; `bytes()` says how much went through once it ends. */
-function tarStream(workspace: string): { stream: Readable; bytes: () => number; done: Promise<void> } {
+function tarStream(workspace: string): { stream: Readable; bytes: () => number; done: Promise<void>; kill: () => void } {
   const child = spawn('tar', ['-C', workspace, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let bytes = 0;
   let stderr = '';
@@ -69,22 +72,62 @@ function tarStream(workspace: string): { stream: Readable; bytes: () => number; 
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = new Promise<void>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`tar of ${workspace} failed (exit ${code}): ${stderr.trim()}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`tar of ${workspace} failed (exit ${code}): ${stderr.trim()}`)),
+    );
   });
-  return { stream: out, bytes: () => bytes, done };
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    out.destroy();
+  };
+  return { stream: out, bytes: () => bytes, done, kill };
 }
 
 /** Copies the workspace into the machine for each own source: streamed when the driver can, else upload + extract. */
-export async function copyWorkspace(driver: Driver, copies: WorkspaceCopy[], workspace: string, tempDir: string, reporter: Reporter, signal?: AbortSignal): Promise<void> {
+export async function copyWorkspace(
+  driver: Driver,
+  copies: WorkspaceCopy[],
+  workspace: string,
+  tempDir: string,
+  reporter: Reporter,
+  signal?: AbortSignal,
+): Promise<void> {
   for (const c of copies) {
     const started = Date.now();
-    if (c.source.ref) reporter.info(`Note: ${c.source.url} is this workflow's repository: the checkout is copied, ref "${c.source.ref}" is not checked out.`);
+    if (c.source.ref)
+      reporter.info(
+        `Note: ${c.source.url} is this workflow's repository: the checkout is copied, ref "${c.source.ref}" is not checked out.`,
+      );
     reporter.info(`Copying the workspace ${workspace} into ${c.dir} (instead of cloning ${c.source.url})...`);
     const extract = `mkdir -p ${shellQuote(c.dir)} && tar -C ${shellQuote(c.dir)} -xof -`;
     const tar = tarStream(workspace);
+    try {
+      await copyOne(driver, c, extract, tar, tempDir, signal);
+    } finally {
+      // Never leave tar behind when the other side failed or stopped reading.
+      tar.kill();
+    }
+    reporter.info(`Copied the workspace into ${c.dir}: ${formatBytes(tar.bytes())} in ${formatDuration(Date.now() - started)}.`);
+  }
+}
+
+async function copyOne(
+  driver: Driver,
+  c: WorkspaceCopy,
+  extract: string,
+  tar: ReturnType<typeof tarStream>,
+  tempDir: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  {
     if (driver.exec) {
-      const [res] = await Promise.all([driver.exec(extract, { stdin: tar.stream, signal }), tar.done]);
-      if (res.code !== 0) throw new Error(`copying the workspace into ${c.dir} failed (exit ${res.code}): ${res.stderr.toString().trim() || res.stdout.toString().trim()}`);
+      tar.done.catch(() => {}); // reported below, after the guest's side
+      const res = await driver.exec(extract, { stdin: tar.stream, signal });
+      if (res.code !== 0)
+        throw new Error(
+          `copying the workspace into ${c.dir} failed (exit ${res.code}): ${res.stderr.toString().trim() || res.stdout.toString().trim()}`,
+        );
+      await tar.done;
     } else {
       const file = path.join(tempDir, 'workspace.tar');
       await Promise.all([pipeline(tar.stream, createWriteStream(file)), tar.done]);
@@ -106,8 +149,8 @@ export async function copyWorkspace(driver: Driver, copies: WorkspaceCopy[], wor
         { write: (chunk) => (out += chunk.toString()) },
         signal ?? new AbortController().signal,
       );
-      if (res.exitCode !== 0) throw new Error(`copying the workspace into ${c.dir} failed (exit ${res.exitCode ?? res.error}): ${out.trim()}`);
+      if (res.exitCode !== 0)
+        throw new Error(`copying the workspace into ${c.dir} failed (exit ${res.exitCode ?? res.error}): ${out.trim()}`);
     }
-    reporter.info(`Copied the workspace into ${c.dir}: ${formatBytes(tar.bytes())} in ${formatDuration(Date.now() - started)}.`);
   }
 }
