@@ -249,7 +249,14 @@ describe('warm-start states across runs', () => {
     const fresh = async () => {
       const root = await mkdtemp(path.join(os.tmpdir(), 'djinn-warmcache-'));
       roots.push(root);
-      for (const [k, v] of Object.entries({ ...results.env, HOME: path.join(root, 'home'), GITHUB_WORKSPACE: root, RUNNER_TEMP: path.join(root, 'temp'), GITHUB_SERVER_URL: 'https://github.com' })) vi.stubEnv(k, v);
+      for (const [k, v] of Object.entries({
+        ...results.env,
+        HOME: path.join(root, 'home'),
+        GITHUB_WORKSPACE: root,
+        RUNNER_TEMP: path.join(root, 'temp'),
+        GITHUB_SERVER_URL: 'https://github.com',
+      }))
+        vi.stubEnv(k, v);
       await mkdir(path.join(root, 'temp'), { recursive: true });
       const cacheDir = path.join(root, 'home', '.cache', 'djinn', 'images');
       return { conf: emptyConf(), tempDir: path.join(root, 'temp'), cacheDir, warm: 'on' as const, cpus: 2, memoryMiB: 1024 };

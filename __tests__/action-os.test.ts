@@ -120,7 +120,9 @@ describe('action main step with the os driver', () => {
     const dir = res.outputs['artifacts-dir'];
     expect(await readFile(path.join(dir, 'alpha', 'app.bin'), 'utf8')).toBe('binary-bytes');
     expect(await readFile(path.join(dir, 'beta', 'app.bin'), 'utf8')).toBe('other-bytes');
-    expect(res.stdout.indexOf('::group::.djinn/alpha.yml: build / first')).toBeLessThan(res.stdout.indexOf('::group::.djinn/beta.yml: build / second'));
+    expect(res.stdout.indexOf('::group::.djinn/alpha.yml: build / first')).toBeLessThan(
+      res.stdout.indexOf('::group::.djinn/beta.yml: build / second'),
+    );
     expect(res.summary).toContain('.djinn/alpha.yml: passed');
     expect(res.summary).toContain('.djinn/beta.yml: passed');
   });
@@ -191,7 +193,12 @@ describe('action post step', () => {
       await writeFile(path.join(build, 'qemu.pid'), `${child.pid}\n`);
       await writeFile(path.join(build, 'console.log'), Array.from({ length: 100 }, (_, i) => `boot line ${i + 1}`).join('\n'));
       const state = { 'run-dir': runDir, 'boot-failed': JSON.stringify([build]) };
-      await appendFile(r.files.state, Object.entries(state).map(([k, v]) => `${k}<<EOF\n${v}\nEOF\n`).join(''));
+      await appendFile(
+        r.files.state,
+        Object.entries(state)
+          .map(([k, v]) => `${k}<<EOF\n${v}\nEOF\n`)
+          .join(''),
+      );
       const exited = new Promise((res) => child.once('exit', res));
       const post = await runPost(r);
       expect(post.code, post.stdout + post.stderr).toBe(0);

@@ -18,7 +18,11 @@ import { ROOT } from './helpers/cli.js';
 import { startResultsService, type ResultsService } from './helpers/results-service.js';
 
 function testDisks(): string {
-  const d = process.env.DJINN_TEST_DISKS || execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 }).toString().trim();
+  const d =
+    process.env.DJINN_TEST_DISKS ||
+    execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 })
+      .toString()
+      .trim();
   if (!existsSync(path.join(d, 'qemu', 'x86_64', 'debian', 'stable'))) throw new Error(`no test image under ${d}`);
   return d;
 }
@@ -138,7 +142,9 @@ describe('image caches across runs with the qemu driver', () => {
     const second = await runner();
     const two = await runMain(second, { inputs, env: results.env });
     expect(two.code, two.stdout + two.stderr).toBe(0);
-    expect(two.stdout).toMatch(/Image debian\/stable restored from the repository cache in [\d.]+m?s \(fetching it took [\d.]+m?s on the run that saved it\)/);
+    expect(two.stdout).toMatch(
+      /Image debian\/stable restored from the repository cache in [\d.]+m?s \(fetching it took [\d.]+m?s on the run that saved it\)/,
+    );
     // The numbers, for the record (no assertion on time).
     console.info([...one.stdout.matchAll(/^Image .*$/gm), ...two.stdout.matchAll(/^Image .*$/gm)].map((m) => m[0]).join('\n'));
     expect(gets.length).toBe(downloads);
@@ -161,7 +167,9 @@ describe('post step after the main step was killed outright', () => {
     const post = await runPost(r);
     expect(post.code, post.stdout + post.stderr).toBe(0);
     // Its tail, or (when the kernel had not printed yet) a line saying it is empty.
-    expect(post.stdout).toMatch(/Serial console of the machine that failed to boot|serial console of the machine that did not finish booting is empty/);
+    expect(post.stdout).toMatch(
+      /Serial console of the machine that failed to boot|serial console of the machine that did not finish booting is empty/,
+    );
     // QEMU dies with main (the driver's parent-death signal) or by the post step's pidfile sweep.
     for (let i = 0; i < 50 && qemuUnder(r.root).length; i++) await new Promise((res) => setTimeout(res, 100));
     expect(qemuUnder(r.root)).toEqual([]);

@@ -41,7 +41,12 @@ describe('the workflow repository', () => {
   });
 
   it('follows GITHUB_SERVER_URL (GHES)', () => {
-    expect(isOwnRepository('https://ghe.example.com/octo/example.git', { GITHUB_SERVER_URL: 'https://ghe.example.com', GITHUB_REPOSITORY: 'octo/example' })).toBe(true);
+    expect(
+      isOwnRepository('https://ghe.example.com/octo/example.git', {
+        GITHUB_SERVER_URL: 'https://ghe.example.com',
+        GITHUB_REPOSITORY: 'octo/example',
+      }),
+    ).toBe(true);
   });
 
   it("removes only the own repository's clone job from the plan", () => {
@@ -52,7 +57,11 @@ describe('the workflow repository', () => {
     const copies = takeOverOwnSources(plan, env);
     expect(copies.map((c) => c.dir)).toEqual(['example']);
     expect(plan.stages[0].jobs.map((j) => j.source?.url)).toEqual(['https://github.com/octo/lib.git']);
-    const onlyOwn = makePlan(parseManifest('driver:\n  type: os\nsources:\n- https://github.com/octo/example\nstages:\n- build\njobs:\n- stage: build\n  commands: ["true"]\n'));
+    const onlyOwn = makePlan(
+      parseManifest(
+        'driver:\n  type: os\nsources:\n- https://github.com/octo/example\nstages:\n- build\njobs:\n- stage: build\n  commands: ["true"]\n',
+      ),
+    );
     takeOverOwnSources(onlyOwn, env);
     expect(onlyOwn.stages.map((s) => s.name)).toEqual(['build']);
   });
@@ -84,7 +93,13 @@ describe('streamed workspace copy', () => {
     } as unknown as Driver;
     const lines: string[] = [];
     const reporter = { ...silentReporter, info: (l: string) => lines.push(l) };
-    await copyWorkspace(driver, [{ source: { url: 'x', ref: '', dir: "it's here", position: {} }, dir: "it's here" }], ws, await tmp(), reporter);
+    await copyWorkspace(
+      driver,
+      [{ source: { url: 'x', ref: '', dir: "it's here", position: {} }, dir: "it's here" }],
+      ws,
+      await tmp(),
+      reporter,
+    );
     expect(commands).toEqual([`mkdir -p 'it'\\''s here' && tar -C 'it'\\''s here' -xof -`]);
     const dst = path.join(guest, "it's here");
     expect(await readFile(path.join(dst, 'sub', 'deep', 'file.txt'), 'utf8')).toBe('deep\n');
@@ -95,10 +110,12 @@ describe('streamed workspace copy', () => {
 
   it('fails with the guest side error when the extraction fails', async () => {
     const ws = await tmp();
-    const driver = { exec: async () => ({ code: 2, stdout: Buffer.alloc(0), stderr: Buffer.from('tar: no space left') }) } as unknown as Driver;
-    await expect(copyWorkspace(driver, [{ source: { url: 'x', ref: '', dir: 'd', position: {} }, dir: 'd' }], ws, await tmp(), silentReporter)).rejects.toThrow(
-      /copying the workspace into d failed \(exit 2\): tar: no space left/,
-    );
+    const driver = {
+      exec: async () => ({ code: 2, stdout: Buffer.alloc(0), stderr: Buffer.from('tar: no space left') }),
+    } as unknown as Driver;
+    await expect(
+      copyWorkspace(driver, [{ source: { url: 'x', ref: '', dir: 'd', position: {} }, dir: 'd' }], ws, await tmp(), silentReporter),
+    ).rejects.toThrow(/copying the workspace into d failed \(exit 2\): tar: no space left/);
   });
 });
 
@@ -167,7 +184,9 @@ describe('env lines', () => {
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(UsageError);
-      expect((err as UsageError).format()).toBe('input env: expected KEY=VALUE lines with a valid variable name, found a line starting "(no "=")".');
+      expect((err as UsageError).format()).toBe(
+        'input env: expected KEY=VALUE lines with a valid variable name, found a line starting "(no "=")".',
+      );
     }
   });
 });

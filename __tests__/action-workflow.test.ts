@@ -9,13 +9,46 @@ import { parseManifest } from '../src/manifest/parse.js';
 import { ROOT, runCli } from './helpers/cli.js';
 
 const INPUTS = [
-  'manifest', 'stage', 'image', 'image-file', 'image-url', 'image-sha256', 'image-server', 'image-build', 'disks', 'cpus', 'memory',
-  'kvm', 'boot-timeout', 'timeout', 'job-timeout', 'env', 'workspace', 'artifacts-dir', 'upload-artifacts', 'artifact-name', 'cache',
+  'manifest',
+  'stage',
+  'image',
+  'image-file',
+  'image-url',
+  'image-sha256',
+  'image-server',
+  'image-build',
+  'disks',
+  'cpus',
+  'memory',
+  'kvm',
+  'boot-timeout',
+  'timeout',
+  'job-timeout',
+  'env',
+  'workspace',
+  'artifacts-dir',
+  'upload-artifacts',
+  'artifact-name',
+  'cache',
 ];
 const OUTPUTS = ['status', 'artifacts-dir', 'artifact-id', 'artifact-url', 'accelerator', 'boot-seconds'];
 
-type Action = { inputs: Record<string, { description?: string; default?: string }>; outputs: Record<string, { description?: string }>; runs: Record<string, string> };
-type Workflow = { on: unknown; jobs: Record<string, { 'runs-on': string; strategy?: { matrix: Record<string, unknown[]> }; steps: { uses?: string; run?: string; with?: Record<string, string> }[] }> };
+type Action = {
+  inputs: Record<string, { description?: string; default?: string }>;
+  outputs: Record<string, { description?: string }>;
+  runs: Record<string, string>;
+};
+type Workflow = {
+  on: unknown;
+  jobs: Record<
+    string,
+    {
+      'runs-on': string;
+      strategy?: { matrix: Record<string, unknown[]> };
+      steps: { uses?: string; run?: string; with?: Record<string, string> }[];
+    }
+  >;
+};
 
 const MANIFEST = 'driver:\n  type: qemu\n  image: debian/stable\nstages:\n- build\njobs:\n- stage: build\n  commands:\n  - "true"\n';
 

@@ -53,7 +53,12 @@ export interface Runner {
 /** A fresh runner layout; `workspace` is used as is when given (the test owns it). */
 export async function makeRunner(workspace?: string): Promise<Runner> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'djinn-runner-'));
-  const dirs = { temp: path.join(root, 'temp'), toolCache: path.join(root, 'tool-cache'), commands: path.join(root, 'commands'), home: path.join(root, 'home') };
+  const dirs = {
+    temp: path.join(root, 'temp'),
+    toolCache: path.join(root, 'tool-cache'),
+    commands: path.join(root, 'commands'),
+    home: path.join(root, 'home'),
+  };
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true });
   const ws = workspace ?? path.join(root, 'workspace');
   await mkdir(ws, { recursive: true });
@@ -65,7 +70,14 @@ export async function makeRunner(workspace?: string): Promise<Runner> {
     path: path.join(dirs.commands, 'path'),
   };
   for (const f of Object.values(files)) await writeFile(f, '');
-  return { root, workspace: ws, temp: dirs.temp, toolCache: dirs.toolCache, files, cleanup: () => rm(root, { recursive: true, force: true }) };
+  return {
+    root,
+    workspace: ws,
+    temp: dirs.temp,
+    toolCache: dirs.toolCache,
+    files,
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
 }
 
 export interface StepResult {
@@ -127,8 +139,9 @@ function startStep(script: string, r: Runner, o: StepOptions, extra: Record<stri
   const waiters: { re: RegExp; resolve: () => void }[] = [];
   child.stdout!.on('data', (c: Buffer) => {
     stdout += c.toString();
-    for (const w of waiters.splice(0)) if (w.re.test(stdout)) w.resolve();
-    else waiters.push(w);
+    for (const w of waiters.splice(0))
+      if (w.re.test(stdout)) w.resolve();
+      else waiters.push(w);
   });
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = new Promise<StepResult>((resolve) => {

@@ -5,12 +5,7 @@
 // on GitHub, and the @actions clients are the real, unmodified packages.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  BlobSASPermissions,
-  BlobServiceClient,
-  StorageSharedKeyCredential,
-  generateBlobSASQueryParameters,
-} from '@azure/storage-blob';
+import { BlobSASPermissions, BlobServiceClient, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob';
 import { AZURITE_ACCOUNT, AZURITE_KEY } from './azurite.js';
 
 const CONTAINER = 'results';
@@ -56,7 +51,12 @@ export async function startResultsService(blobUrl: string): Promise<ResultsServi
   await container.createIfNotExists();
   const sas = (blob: string, permissions: string) =>
     `${container.getBlobClient(blob).url}?${generateBlobSASQueryParameters(
-      { containerName: CONTAINER, blobName: blob, permissions: BlobSASPermissions.parse(permissions), expiresOn: new Date(Date.now() + 3600_000) },
+      {
+        containerName: CONTAINER,
+        blobName: blob,
+        permissions: BlobSASPermissions.parse(permissions),
+        expiresOn: new Date(Date.now() + 3600_000),
+      },
       cred,
     ).toString()}`;
 
@@ -127,7 +127,9 @@ export async function startResultsService(blobUrl: string): Promise<ResultsServi
       const m = /^\/twirp\/github\.actions\.results\.api\.v1\.(\w+\/\w+)$/.exec(req.url ?? '');
       const handler = m && handlers[m[1]];
       if (!handler || req.method !== 'POST') {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'bad_route', msg: `no such method ${req.url}` }));
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ code: 'bad_route', msg: `no such method ${req.url}` }));
         return;
       }
       calls.push(m[1]);
@@ -135,7 +137,8 @@ export async function startResultsService(blobUrl: string): Promise<ResultsServi
         .then(() => handler(JSON.parse(Buffer.concat(chunks).toString() || '{}') as Body))
         .then(
           (out) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out)),
-          (err: unknown) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'internal', msg: String(err) })),
+          (err: unknown) =>
+            res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'internal', msg: String(err) })),
         );
     });
   });

@@ -36,9 +36,15 @@ export async function ensureQemu(runCmd = run): Promise<void> {
   await core.group('Installing QEMU', async () => {
     core.info('QEMU is not installed on this runner: installing qemu-system-x86 and qemu-utils with apt-get through sudo.');
     const env = ['env', 'DEBIAN_FRONTEND=noninteractive'];
-    if ((await runCmd(...asRoot([...env, 'apt-get', 'update', '-q']))) !== 0) core.info('apt-get update failed; trying the install anyway.');
-    const code = await runCmd(...asRoot([...env, 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'qemu-system-x86', 'qemu-utils']));
-    if (code !== 0) throw new Error(`installing QEMU with "sudo apt-get install qemu-system-x86 qemu-utils" failed (exit ${code}); install it in an earlier step or use a runner with QEMU.`);
+    if ((await runCmd(...asRoot([...env, 'apt-get', 'update', '-q']))) !== 0)
+      core.info('apt-get update failed; trying the install anyway.');
+    const code = await runCmd(
+      ...asRoot([...env, 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'qemu-system-x86', 'qemu-utils']),
+    );
+    if (code !== 0)
+      throw new Error(
+        `installing QEMU with "sudo apt-get install qemu-system-x86 qemu-utils" failed (exit ${code}); install it in an earlier step or use a runner with QEMU.`,
+      );
   });
 }
 
@@ -62,5 +68,8 @@ export async function prepareKvm(device = '/dev/kvm', runCmd = run): Promise<{ a
   const script = `echo '${KVM_RULE}' > ${KVM_RULE_FILE} && udevadm control --reload-rules && udevadm trigger --name-match=kvm && udevadm settle --timeout=10`;
   const code = await runCmd(...asRoot(['sh', '-c', script]));
   if (code === 0 && (await readWrite(device))) return { accelerator: 'kvm' };
-  return { accelerator: 'tcg', why: `${device} is not accessible to this user and granting access through sudo failed${code !== 0 ? ` (exit ${code})` : ''}` };
+  return {
+    accelerator: 'tcg',
+    why: `${device} is not accessible to this user and granting access through sudo failed${code !== 0 ? ` (exit ${code})` : ''}`,
+  };
 }

@@ -46,7 +46,8 @@ export function toolName(name: string): string {
 }
 
 function revisionId(rev: ImageRevision): string {
-  const hex = rev.kind === 'sha256' ? rev.value.toLowerCase().replace(/^sha256:/, '') : createHash('sha256').update(rev.value).digest('hex');
+  const hex =
+    rev.kind === 'sha256' ? rev.value.toLowerCase().replace(/^sha256:/, '') : createHash('sha256').update(rev.value).digest('hex');
   return `${rev.kind}-${hex.slice(0, 16)}`;
 }
 
@@ -74,7 +75,12 @@ export async function sha256File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-export type CacheHit = { path: string; from: 'tool-cache' | 'cache'; ms: number; /** How long fetching it took on the run that saved it. */ fetchMs?: number };
+export type CacheHit = {
+  path: string;
+  from: 'tool-cache' | 'cache';
+  ms: number;
+  /** How long fetching it took on the run that saved it. */ fetchMs?: number;
+};
 const META = 'fetch.json';
 
 async function readFetchMs(dir: string): Promise<number | undefined> {
@@ -90,7 +96,8 @@ async function readFetchMs(dir: string): Promise<number | undefined> {
 export async function restoreImage(name: string, rev: ImageRevision): Promise<CacheHit | undefined> {
   const started = Date.now();
   const found = tc.find(toolName(name), toolVersion(rev), IMAGE_ARCH);
-  if (found && existsSync(path.join(found, FILE))) return { path: path.join(found, FILE), from: 'tool-cache', ms: Date.now() - started, fetchMs: await readFetchMs(found) };
+  if (found && existsSync(path.join(found, FILE)))
+    return { path: path.join(found, FILE), from: 'tool-cache', ms: Date.now() - started, fetchMs: await readFetchMs(found) };
   if (!cache.isFeatureAvailable()) return undefined;
   const dir = stagingDir(name);
   await rm(dir, { recursive: true, force: true });
@@ -115,7 +122,13 @@ export async function restoreImage(name: string, rev: ImageRevision): Promise<Ca
 }
 
 /** Puts an image into the job's tool cache and, when `acrossRuns`, the repository's cache. */
-export async function saveImage(name: string, rev: ImageRevision, file: string, acrossRuns = true, fetchMs?: number): Promise<{ toolPath: string; cacheId?: number }> {
+export async function saveImage(
+  name: string,
+  rev: ImageRevision,
+  file: string,
+  acrossRuns = true,
+  fetchMs?: number,
+): Promise<{ toolPath: string; cacheId?: number }> {
   const dir = stagingDir(name);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -134,7 +147,11 @@ export async function saveImage(name: string, rev: ImageRevision, file: string, 
 /** The server's revision of an image, from a HEAD request (ETag, else Last-Modified); undefined when unknown. */
 export async function serverRevision(url: string, signal?: AbortSignal): Promise<string | undefined> {
   try {
-    const res = await fetch(url, { method: 'HEAD', redirect: 'follow', signal: AbortSignal.any([AbortSignal.timeout(15_000), ...(signal ? [signal] : [])]) });
+    const res = await fetch(url, {
+      method: 'HEAD',
+      redirect: 'follow',
+      signal: AbortSignal.any([AbortSignal.timeout(15_000), ...(signal ? [signal] : [])]),
+    });
     if (!res.ok) return undefined;
     const rev = res.headers.get('etag') ?? res.headers.get('last-modified');
     return rev ? `${url} ${rev}` : undefined;
@@ -153,7 +170,13 @@ export function imageName(manifest: Manifest, settings: DriverSettings): string 
  * the disks folder) and `cache` is on, use a cached copy, or remember to save
  * the one the build fetches.
  */
-export async function prepareImage(manifest: Manifest, settings: DriverSettings, inputs: ActionInputs, reporter: Reporter, signal?: AbortSignal): Promise<{ name: string; rev?: ImageRevision } | undefined> {
+export async function prepareImage(
+  manifest: Manifest,
+  settings: DriverSettings,
+  inputs: ActionInputs,
+  reporter: Reporter,
+  signal?: AbortSignal,
+): Promise<{ name: string; rev?: ImageRevision } | undefined> {
   const name = imageName(manifest, settings);
   if (!name) return undefined;
   if (!inputs.cache || settings.imageFile) return { name };
@@ -176,7 +199,9 @@ export async function prepareImage(manifest: Manifest, settings: DriverSettings,
   });
   if (hit) {
     const vs = hit.fetchMs !== undefined ? ` (fetching it took ${formatDuration(hit.fetchMs)} on the run that saved it)` : '';
-    reporter.info(`Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}${vs}.`);
+    reporter.info(
+      `Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}${vs}.`,
+    );
     settings.imageFile = hit.path;
     return { name, rev };
   }
@@ -187,7 +212,8 @@ export async function prepareImage(manifest: Manifest, settings: DriverSettings,
   reporter.info(`Image ${name} came from ${resolved.source} in ${formatDuration(fetchMs)}.`);
   settings.imageFile = resolved.path;
   settings.imageFormat = resolved.format;
-  if (resolved.source === 'download' || resolved.source === 'cache' || resolved.source === 'build') pending.set(settings, { name, rev, file: resolved.path, fetchMs });
+  if (resolved.source === 'download' || resolved.source === 'cache' || resolved.source === 'build')
+    pending.set(settings, { name, rev, file: resolved.path, fetchMs });
   return { name, rev };
 }
 
@@ -201,7 +227,9 @@ export async function afterBuild(settings: DriverSettings, report: BuildReport, 
   try {
     const started = Date.now();
     const saved = await saveImage(p.name, p.rev, p.file, true, p.fetchMs);
-    reporter.info(`Image ${p.name} saved to the ${saved.cacheId !== undefined ? 'repository cache' : 'tool cache'} in ${formatDuration(Date.now() - started)}.`);
+    reporter.info(
+      `Image ${p.name} saved to the ${saved.cacheId !== undefined ? 'repository cache' : 'tool cache'} in ${formatDuration(Date.now() - started)}.`,
+    );
   } catch (err) {
     core.warning(`image cache: saving ${p.name} failed: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -30,7 +30,19 @@ export interface ActionInputs {
 }
 
 /** Driver inputs that share their name and meaning with a CLI flag. */
-const DRIVER_INPUTS = ['image', 'image-file', 'image-url', 'image-sha256', 'image-server', 'image-build', 'disks', 'cpus', 'memory', 'kvm', 'boot-timeout'];
+const DRIVER_INPUTS = [
+  'image',
+  'image-file',
+  'image-url',
+  'image-sha256',
+  'image-server',
+  'image-build',
+  'disks',
+  'cpus',
+  'memory',
+  'kvm',
+  'boot-timeout',
+];
 
 function opt(name: string): string | undefined {
   const v = core.getInput(name).trim();
@@ -60,7 +72,8 @@ export function readInputs(): ActionInputs {
   for (const e of env) if (e.value.trim().length >= 3) core.setSecret(e.value);
 
   const workspace = (opt('workspace') ?? 'auto') as WorkspaceMode;
-  if (!['auto', 'clone', 'off'].includes(workspace)) throw new UsageError(`expected auto, clone or off, found "${workspace}".`, {}, 'input workspace');
+  if (!['auto', 'clone', 'off'].includes(workspace))
+    throw new UsageError(`expected auto, clone or off, found "${workspace}".`, {}, 'input workspace');
 
   const flags: FlagValues = {};
   for (const name of DRIVER_INPUTS) flags[name] = opt(name);
@@ -90,7 +103,8 @@ export function driverSettings(inputs: ActionInputs, tempDir: string): DriverSet
   try {
     return { ...settingsFromFlags(inputs.driverFlags, emptyConf(), tempDir) };
   } catch (err) {
-    if (err instanceof UsageError && err.field?.startsWith('-')) throw new UsageError(err.message, err.position, `input ${err.field.slice(1)}`);
+    if (err instanceof UsageError && err.field?.startsWith('-'))
+      throw new UsageError(err.message, err.position, `input ${err.field.slice(1)}`);
     throw err;
   }
 }
@@ -111,10 +125,17 @@ export function defaultArtifactName(env: NodeJS.ProcessEnv = process.env): strin
     .map((k) => `${k}=${env[k]}`)
     .join('\n');
   const hash = createHash('sha256').update(inputs).digest('hex').slice(0, 8);
-  const manifest = path.basename(env['INPUT_MANIFEST'] || '').replace(/\.ya?ml$/, '').replace(/^\.djinn$/, '');
+  const manifest = path
+    .basename(env['INPUT_MANIFEST'] || '')
+    .replace(/\.ya?ml$/, '')
+    .replace(/^\.djinn$/, '');
   const parts = ['djinn', env.GITHUB_JOB || 'build', manifest, env['INPUT_IMAGE'] ?? '', hash];
   const attempt = Number(env.GITHUB_RUN_ATTEMPT || '1');
   if (attempt > 1) parts.push(`attempt${attempt}`);
   // Characters upload-artifact refuses: " : < > | * ? \r \n \\ /
-  return parts.filter(Boolean).join('-').replace(/["<>|*?\r\n\\/:]+/g, '_').slice(0, 200);
+  return parts
+    .filter(Boolean)
+    .join('-')
+    .replace(/["<>|*?\r\n\\/:]+/g, '_')
+    .slice(0, 200);
 }

@@ -27,7 +27,10 @@ function message(err: unknown): string {
 
 /** Folder name for one manifest's artifacts when several run: `.djinn/debian.yml` → `debian`. */
 export function manifestSlug(file: string): string {
-  const base = file.replace(/\.ya?ml$/, '').replace(/^\.djinn\//, '').replace(/^\.djinn$/, 'djinn');
+  const base = file
+    .replace(/\.ya?ml$/, '')
+    .replace(/^\.djinn\//, '')
+    .replace(/^\.djinn$/, 'djinn');
   return base.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '') || 'manifest';
 }
 
@@ -48,7 +51,10 @@ export async function runMain(): Promise<void> {
   } catch (err) {
     if (err instanceof UsageError) {
       const p = err.position;
-      core.error(err.field ? `${err.field}: ${err.message}` : err.message, p.file ? { file: p.file, startLine: p.line, startColumn: p.column } : undefined);
+      core.error(
+        err.field ? `${err.field}: ${err.message}` : err.message,
+        p.file ? { file: p.file, startLine: p.line, startColumn: p.column } : undefined,
+      );
       core.setFailed(err.format());
     } else if (err instanceof DriverError) {
       core.setFailed(err.message);
@@ -104,15 +110,26 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
         await ensureQemu();
         if (settings.kvm !== 'off' && !probed) {
           probed = await prepareKvm();
-          if (probed.why) core.warning(`KVM is not available: ${probed.why}. The machine runs under software emulation (TCG), which is several times slower; expect longer boots and builds.`);
+          if (probed.why)
+            core.warning(
+              `KVM is not available: ${probed.why}. The machine runs under software emulation (TCG), which is several times slower; expect longer boots and builds.`,
+            );
         }
         if (probed?.accelerator === 'tcg' && settings.kvm !== 'on') settings.kvm = 'off';
         const image = await prepareImage(b.manifest, settings, inputs, reporter, signal);
-        if (image && inputs.cache) await restoreWarmStates(image.name, image.rev, settings, probed?.accelerator ?? (settings.kvm === 'on' ? 'kvm' : 'tcg'), reporter);
+        if (image && inputs.cache)
+          await restoreWarmStates(
+            image.name,
+            image.rev,
+            settings,
+            probed?.accelerator ?? (settings.kvm === 'on' ? 'kvm' : 'tcg'),
+            reporter,
+          );
       }
       const copies = inputs.workspace === 'clone' ? [] : takeOverOwnSources(b.plan);
       const copy = inputs.workspace === 'auto' ? copies : [];
-      if (inputs.workspace === 'off' && copies.length) reporter.info(`workspace: off: not cloning ${copies.map((c) => c.source.url).join(', ')}.`);
+      if (inputs.workspace === 'off' && copies.length)
+        reporter.info(`workspace: off: not cloning ${copies.map((c) => c.source.url).join(', ')}.`);
       const driver = makeDriver(b.manifest.driver, settings);
       const report = await runBuild({
         plan: b.plan,

@@ -62,7 +62,9 @@ async function consoleTail(dir: string): Promise<void> {
     }
     const text = await readFile(log, 'utf8');
     const lines = text.replace(/\r/g, '').trimEnd().split('\n');
-    core.startGroup(`Serial console of the machine that failed to boot (last ${Math.min(TAIL_LINES, lines.length)} lines of ${path.basename(log)})`);
+    core.startGroup(
+      `Serial console of the machine that failed to boot (last ${Math.min(TAIL_LINES, lines.length)} lines of ${path.basename(log)})`,
+    );
     core.info(lines.slice(-TAIL_LINES).join('\n'));
     core.endGroup();
   }
@@ -75,14 +77,18 @@ export async function runPost(): Promise<void> {
 
     const bootFailed = core.getState(STATE.bootFailed);
     if (bootFailed) for (const dir of JSON.parse(bootFailed) as string[]) await consoleTail(dir);
-    else if (runDir && !core.getState(STATE.finished)) for (const d of await readdir(runDir).catch(() => [])) await consoleTail(path.join(runDir, d));
+    else if (runDir && !core.getState(STATE.finished))
+      for (const d of await readdir(runDir).catch(() => [])) await consoleTail(path.join(runDir, d));
 
     if (core.getState(STATE.uploadPending) === 'true') {
       const name = core.getState(STATE.artifactName);
       const dir = core.getState(STATE.artifactsDir);
       try {
         const up = await uploadArtifacts(name, dir);
-        if (up.id !== undefined) core.info(`Uploaded ${up.files} artifact file${up.files === 1 ? '' : 's'} collected before the main step stopped, as "${name}" (id ${up.id}${up.url ? `, ${up.url}` : ''}).`);
+        if (up.id !== undefined)
+          core.info(
+            `Uploaded ${up.files} artifact file${up.files === 1 ? '' : 's'} collected before the main step stopped, as "${name}" (id ${up.id}${up.url ? `, ${up.url}` : ''}).`,
+          );
       } catch (err) {
         core.warning(`uploading the artifacts as "${name}" failed: ${err instanceof Error ? err.message : String(err)}`);
       }

@@ -22,7 +22,10 @@ export interface UploadResult {
 }
 
 /** The first fact present among `names`. */
-export function fact(facts: Record<string, string | number | boolean> | undefined, ...names: string[]): string | number | boolean | undefined {
+export function fact(
+  facts: Record<string, string | number | boolean> | undefined,
+  ...names: string[]
+): string | number | boolean | undefined {
   for (const n of names) if (facts && facts[n] !== undefined && facts[n] !== '') return facts[n];
   return undefined;
 }
@@ -73,7 +76,12 @@ export async function writeSummary(builds: BuildResult[], upload?: UploadResult)
         { data: 'Status', header: true },
         { data: 'Duration', header: true },
       ],
-      ...r.jobs.map((j) => [escape(j.stage), escape(j.name), `${statusMark(j.status)} ${j.status}`, j.durationMs ? formatDuration(j.durationMs) : '']),
+      ...r.jobs.map((j) => [
+        escape(j.stage),
+        escape(j.name),
+        `${statusMark(j.status)} ${j.status}`,
+        j.durationMs ? formatDuration(j.durationMs) : '',
+      ]),
     ]);
     if (r.artifacts.length) {
       s.addTable([

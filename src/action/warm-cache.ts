@@ -32,7 +32,13 @@ export function warmPattern(cacheDir: string): string {
   return dir.startsWith(home + path.sep) ? `~/${path.relative(home, dir)}` : dir;
 }
 
-export function warmKey(image: string, rev: ImageRevision | undefined, settings: DriverSettings, accelerator: string, qemu = qemuVersion()): { key: string; prefix: string } {
+export function warmKey(
+  image: string,
+  rev: ImageRevision | undefined,
+  settings: DriverSettings,
+  accelerator: string,
+  qemu = qemuVersion(),
+): { key: string; prefix: string } {
   const h = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
   const prefix = `djinn-warm-v1-${h(`${image}\n${rev?.kind ?? ''}:${rev?.value ?? ''}\n${qemu}`)}-${accelerator}-`;
   return { key: `${prefix}c${settings.cpus ?? 'd'}-m${settings.memoryMiB ?? 'd'}`, prefix };
@@ -41,7 +47,13 @@ export function warmKey(image: string, rev: ImageRevision | undefined, settings:
 const pending = new WeakMap<DriverSettings, { pattern: string; key: string }>();
 
 /** Before a qemu build with warm starts on: bring back the states an earlier run saved. */
-export async function restoreWarmStates(image: string, rev: ImageRevision | undefined, settings: DriverSettings, accelerator: string, reporter: Reporter): Promise<void> {
+export async function restoreWarmStates(
+  image: string,
+  rev: ImageRevision | undefined,
+  settings: DriverSettings,
+  accelerator: string,
+  reporter: Reporter,
+): Promise<void> {
   if (!settings.cacheDir || settings.warm === 'off' || !cache.isFeatureAvailable()) return;
   const pattern = warmPattern(settings.cacheDir);
   const { key, prefix } = warmKey(image, rev, settings, accelerator);

@@ -12,7 +12,13 @@ import { reportFailure, usage } from './main.js';
 export const ACTION_REF = 'djinn-ci/djinn-vm-action@v1';
 
 const WORKFLOW_FLAGS: FlagSpec[] = [
-  { group: 'build', name: 'manifest', kind: 'string', default: '.djinn.yml and .djinn/*.yml', help: 'the manifests: a file, a folder or a glob (comma-separated for several)' },
+  {
+    group: 'build',
+    name: 'manifest',
+    kind: 'string',
+    default: '.djinn.yml and .djinn/*.yml',
+    help: 'the manifests: a file, a folder or a glob (comma-separated for several)',
+  },
   { group: 'build', name: 'action', kind: 'string', default: ACTION_REF, help: 'the action reference to use' },
   { group: 'build', name: 'runs-on', kind: 'string', default: 'ubuntu-24.04', help: 'the runner label' },
   { group: 'build', name: 'help', kind: 'bool', help: 'print this help' },
@@ -54,14 +60,17 @@ ${list}
 export async function workflowCommand(argv: string[]): Promise<number> {
   const { flags } = parseFlags(argv, WORKFLOW_FLAGS);
   if (flags.help) {
-    process.stdout.write(usage(WORKFLOW_FLAGS, 'usage: djinn workflow [-manifest SPEC] [-action REF] [-runs-on LABEL] > .github/workflows/djinn.yml'));
+    process.stdout.write(
+      usage(WORKFLOW_FLAGS, 'usage: djinn workflow [-manifest SPEC] [-action REF] [-runs-on LABEL] > .github/workflows/djinn.yml'),
+    );
     return 0;
   }
   const cwd = process.cwd();
   let spec = str(flags, 'manifest')?.split(',').join('\n');
   if (!spec) {
     const found = ['.djinn.yml', '.djinn'].filter((p) => existsSync(p));
-    if (found.length === 0) throw new UsageError('no .djinn.yml or .djinn/ folder here; name the manifests with -manifest.', {}, '-manifest');
+    if (found.length === 0)
+      throw new UsageError('no .djinn.yml or .djinn/ folder here; name the manifests with -manifest.', {}, '-manifest');
     spec = found.join('\n');
   }
   const manifests = await findManifests(spec, cwd, '-manifest');

@@ -16,7 +16,12 @@ export function parseEnvLines(lines: string[], field: string): EnvVar[] {
     const eq = l.indexOf('=');
     const key = eq > 0 ? l.slice(0, eq).trim() : '';
     // Never echo the value: these lines usually carry secrets.
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`expected KEY=VALUE lines with a valid variable name, found a line starting "${l.slice(0, Math.max(0, eq)).slice(0, 20) || '(no "=")'}".`, {}, field);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      throw new UsageError(
+        `expected KEY=VALUE lines with a valid variable name, found a line starting "${l.slice(0, Math.max(0, eq)).slice(0, 20) || '(no "=")'}".`,
+        {},
+        field,
+      );
     out.push({ key, value: l.slice(eq + 1) });
   }
   return out;
@@ -38,7 +43,10 @@ async function typeOf(p: string): Promise<EntryType | null> {
 
 export async function findManifests(spec: string, workspace: string, field = 'input manifest'): Promise<string[]> {
   const found: string[] = [];
-  const lines = spec.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = spec
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   for (const line of lines) {
     const abs = path.resolve(workspace, line);
     const rel = path.relative(workspace, abs) || '.';
@@ -68,7 +76,11 @@ export async function findManifests(spec: string, workspace: string, field = 'in
     } else if (type === 'file') {
       found.push(rel);
     } else {
-      throw new UsageError(`manifest ${rel} does not exist in ${workspace}${field.startsWith('input') ? '; did the workflow run actions/checkout first?' : '.'}`, {}, field);
+      throw new UsageError(
+        `manifest ${rel} does not exist in ${workspace}${field.startsWith('input') ? '; did the workflow run actions/checkout first?' : '.'}`,
+        {},
+        field,
+      );
     }
   }
   return [...new Set(found)];
