@@ -2,6 +2,7 @@
 // CLI's own flag → DriverSettings code (the inputs carry the flags' names), so
 // both front ends validate them the same way.
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
 import type { EnvVar } from '../drivers/driver.js';
@@ -82,7 +83,7 @@ export function readInputs(): ActionInputs {
   const warm = opt('warm-start');
   if (warm) flags.warm = warm;
 
-  const runnerTemp = process.env.RUNNER_TEMP || path.join(process.cwd(), '.djinn-tmp');
+  const runnerTemp = process.env.RUNNER_TEMP || os.tmpdir();
   return {
     manifest: opt('manifest') ?? '.djinn.yml',
     stage: opt('stage'),

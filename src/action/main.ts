@@ -1,6 +1,7 @@
 // The action's main step: inputs → one build per manifest (each in its own
 // machine) → artifacts upload, outputs and step summary. The engine does the work.
 import { mkdir, mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
 import { DriverError } from '../drivers/driver.js';
@@ -81,7 +82,7 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
   });
 
   await mkdir(inputs.artifactsDir, { recursive: true });
-  const runner = process.env.RUNNER_TEMP || path.join(workspace, '.djinn-tmp');
+  const runner = process.env.RUNNER_TEMP || os.tmpdir();
   await mkdir(runner, { recursive: true });
   const runDir = await mkdtemp(path.join(runner, 'djinn-'));
   core.saveState(STATE.runDir, runDir);
