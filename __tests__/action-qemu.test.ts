@@ -148,6 +148,8 @@ describe('image caches across runs with the qemu driver', () => {
     // The numbers, for the record (no assertion on time).
     console.info([...one.stdout.matchAll(/^Image .*$/gm), ...two.stdout.matchAll(/^Image .*$/gm)].map((m) => m[0]).join('\n'));
     expect(gets.length).toBe(downloads);
+    expect(one.summary).toMatch(/image <code>debian\/stable<\/code> \(downloaded in [\d.]+m?s\)/);
+    expect(two.summary).toMatch(/image <code>debian\/stable<\/code> \(restored from the repository cache in [\d.]+m?s\)/);
     expect(two.stdout).toContain('uncommitted change 1234');
     expect(qemuUnder(first.root).concat(qemuUnder(second.root))).toEqual([]);
   });

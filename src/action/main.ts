@@ -107,6 +107,7 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
     if (several) core.info(`\n━━ ${b.file} (${i + 1} of ${builds.length}) ━━`);
     try {
       const settings = driverSettings(inputs, tempDir);
+      let image: Awaited<ReturnType<typeof prepareImage>>;
       if (b.manifest.driver.type === 'qemu') {
         await ensureQemu();
         if (settings.kvm !== 'off' && !probed) {
@@ -117,7 +118,7 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
             );
         }
         if (probed?.accelerator === 'tcg' && settings.kvm !== 'on') settings.kvm = 'off';
-        const image = await prepareImage(b.manifest, settings, inputs, reporter, signal);
+        image = await prepareImage(b.manifest, settings, inputs, reporter, signal);
         if (image && inputs.cache)
           await restoreWarmStates(
             image.name,
@@ -144,7 +145,7 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
         signal,
         beforeJobs: copy.length ? (d) => copyWorkspace(d, copy, workspace, tempDir, reporter, signal) : undefined,
       });
-      report.facts = { driver: b.manifest.driver.type, ...report.facts };
+      report.facts = { driver: b.manifest.driver.type, ...report.facts, ...(image?.note ? { imageNote: image.note } : {}) };
       reporter.buildEnd(report);
       result.report = report;
       if (report.status !== 'passed' && report.jobs.every((j) => j.status === 'skipped' || j.status === 'queued')) bootFailed.push(tempDir);
