@@ -141,7 +141,7 @@ stages: [a]
 jobs:
   - stage: a
     commands:
-      - echo waiting
+      - echo $$ > cancel.pid
       - sleep 304
 `,
     );
@@ -154,6 +154,18 @@ jobs:
     } finally {
       run.child.kill('SIGKILL');
     }
+    // The job's processes were stopped before the connection closed.
+    const pid = Number(readFileSync(path.join(sshd.home, 'cancel.pid'), 'utf8'));
+    let alive = true;
+    for (let i = 0; i < 40 && alive; i++) {
+      try {
+        process.kill(-pid, 0);
+        await new Promise((res) => setTimeout(res, 100));
+      } catch {
+        alive = false;
+      }
+    }
+    expect(alive).toBe(false);
     // The server's per-connection processes go once our connection is closed.
     for (let i = 0; i < 30 && sshd.sessionPids().length; i++) await new Promise((res) => setTimeout(res, 100));
     expect(sshd.sessionPids()).toEqual([]);

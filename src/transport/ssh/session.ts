@@ -161,9 +161,10 @@ export class SshSession {
           else done({ exitCode: null, error: this.lostMessage(job.name) });
         });
       };
+      // Stopped while the script was being written: do not start it at all.
+      if (signal.aborted) return done({ exitCode: null, error: 'stopped before it started' });
       this.onLost.add(onLost);
-      if (signal.aborted) stop();
-      else signal.addEventListener('abort', stop, { once: true });
+      signal.addEventListener('abort', stop, { once: true });
       if (this.lost) return onLost();
       openExec(this.client, cmd, attach).catch((err: Error) => {
         done(this.lost ? { exitCode: null, error: this.lostMessage(job.name) } : { exitCode: null, error: `cannot start job ${job.name}: ${err.message}` });
