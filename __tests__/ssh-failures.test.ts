@@ -190,6 +190,17 @@ describe('stopping and losing jobs', () => {
     expect(r.error).toBe("the job's script was killed by SIGKILL");
   });
 
+  it('close() while a job still runs stops that job too', async () => {
+    const s = await connect();
+    const p = s.execute(job('abandoned', ['sleep 305']), { write() {} }, new AbortController().signal);
+    const pg = await pgidOf(s, 1);
+    await s.close();
+    const r = await p;
+    expect(r.exitCode).toBeNull();
+    for (let i = 0; i < 40 && alive(pg); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(alive(pg)).toBe(false);
+  });
+
   it('close() removes the private folder', async () => {
     const s = await connect();
     await s.execute(job('x', ['true']), { write() {} }, new AbortController().signal);

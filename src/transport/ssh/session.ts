@@ -47,6 +47,8 @@ export class SshSession {
   private readonly onLost = new Set<() => void>();
   private envWritten: string | undefined;
   private jobCount = 0;
+  /** Pid files of jobs still running, so that close() can stop them. */
+  private readonly running = new Set<string>();
 
   private constructor(
     private readonly client: Client,
@@ -124,6 +126,7 @@ export class SshSession {
       const done = (r: ExecResult) => {
         if (finished) return;
         finished = true;
+        this.running.delete(pidFile);
         for (const t of timers) clearTimeout(t);
         signal.removeEventListener('abort', stop);
         this.onLost.delete(onLost);
@@ -166,6 +169,7 @@ export class SshSession {
       this.onLost.add(onLost);
       signal.addEventListener('abort', stop, { once: true });
       if (this.lost) return onLost();
+      this.running.add(pidFile);
       openExec(this.client, cmd, attach).catch((err: Error) => {
         done(this.lost ? { exitCode: null, error: this.lostMessage(job.name) } : { exitCode: null, error: `cannot start job ${job.name}: ${err.message}` });
       });
@@ -216,6 +220,8 @@ export class SshSession {
     if (this.closing) return;
     this.closing = true;
     if (!this.lost) {
+      // A job still running when the build ends (e.g. its execute was abandoned) must not outlive us.
+      await Promise.all([...this.running].map((f) => withTimeout(this.signalGroup(f, 9), 5000).catch(() => {})));
       await withTimeout(execCollect(this.client, `rm -rf ${shellQuote(this.dir)}`), 5000).catch(() => {});
     }
     await new Promise<void>((resolve) => {
