@@ -5,7 +5,7 @@
 // line + an OpenSSH `ssh` polling loop), measured in the same run, rounds
 // alternating. Goal (issue 4): our time to first job output <= 1.0x baseline.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,7 +91,7 @@ async function baseline(disks: string, kvm: boolean): Promise<Sample> {
     return s as Sample;
   } finally {
     try {
-      process.kill(Number(execFileSync('cat', [pidFile]).toString()), 'SIGKILL');
+      process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
     } catch {
       // already stopped by the script
     }
