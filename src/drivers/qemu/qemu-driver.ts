@@ -13,6 +13,7 @@ import { DriverError } from '../driver.js';
 import type { DriverSettings } from '../settings.js';
 import { planAccel, type Accel } from './accel.js';
 import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
+import { bootWarm, warmMode } from './warm/driver-boot.js';
 
 export const TCG_BOOT_TIMEOUT_MS = 5 * 60_000;
 export const KVM_BOOT_TIMEOUT_MS = 2 * 60_000;
@@ -90,6 +91,11 @@ export class QemuDriver implements Driver {
         await this.bootWith(accel, image, cpus, memoryMiB, timeoutMs, reporter, signal);
         this.info.accelerator = accel;
         this.info.bootSeconds = Math.round((Date.now() - started) / 100) / 10;
+        if (this.info.start === undefined) {
+          this.info.start = 'booted';
+          this.info.startSeconds = this.info.bootSeconds;
+          reporter.info(`Machine booted in ${this.info.bootSeconds}s.`);
+        }
         return;
       } catch (err) {
         if (signal.aborted) throw new DriverError('the machine was stopped while booting.');
@@ -121,6 +127,27 @@ export class QemuDriver implements Driver {
         pidFile: path.join(dir, 'qemu.pid'),
       };
       await rm(spec.consoleLog, { force: true });
+      if (warmMode(this.settings) !== 'off') {
+        // Warm starts (warm/, docs/warm-start.md): restore a saved machine, or boot and save one.
+        try {
+          const warm = await bootWarm({ settings: this.settings, image, spec, tempDir: dir, deadline, reporter, signal, onProcess: (q) => (this.qemu = q) });
+          this.session = warm.session;
+          this.info.sshPort = port;
+          Object.assign(this.info, warm.facts);
+          this.info.sshLoginMs = Date.now() - this.t0;
+          return;
+        } catch (err) {
+          if (signal.aborted) throw err;
+          const q = this.qemu;
+          if (q && !q.running) {
+            const exit = await q.exited;
+            if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
+            throw new DriverError(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+          }
+          if (err instanceof DriverError) throw err;
+          throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
+        }
+      }
       const qemu = await QemuProcess.start(spec);
       this.qemu = qemu;
       this.info.sshPort = port;
