@@ -177,3 +177,21 @@ describe('post step after the main step was killed outright', () => {
     expect(qemuUnder(r.root)).toEqual([]);
   });
 });
+
+describe('a machine that cannot boot', () => {
+  it('fails the step with a one-line reason and leaves the boot failure for the post step', async () => {
+    const r = await runner();
+    await writeFile(path.join(r.workspace, 'broken.qcow2'), 'this is not a disk image\n'.repeat(100));
+    const res = await runMain(r, { inputs: { kvm: 'off', 'image-file': 'broken.qcow2', 'upload-artifacts': 'false', 'warm-start': 'off' } });
+    expect(res.code).toBe(1);
+    expect(res.outputs.status).toBe('failed');
+    const failed = res.stdout.split('\n').filter((l) => l.startsWith('::error::build failed: '));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatch(/broken\.qcow2/);
+    expect(JSON.parse(res.state['boot-failed'])).toHaveLength(1);
+    expect(res.summary).toContain('⏭️ skipped');
+    const post = await runPost(r);
+    expect(post.code).toBe(0);
+    expect(qemuUnder(r.root)).toEqual([]);
+  });
+});

@@ -203,7 +203,11 @@ export async function prepareImage(
       `Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}${vs}.`,
     );
     settings.imageFile = hit.path;
-    return { name, rev, note: `restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}` };
+    return {
+      name,
+      rev,
+      note: `restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}`,
+    };
   }
   // A miss: fetch it now (the engine's resolver: download, or our builder) to time it and know the file.
   const started = Date.now();
@@ -214,7 +218,11 @@ export async function prepareImage(
   settings.imageFormat = resolved.format;
   if (resolved.source === 'download' || resolved.source === 'cache' || resolved.source === 'build')
     pending.set(settings, { name, rev, file: resolved.path, fetchMs });
-  return { name, rev, note: `${resolved.source === 'build' ? 'built' : resolved.source === 'download' ? 'downloaded' : `from ${resolved.source}`} in ${formatDuration(fetchMs)}` };
+  return {
+    name,
+    rev,
+    note: `${resolved.source === 'build' ? 'built' : resolved.source === 'download' ? 'downloaded' : `from ${resolved.source}`} in ${formatDuration(fetchMs)}`,
+  };
 }
 
 const pending = new WeakMap<DriverSettings, { name: string; rev: ImageRevision; file: string; fetchMs: number }>();

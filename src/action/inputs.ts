@@ -34,6 +34,7 @@ export interface ActionInputs {
 const DRIVER_INPUTS = [
   'image',
   'image-file',
+  'image-format',
   'image-url',
   'image-sha256',
   'image-server',

@@ -202,7 +202,8 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
   if (final !== 'passed' && final !== 'passed_with_failures') {
     const failed = results.find((r) => r.error || (r.report && r.report.status !== 'passed' && r.report.status !== 'passed_with_failures'));
     const why = failed?.error ?? failed?.report?.reason ?? (signalled() ? 'the build was cancelled' : final);
-    core.setFailed(`${builds.length > 1 && failed ? `${failed.manifest}: ` : ''}build ${final}: ${why}`);
+    // One line: the full message (with a console tail, say) is already in the log.
+    core.setFailed(`${builds.length > 1 && failed ? `${failed.manifest}: ` : ''}build ${final}: ${why.split('\n')[0]}`);
   }
 }
 

@@ -46,7 +46,10 @@ export class ActionsReporter implements Reporter {
 
   error(message: string, position?: SourcePosition): void {
     this.resume();
-    core.error(message, annotation(position));
+    // Annotations are few (10 errors a step): one per manifest place; the build's
+    // own reason becomes the step's failure annotation, so unplaced errors are log lines.
+    if (position?.file) core.error(message, annotation(position));
+    else core.info(`\u001b[31mError: ${message}\u001b[0m`);
   }
 
   jobStart(job: JobReport): void {

@@ -62,7 +62,8 @@ export async function writeSummary(builds: BuildResult[], upload?: UploadResult)
     const machine: string[] = [`driver ${fact(facts, 'driver') ?? ''}`.trim()];
     const image = fact(facts, 'image');
     const imageNote = fact(facts, 'imageNote');
-    if (image !== undefined) machine.push(`image <code>${escape(String(image))}</code>${imageNote ? ` (${escape(String(imageNote))})` : ''}`);
+    if (image !== undefined)
+      machine.push(`image <code>${escape(String(image))}</code>${imageNote ? ` (${escape(String(imageNote))})` : ''}`);
     const accel = fact(facts, 'accelerator', 'accel');
     if (accel !== undefined) machine.push(`accelerator ${escape(String(accel))}`);
     const boot = bootSeconds(facts);
