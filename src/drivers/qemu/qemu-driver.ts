@@ -32,6 +32,8 @@ export function defaultMemoryMiB(): number {
 }
 
 class BootTimeout extends Error {}
+/** QEMU exited during the boot (not because the port was taken). */
+class QemuExited extends DriverError {}
 
 export class QemuDriver implements Driver {
   readonly type = 'qemu';
@@ -99,8 +101,9 @@ export class QemuDriver implements Driver {
         return;
       } catch (err) {
         if (signal.aborted) throw new DriverError('the machine was stopped while booting.');
-        if (!(err instanceof BootTimeout) || !fallback) throw err;
-        reporter.info(`KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s: stopping it and booting again with software emulation (TCG).`);
+        if (!(err instanceof BootTimeout || err instanceof QemuExited) || !fallback) throw err;
+        const why = err instanceof QemuExited ? `QEMU could not run with KVM (${firstLine(err.message)})` : `the KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s`;
+        reporter.info(`${why}: booting again with software emulation (TCG).`);
         await this.stopQemu();
       }
     }
@@ -142,7 +145,7 @@ export class QemuDriver implements Driver {
           if (q && !q.running) {
             const exit = await q.exited;
             if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-            throw new DriverError(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+            throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
           }
           if (err instanceof DriverError) throw err;
           throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
@@ -157,7 +160,7 @@ export class QemuDriver implements Driver {
       if (!up && !qemu.running) {
         const exit = await qemu.exited;
         if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-        throw new DriverError(bootFailure(image.path, exit.stderr, exit.code));
+        throw new QemuExited(bootFailure(image.path, exit.stderr, exit.code));
       }
       if (!up) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
       this.info.qemuRunningMs = Date.now() - this.t0;
@@ -169,7 +172,7 @@ export class QemuDriver implements Driver {
         if (!qemu.running) {
           const exit = await qemu.exited;
           if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-          throw new DriverError(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+          throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
         }
         if (err instanceof BootTimeout) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
         throw err;
@@ -263,6 +266,10 @@ export class QemuDriver implements Driver {
     if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
     this.dir = undefined;
   }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n').find((l) => l.trim() && !l.startsWith('failed to boot'))?.trim() ?? text.trim();
 }
 
 function bootFailure(image: string, stderr: string, code: number | null): string {
