@@ -102,6 +102,22 @@ describe('login', () => {
     expect((err as Error).message).toMatch(/SSH login as root to 127\.0\.0\.1:\d+ was refused; tried key, none \(the server offers: publickey\)\./);
   });
 
+  it('with retryRefusedLogin, keeps trying a refused key until it is authorised (a VM still writing its keys)', async () => {
+    const late = generateKeyPairSync('ed25519');
+    const raw = Buffer.from(late.publicKey.export({ format: 'jwk' }).x!, 'base64url');
+    const sshString = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+    const blob = Buffer.concat([sshString(Buffer.from('ssh-ed25519')), sshString(raw)]);
+    const rep = recorder();
+    const pending = connect({ privateKey: late.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), retryRefusedLogin: true, reporter: rep });
+    const timer = setTimeout(() => appendFileSync(path.join(sshd.dir, 'authorized_keys'), `ssh-ed25519 ${blob.toString('base64')} late\n`), 2500);
+    try {
+      const s = await pending;
+      expect((await s.exec('echo in')).stdout.toString()).toBe('in\n');
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+
   it('rejects a garbage key file before connecting', async () => {
     const err = await connect({ privateKey: 'not a key' }).catch((e: Error) => e);
     expect((err as Error).message).toMatch(/^cannot use the SSH private key: /);

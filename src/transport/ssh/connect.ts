@@ -5,7 +5,7 @@ import net from 'node:net';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Reporter } from '../../runner/reporter.js';
 import { DriverError } from '../../drivers/driver.js';
-import { describeSocketError, sleep, toDeadline, waitForBanner } from './banner.js';
+import { describeSocketError, sleep, toDeadline, WAIT_LOG_EVERY_MS, waitForBanner } from './banner.js';
 import { fingerprint, keyType, KeyError, normalizePrivateKey } from './keys.js';
 
 export interface SshTarget {
@@ -21,6 +21,11 @@ export interface SshTarget {
   connectTimeoutMs: number;
   reporter: Reporter;
   signal?: AbortSignal;
+  /**
+   * Keep retrying a refused login until the deadline (a booting VM may start sshd
+   * before its keys or password are in place). Default: fail at once.
+   */
+  retryRefusedLogin?: boolean;
 }
 
 /** ssh2 detects a dead link after KEEPALIVE_MS * KEEPALIVE_MAX without an answer. */
@@ -126,6 +131,7 @@ export async function openClient(t: SshTarget): Promise<Client> {
   };
   const log = (why: string, waited: number) => t.reporter.info(`Waiting for SSH on ${t.host}:${t.port} (${why}; ${Math.round(waited / 1000)}s so far)...`);
   let lastError = '';
+  let lastLog = Date.now();
   for (;;) {
     try {
       await waitForBanner(t.host, t.port, deadline, t.signal, log);
@@ -137,11 +143,16 @@ export async function openClient(t: SshTarget): Promise<Client> {
     try {
       return await attempt(t, key, Math.max(2000, deadline - Date.now()), onHostKey);
     } catch (err) {
-      if (err instanceof AuthRefused) throw new DriverError(err.message);
+      if (err instanceof AuthRefused && (!t.retryRefusedLogin || Date.now() >= deadline)) throw new DriverError(err.message);
       if ((err as Error).message === 'aborted') throw err;
       lastError = (err as Error).message;
       if (Date.now() >= deadline) throw new DriverError(`Timed out trying to connect to ${t.host}:${t.port}: ${lastError}.`);
-      await sleep(250, t.signal);
+      const refused = err instanceof AuthRefused;
+      if (Date.now() - lastLog >= WAIT_LOG_EVERY_MS) {
+        lastLog = Date.now();
+        t.reporter.info(`Waiting for SSH on ${t.host}:${t.port} (${refused ? 'login refused so far' : lastError})...`);
+      }
+      await sleep(refused ? 1000 : 250, t.signal);
     }
   }
 }
