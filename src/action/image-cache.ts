@@ -25,6 +25,9 @@ import type { DriverSettings } from '../drivers/settings.js';
 import type { Manifest } from '../manifest/types.js';
 import type { BuildReport, Reporter } from '../runner/reporter.js';
 import { formatDuration } from '../util/duration.js';
+import { downloadUrl, originFor } from '../images/fetch/through-cache.js';
+import { serverModTime } from '../images/fetch/server.js';
+import { diskPath } from '../images/local.js';
 import { resolveImage } from '../images/resolve.js';
 import type { ActionInputs } from './inputs.js';
 
@@ -144,7 +147,7 @@ export async function saveImage(
   }
 }
 
-/** The server's revision of an image, from a HEAD request (ETag, else Last-Modified); undefined when unknown. */
+/** The server's revision of an image, from a HEAD request (ETag, else Last-Modified); undefined when unknown (then the listing's mod_time). */
 export async function serverRevision(url: string, signal?: AbortSignal): Promise<string | undefined> {
   try {
     const res = await fetch(url, {
@@ -180,13 +183,18 @@ export async function prepareImage(
   const name = imageName(manifest, settings);
   if (!name) return undefined;
   if (!inputs.cache || settings.imageFile) return { name };
-  if (settings.disks && existsSync(path.join(settings.disks, 'qemu', IMAGE_ARCH, name))) return { name };
+  if (settings.disks && existsSync(diskPath(path.resolve(settings.disks), name))) return { name };
   let rev: ImageRevision | undefined;
   if (settings.imageSha256) rev = { kind: 'sha256', value: settings.imageSha256 };
   else {
-    const server = (settings.imageServer ?? 'https://images.djinn-ci.com').replace(/\/+$/, '');
-    const url = settings.imageUrl ?? `${server}/qemu/${IMAGE_ARCH}/${name}`;
-    const text = await serverRevision(url, signal);
+    // The engine's own notion of where the image comes from and its revision signals.
+    const origin = originFor(settings);
+    const url = downloadUrl(origin, name);
+    let text = await serverRevision(url, signal);
+    if (!text && origin.kind === 'server') {
+      const modTime = await serverModTime(origin.base, name, { signal }).catch(() => undefined);
+      if (modTime) text = `${url} mod_time ${modTime}`;
+    }
     if (text) rev = { kind: 'rev', value: text };
   }
   if (!rev) {
