@@ -190,3 +190,50 @@ describe('env lines', () => {
     }
   });
 });
+
+describe('step summary', () => {
+  it('says whether the machine was booted or restored, with the image note and artifact sizes', async () => {
+    const { writeSummary } = await import('../src/action/summary.js');
+    const { summary } = await import('@actions/core');
+    const dir = await tmp();
+    const file = path.join(dir, 'summary.md');
+    await writeFile(file, '');
+    const saved = process.env.GITHUB_STEP_SUMMARY;
+    process.env.GITHUB_STEP_SUMMARY = file;
+    try {
+      summary.emptyBuffer();
+      await writeSummary(
+        [
+          {
+            manifest: '.djinn.yml',
+            artifactsDir: dir,
+            report: {
+              status: 'passed',
+              durationMs: 4200,
+              jobs: [{ stage: 'build', name: 'make <all>', status: 'passed', durationMs: 1500 }],
+              artifacts: [{ job: 'make <all>', src: 'bin/app', dst: 'app', path: path.join(dir, 'app'), bytes: 3 * 1024 * 1024 }],
+              facts: {
+                driver: 'qemu',
+                image: 'debian/stable',
+                imageNote: 'restored from the repository cache in 1.3s',
+                accelerator: 'kvm',
+                start: 'restored',
+                startSeconds: 1.6,
+              },
+            },
+          },
+        ],
+        { name: 'djinn-build', id: 7, url: 'https://github.com/o/r/actions/runs/1/artifacts/7' },
+      );
+    } finally {
+      process.env.GITHUB_STEP_SUMMARY = saved;
+    }
+    const text = await readFile(file, 'utf8');
+    expect(text).toContain(
+      'image <code>debian/stable</code> (restored from the repository cache in 1.3s) · accelerator kvm · restored from a saved state in 1.6 s',
+    );
+    expect(text).toContain('<td>build</td><td>make &lt;all&gt;</td><td>✅ passed</td><td>1.5s</td>');
+    expect(text).toContain('<td>app</td><td>make &lt;all&gt;</td><td>3.0 MiB</td>');
+    expect(text).toContain('<a href="https://github.com/o/r/actions/runs/1/artifacts/7">djinn-build</a>');
+  });
+});
