@@ -53,7 +53,8 @@ describe('warm starts with real VMs', () => {
       expect(await sh(first, 'echo still-here')).toBe('still-here\n');
       const u = await uptimeVsLaunch(first, t);
       expect(u.guest).toBeLessThan(u.host); // a booted guest is never older than its QEMU
-      savedKey = (first.result.plan as { key: StateKey }).key;
+      savedKey = first.result.stateKey!;
+      expect(savedKey.imageSha256).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       await first.stop();
     }
@@ -155,7 +156,7 @@ describe('warm starts with real VMs', () => {
     try {
       expect(changed.result.start).toBe('booted');
       expect(changed.log.join('\n')).toMatch(/no saved state/);
-      expect(keyDigest((changed.result.plan as { key: StateKey }).key)).not.toBe(keyDigest(savedKey));
+      expect(keyDigest(changed.result.stateKey!)).not.toBe(keyDigest(savedKey));
     } finally {
       await changed.stop();
     }

@@ -32,7 +32,7 @@ async function timeToFirstOutput(opts: WarmVmOptions): Promise<{ seconds: number
     const r = await vm.session.exec('echo first-output-line');
     if (!r.stdout.toString().includes('first-output-line')) throw new Error('the job printed nothing');
     const seconds = (Date.now() - t0) / 1000;
-    return { seconds, start: vm.result.start, key: (vm.result.plan as { key?: StateKey }).key, savedSeconds: vm.result.savedSeconds };
+    return { seconds, start: vm.result.start, key: vm.result.stateKey, savedSeconds: vm.result.savedSeconds };
   } finally {
     await vm.stop();
   }

@@ -3,6 +3,7 @@
 // reason), else boot cold and save the idle machine before anything connects.
 import { finishRestore, planWarmStart, restoreFailed, saveAndContinue, type LaunchChange, type WarmPlan, type WarmRequest } from './index.js';
 import { runFixups, type FixupResult, type GuestRunner } from './fixups.js';
+import type { StateKey } from './key.js';
 
 export interface WarmBootHooks<P> {
   /** Starts QEMU with the driver's launch description changed as `change` says. */
@@ -27,6 +28,8 @@ export interface WarmBootResult<P> {
   /** From launch to an SSH server that answers (for the cold path: before the save). */
   startSeconds: number;
   plan: WarmPlan;
+  /** The state's key: the one restored, or the one saved by this boot. */
+  stateKey?: StateKey;
   /** Set when a state was saved by this boot. */
   savedSeconds?: number;
 }
@@ -49,7 +52,7 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
     try {
       await finishRestore(plan, { timeoutMs: 30_000, alive: () => hooks.alive(proc), signal: opts.signal });
       await (hooks.connectRestored ?? hooks.waitForSsh)(proc, Date.now() + (opts.restoreBannerMs ?? 30_000));
-      return { proc, start: 'restored', startSeconds: (Date.now() - t0) / 1000, plan };
+      return { proc, start: 'restored', startSeconds: (Date.now() - t0) / 1000, plan, stateKey: plan.key };
     } catch (err) {
       if (opts.signal?.aborted) {
         await hooks.stop(proc);
@@ -66,8 +69,9 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
     }
   }
   const t0 = Date.now();
-  const proc = await hooks.launch(plan.launch);
+  let proc: P;
   try {
+    proc = await hooks.launch(plan.launch);
     await hooks.waitForSsh(proc, t0 + opts.bootTimeoutMs);
   } catch (err) {
     if (plan.kind === 'save') await plan.pending.abandon();
@@ -80,6 +84,7 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
     if (saved.error) hooks.log(`warm start: could not save the booted machine (${firstLine(saved.error)}); the next build boots cold too`);
     else {
       result.savedSeconds = saved.seconds;
+      result.stateKey = saved.manifest!.key;
       const mb = ((saved.manifest!.state.bytes + saved.manifest!.overlay.bytes) / 1e6).toFixed(0);
       hooks.log(`warm start: saved the booted machine in ${saved.seconds.toFixed(1)} s (${mb} MB); later builds restore it`);
     }

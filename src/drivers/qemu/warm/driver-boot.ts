@@ -91,7 +91,8 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
     startSeconds: Math.round((Date.now() - t0) / 100) / 10,
     warm: mode,
   };
-  if (result.plan.key) facts.warmState = keyDigest(result.plan.key);
+  const stateKey = result.stateKey ?? result.plan.key;
+  if (stateKey) facts.warmState = keyDigest(stateKey);
   if (result.savedSeconds !== undefined) facts.warmSaveSeconds = Math.round(result.savedSeconds * 10) / 10;
   const fix = await afterConnect(
     result,

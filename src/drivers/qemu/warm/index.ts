@@ -14,7 +14,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { dropOption, machineShape, pinMachine, swapDrive } from './args.js';
-import { checkKey, imageDigest, keyDigest, pinnedMachine, qemuVersion, type StateKey } from './key.js';
+import { checkKey, imageDigest, keyDigest, knownImageDigest, pinnedMachine, qemuVersion, type StateKey } from './key.js';
 import { QmpClient, QmpError, shellQuote } from './qmp.js';
 import { StateStore, type FoundState, type PendingSave, type StateManifest } from './store.js';
 
@@ -25,6 +25,9 @@ export { keyDigest, type StateKey } from './key.js';
 export { machineShape } from './args.js';
 
 export type WarmMode = 'on' | 'off' | 'refresh';
+
+/** Images up to this size are hashed before the boot (~1 s); larger new ones while it boots. */
+const HASH_NOW_BYTES = 1 << 30;
 
 export interface WarmRequest {
   mode: WarmMode;
@@ -64,7 +67,8 @@ export interface RestorePlan extends PlanBase {
 }
 export interface SavePlan extends PlanBase {
   kind: 'save';
-  key: StateKey;
+  /** Unset while the image digest is still being computed (known from the manifest once published). */
+  key?: StateKey;
   store: StateStore;
   pending: PendingSave;
 }
@@ -116,21 +120,37 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
   const store = new StateStore(req.cacheDir);
   let key: StateKey;
   let args: string[];
+  let digestLater: { promise: Promise<string>; abort: AbortController } | undefined;
   try {
     const binary = req.qemuBinary ?? 'qemu-system-x86_64';
-    const [machine, version, imageSha256] = await Promise.all([
+    const [machine, version, known, size] = await Promise.all([
       pinnedMachine('pc', binary),
       qemuVersion(binary),
-      req.image.sha256 ?? imageDigest(req.image.path, store.root),
+      req.image.sha256 ?? knownImageDigest(req.image.path, store.root),
+      fs.stat(req.image.path).then((st) => st.size),
     ]);
+    let imageSha256 = known;
+    if (!imageSha256 && size <= HASH_NOW_BYTES) imageSha256 = await imageDigest(req.image.path, store.root);
     args = pinMachine(req.args, machine);
-    key = { imageSha256, qemuVersion: version, ...machineShape(args) };
+    if (!imageSha256) {
+      // A large image seen for the first time: hash it while it boots (a state for it cannot exist yet here).
+      const abort = new AbortController();
+      const promise = imageDigest(req.image.path, store.root, abort.signal);
+      promise.catch(() => undefined);
+      digestLater = { promise, abort };
+    }
+    key = { imageSha256: imageSha256 ?? '0'.repeat(64), qemuVersion: version, ...machineShape(args) };
     checkKey(key);
   } catch (err) {
     return cold(`warm start off: ${(err as Error).message}`);
   }
 
   const base = { path: req.image.path, format: req.image.format };
+  if (digestLater) {
+    const shape = key;
+    const keyPromise = digestLater.promise.then((imageSha256) => ({ ...shape, imageSha256 }));
+    return planSave(store, keyPromise, shape.machine, base, req.args, qmpSocket, 'no saved state for this new image', () => digestLater.abort.abort());
+  }
   let why: string;
   if (req.mode === 'refresh') {
     why = 'refresh asked for';
@@ -145,17 +165,28 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
     }
     why = r.reason;
   }
-  return planSave(store, key, base, req.args, qmpSocket, why);
+  return planSave(store, key, key.machine, base, req.args, qmpSocket, why);
 }
 
-async function planSave(store: StateStore, key: StateKey, base: { path: string; format: 'qcow2' | 'raw' }, reqArgs: string[], qmpSocket: string, why: string): Promise<WarmPlan> {
-  const args = pinMachine(reqArgs, key.machine);
+async function planSave(
+  store: StateStore,
+  key: StateKey | Promise<StateKey>,
+  machine: string,
+  base: { path: string; format: 'qcow2' | 'raw' },
+  reqArgs: string[],
+  qmpSocket: string,
+  why: string,
+  onAbandon?: () => void,
+): Promise<WarmPlan> {
+  const args = pinMachine(reqArgs, machine);
   try {
-    const pending = await store.beginSave(key, base);
+    const pending = await store.beginSave(key, base, onAbandon);
     const saveArgs = swapDrive(withQmp(args, qmpSocket), base.path, pending.overlayPath, false);
-    const launch = { image: pending.overlayPath, format: 'qcow2' as const, snapshot: false, extraArgs: [...machineArgs(reqArgs, key.machine), ...qmpArgs(qmpSocket)] };
-    return { kind: 'save', args: saveArgs, launch, qmpSocket, note: `booting cold (${why}); the booted machine will be saved`, key, store, pending };
+    const launch = { image: pending.overlayPath, format: 'qcow2' as const, snapshot: false, extraArgs: [...machineArgs(reqArgs, machine), ...qmpArgs(qmpSocket)] };
+    const known = key instanceof Promise ? undefined : key;
+    return { kind: 'save', args: saveArgs, launch, qmpSocket, note: `booting cold (${why}); the booted machine will be saved`, key: known, store, pending };
   } catch (err) {
+    onAbandon?.();
     const launch = { image: base.path, format: base.format, snapshot: true, extraArgs: qmpArgs(qmpSocket) };
     return { kind: 'cold', args: withQmp(reqArgs, qmpSocket), launch, qmpSocket, note: `booting cold; cannot prepare a state: ${(err as Error).message}` };
   }
@@ -169,7 +200,7 @@ export async function restoreFailed(plan: RestorePlan, req: WarmRequest, reason:
   await plan.store.forget(plan.key, plan.found.manifest.generation);
   await fs.rm(plan.qmpSocket, { force: true });
   await fs.rm(path.join(req.tempDir, `warm-${plan.found.manifest.generation}.qcow2`), { force: true });
-  return planSave(plan.store, plan.key, { path: req.image.path, format: req.image.format }, req.args, plan.qmpSocket, `restore failed: ${reason}`);
+  return planSave(plan.store, plan.key, plan.key.machine, { path: req.image.path, format: req.image.format }, req.args, plan.qmpSocket, `restore failed: ${reason}`);
 }
 
 /**

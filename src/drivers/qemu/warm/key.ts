@@ -95,37 +95,51 @@ export function pinnedMachine(alias = 'pc', binary = 'qemu-system-x86_64'): Prom
   return p;
 }
 
-/** Streams a file through SHA-256. */
-export function sha256File(file: string): Promise<string> {
+/** Streams a file through SHA-256; `signal` stops it (rejects). */
+export function sha256File(file: string, signal?: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
-    createReadStream(file)
+    const stream = createReadStream(file, { signal })
       .on('error', reject)
       .on('data', (c) => h.update(c))
       .on('end', () => resolve(h.digest('hex')));
+    void stream;
   });
+}
+
+async function memoId(imagePath: string): Promise<string> {
+  const abs = path.resolve(imagePath);
+  const st = await fs.stat(abs);
+  return `${abs}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
+}
+
+async function readMemo(stateRoot: string): Promise<Record<string, string>> {
+  try {
+    return JSON.parse(await fs.readFile(path.join(stateRoot, 'image-digests.json'), 'utf8')) as Record<string, string>;
+  } catch {
+    return {}; // none yet, or unreadable: start over
+  }
+}
+
+/** The image's SHA-256 if it was computed before for this very file (path, size, mtime, inode); never hashes. */
+export async function knownImageDigest(imagePath: string, stateRoot: string): Promise<string | undefined> {
+  const known = (await readMemo(stateRoot))[await memoId(imagePath)];
+  return known && /^[0-9a-f]{64}$/.test(known) ? known : undefined;
 }
 
 /**
  * SHA-256 of an image, remembered in `<stateRoot>/image-digests.json` by
- * path, size and modification time, so that a 350 MB image is hashed once.
+ * path, size, modification time and inode, so that an image is hashed once.
  */
-export async function imageDigest(imagePath: string, stateRoot: string): Promise<string> {
-  const abs = path.resolve(imagePath);
-  const st = await fs.stat(abs);
-  const memoFile = path.join(stateRoot, 'image-digests.json');
-  const id = `${abs}\0${st.size}\0${st.mtimeMs}`;
-  let memo: Record<string, string> = {};
-  try {
-    memo = JSON.parse(await fs.readFile(memoFile, 'utf8')) as Record<string, string>;
-  } catch {
-    // none yet, or unreadable: start over
-  }
-  const known = memo[id];
-  if (known && /^[0-9a-f]{64}$/.test(known)) return known;
-  const digest = await sha256File(abs);
-  memo[id] = digest;
+export async function imageDigest(imagePath: string, stateRoot: string, signal?: AbortSignal): Promise<string> {
+  const id = await memoId(imagePath);
+  const known = await knownImageDigest(imagePath, stateRoot);
+  if (known) return known;
+  const digest = await sha256File(path.resolve(imagePath), signal);
   await fs.mkdir(stateRoot, { recursive: true });
+  const memo = await readMemo(stateRoot);
+  memo[id] = digest;
+  const memoFile = path.join(stateRoot, 'image-digests.json');
   const tmp = `${memoFile}.${process.pid}.${Date.now()}.tmp`;
   await fs.writeFile(tmp, JSON.stringify(memo));
   await fs.rename(tmp, memoFile);

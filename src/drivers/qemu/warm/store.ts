@@ -171,15 +171,21 @@ export class StateStore {
   }
 
   /** Makes a fresh folder with a writable overlay on `base`, for a cold boot that will be saved. */
-  async beginSave(key: StateKey, base: { path: string; format: 'qcow2' | 'raw' }): Promise<PendingSave> {
-    const keyDir = this.keyDir(key);
-    await fs.mkdir(keyDir, { recursive: true });
+  /**
+   * `key` may still be in the making (the image digest of a new image is
+   * computed while it boots): it is only needed at publish. `onAbandon` runs
+   * when the save is given up (e.g. to stop that computation).
+   */
+  async beginSave(keyOrPromise: StateKey | Promise<StateKey>, base: { path: string; format: 'qcow2' | 'raw' }, onAbandon?: () => void): Promise<PendingSave> {
+    await fs.mkdir(this.root, { recursive: true });
     const generation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-    const dir = path.join(keyDir, `.tmp-${generation}`);
+    // Unfinished saves wait at the top level: their key folder may not be known yet.
+    const dir = path.join(this.root, `.tmp-${generation}`);
     await fs.mkdir(dir);
     const overlayPath = path.join(dir, OVERLAY_FILE);
     const statePath = path.join(dir, STATE_FILE);
     const abandon = async (): Promise<void> => {
+      onAbandon?.();
       await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
     };
     try {
@@ -189,7 +195,9 @@ export class StateStore {
       throw err;
     }
     const publish = async (extra: { bootSeconds?: number } = {}): Promise<StateManifest> => {
-      const [ovSha, stSha, ov, st] = await Promise.all([sha256File(overlayPath), sha256File(statePath), fs.stat(overlayPath), fs.stat(statePath)]);
+      const [key, ovSha, stSha, ov, st] = await Promise.all([keyOrPromise, sha256File(overlayPath), sha256File(statePath), fs.stat(overlayPath), fs.stat(statePath)]);
+      const keyDir = this.keyDir(key);
+      await fs.mkdir(keyDir, { recursive: true });
       if (st.size === 0) throw new Error('the saved state is empty');
       const manifest: StateManifest = {
         format: STATE_FORMAT,
@@ -209,6 +217,7 @@ export class StateStore {
       await fs.rename(dir, finalDir);
       await writeAtomic(path.join(keyDir, 'current'), JSON.stringify({ generation }) + '\n');
       await this.collect(keyDir, generation);
+      await this.collect(this.root, '');
       return manifest;
     };
     return { dir, overlayPath, statePath, publish, abandon };
@@ -240,6 +249,7 @@ export class StateStore {
       const p = path.join(keyDir, name);
       const st = await fs.stat(p).catch(() => undefined);
       if (!st?.isDirectory()) continue;
+      if (keyDir === this.root && !name.startsWith('.tmp-')) continue; // key folders live here
       const limit = name.startsWith('.tmp-') ? 6 * OLD_GENERATION_MS : OLD_GENERATION_MS;
       if (now - st.mtimeMs > limit) await fs.rm(p, { recursive: true, force: true }).catch(() => undefined);
     }
