@@ -252,6 +252,38 @@ describe('jobs', () => {
     expect(r.stdout.toString().trim()).toBe(String(data.length));
     expect((await s.exec('exit 4')).code).toBe(4);
   });
+
+  it('exec survives a command that exits before reading all its stdin', async () => {
+    function* lots() {
+      for (let i = 0; i < 400; i++) yield Buffer.alloc(256 * 1024, 1);
+    }
+    const r = await s.exec('head -c 10 >/dev/null; echo bye >&2; exit 3', { stdin: Readable.from(lots()) });
+    expect(r.code).toBe(3);
+    expect(r.stderr.toString()).toBe('bye\n');
+    expect((await s.exec('echo alive')).stdout.toString()).toBe('alive\n');
+  });
+
+  it('exec with a signal stops the remote command on abort', async () => {
+    const stop = new AbortController();
+    const p = s.exec('echo $$ > exec-abort.pid; exec sleep 308', { signal: stop.signal });
+    const pidFile = path.join(sshd.home, 'exec-abort.pid');
+    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    stop.abort();
+    const r = await p;
+    expect(r.code).toBeNull();
+    let alive = true;
+    for (let i = 0; i < 40 && alive; i++) {
+      try {
+        process.kill(pid, 0);
+        await new Promise((res) => setTimeout(res, 100));
+      } catch {
+        alive = false;
+      }
+    }
+    expect(alive).toBe(false);
+    expect((await s.exec('echo alive')).stdout.toString()).toBe('alive\n');
+  });
 });
 
 describe('files', () => {

@@ -47,6 +47,7 @@ export class SshSession {
   private readonly onLost = new Set<() => void>();
   private envWritten: string | undefined;
   private jobCount = 0;
+  private execCount = 0;
   /** Pid files of jobs still running, so that close() can stop them. */
   private readonly running = new Set<string>();
 
@@ -203,7 +204,31 @@ export class SshSession {
   /** A small helper command; output is collected in memory, so keep it small. */
   exec(command: string, opts: ExecOptions = {}): Promise<ExecOutput> {
     if (this.lost) return Promise.reject(new Error('the connection to the machine was lost'));
-    return execCollect(this.client, command, opts);
+    const outer = opts.signal;
+    if (!outer) return execCollect(this.client, command, opts);
+    if (outer.aborted) return Promise.resolve({ code: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) });
+    // Closing the channel does not stop the command (sshd waits for it), so record its
+    // process group as for jobs, and on abort TERM it, KILL it, then give up on the channel.
+    const pidFile = `${this.dir}/exec-${++this.execCount}.pid`;
+    const wrapped = `exec /bin/sh -c ${shellQuote('echo $$ >"$0"; exec /bin/sh -c "$1"')} ${shellQuote(pidFile)} ${shellQuote(command)}`;
+    const giveUp = new AbortController();
+    const timers: NodeJS.Timeout[] = [];
+    const onAbort = () => {
+      void this.signalGroup(pidFile, 15);
+      timers.push(
+        setTimeout(() => {
+          void this.signalGroup(pidFile, 9);
+          timers.push(setTimeout(() => giveUp.abort(), KILL_WAIT_MS));
+        }, KILL_GRACE_MS),
+      );
+    };
+    outer.addEventListener('abort', onAbort, { once: true });
+    this.running.add(pidFile);
+    return execCollect(this.client, wrapped, { stdin: opts.stdin, signal: giveUp.signal }).finally(() => {
+      outer.removeEventListener('abort', onAbort);
+      for (const t of timers) clearTimeout(t);
+      this.running.delete(pidFile);
+    });
   }
 
   /** The SFTP channel, for callers that need more than the methods above. */
@@ -270,11 +295,18 @@ export async function execCollect(
     c.on('close', () => closed());
   });
   return new Promise((resolve, reject) => {
-    const onAbort = () => ch.close();
+    // On abort, do not wait for the server's close: it may wait for the command first.
+    const onAbort = () => {
+      ch.close();
+      resolve({ code: null, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
+    };
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // A command that exits before reading all its stdin: the writes that fail then are expected.
+    ch.on('error', () => {});
     void isClosed.then(() => {
       opts.signal?.removeEventListener('abort', onAbort);
+      if (typeof opts.stdin === 'object') opts.stdin.unpipe?.(ch);
       resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
     });
     if (typeof opts.stdin === 'string') ch.end(opts.stdin);
