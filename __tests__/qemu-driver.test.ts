@@ -33,7 +33,9 @@ function project(name: string, manifest: string): string {
   return dir;
 }
 
+/** Cold boots (-warm off) unless a test asks otherwise: warm starts have their own tests. */
 function args(dir: string, ...extra: string[]): string[] {
+  if (!extra.includes('-warm')) extra = ['-warm', 'off', ...extra];
   return ['-manifest', path.join(dir, '.djinn.yml'), '-driver', path.join(dir, 'driver.conf'), '-artifacts', path.join(dir, 'artifacts'), '-objects', dir, '-cache-dir', path.join(work, 'cache'), '-image-build', 'never', ...extra];
 }
 
@@ -126,7 +128,8 @@ describe('qemu driver: a realistic build', () => {
         );
         writeFileSync(path.join(dir, 'data.txt'), 'object data 42\n');
         writeFileSync(path.join(dir, 'tool.sh'), 'echo "tool ran as $(id -un)"\n');
-        const r = await runCli(args(dir));
+        // The default path: warm starts on (a first run boots and saves the machine).
+        const r = await runCli(args(dir, '-warm', 'on'));
         expect(r.code, show(r)).toBe(0);
         expect(r.stdout).toMatch(/Booting machine with image debian\/stable/);
         expect(r.stdout).toContain('object data 42');
@@ -239,7 +242,9 @@ describe('qemu driver: failures and concurrency', () => {
       const dir = project('nossh', PASSING);
       const run = startCli(args(dir, '-image-file', raw, '-image-format', 'raw', '-boot-timeout', '45s'));
       const pids: number[] = [];
-      await waitUntil(() => (pids.push(...qemuChildren(run.child.pid!)), pids.length > 0), 20_000);
+      let exited = false;
+      void run.done.then(() => (exited = true));
+      await waitUntil(() => (pids.push(...qemuChildren(run.child.pid!)), pids.length > 0 || exited), 120_000);
       started.push(...pids);
       const r = await run.done;
       rmSync(raw, { force: true });
