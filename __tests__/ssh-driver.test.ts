@@ -15,7 +15,16 @@ function setup(name: string, manifest: string, conf?: string) {
   mkdirSync(path.join(dir, 'objects'), { recursive: true });
   writeFileSync(path.join(dir, '.djinn.yml'), manifest);
   writeFileSync(path.join(dir, 'driver.conf'), conf ?? `driver ssh {\n  user "root"\n  key "${sshd.ed25519KeyFile}"\n  timeout 20s\n}\n`);
-  const args = ['-manifest', path.join(dir, '.djinn.yml'), '-driver', path.join(dir, 'driver.conf'), '-artifacts', path.join(dir, 'out'), '-objects', path.join(dir, 'objects')];
+  const args = [
+    '-manifest',
+    path.join(dir, '.djinn.yml'),
+    '-driver',
+    path.join(dir, 'driver.conf'),
+    '-artifacts',
+    path.join(dir, 'out'),
+    '-objects',
+    path.join(dir, 'objects'),
+  ];
   return { dir, args };
 }
 
@@ -72,7 +81,8 @@ jobs:
     expect(r.stdout).toContain(`hello   world|it's $HOME "quoted" \\back`);
     expect(r.stdout.indexOf('in stage build')).toBeLessThan(r.stdout.indexOf('in stage package'));
     expect(r.stderr).toMatch(/warning: .*nothing\/\*\.zip: no file matches the pattern/);
-    for (const f of ['files/one.txt', 'files/two.txt', 'made.txt']) expect(readFileSync(path.join(dir, 'out', f), 'utf8')).toBe('tool ran as root\n');
+    for (const f of ['files/one.txt', 'files/two.txt', 'made.txt'])
+      expect(readFileSync(path.join(dir, 'out', f), 'utf8')).toBe('tool ran as root\n');
     expect(statSync(path.join(sshd.home, 'bin', 'tool.sh')).mode & 0o777).toBe(0o700);
   });
 
@@ -173,21 +183,32 @@ jobs:
 
   it('gives a clear error for a machine that is not there, after the connect timeout', async () => {
     const port = await freePort();
-    const { args } = setup('absent', `driver:\n  type: ssh\n  address: 127.0.0.1:${port}\nstages: [a]\njobs:\n  - stage: a\n    commands: ["true"]\n`, 'driver ssh { timeout 2s }\n');
+    const { args } = setup(
+      'absent',
+      `driver:\n  type: ssh\n  address: 127.0.0.1:${port}\nstages: [a]\njobs:\n  - stage: a\n    commands: ["true"]\n`,
+      'driver ssh { timeout 2s }\n',
+    );
     const r = await runCli(args);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`Timed out trying to connect to 127\\.0\\.0\\.1:${port} after \\d+s \\(connection refused\\)`));
   });
 
   it('rejects a malformed address with the manifest position and status 2', async () => {
-    const { args } = setup('badaddr', `driver:\n  type: ssh\n  address: "127.0.0.1:99999"\nstages: [a]\njobs:\n  - stage: a\n    commands: ["true"]\n`);
+    const { args } = setup(
+      'badaddr',
+      `driver:\n  type: ssh\n  address: "127.0.0.1:99999"\nstages: [a]\njobs:\n  - stage: a\n    commands: ["true"]\n`,
+    );
     const r = await runCli(args);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/\.djinn\.yml:2:\d+: driver\.address: expected HOST or HOST:PORT .*found "127\.0\.0\.1:99999"/);
   });
 
   it('says which key file it cannot read', async () => {
-    const { args } = setup('nokey', `driver:\n  type: ssh\n  address: 127.0.0.1:${sshd.port}\nstages: [a]\njobs:\n  - stage: a\n    commands: ["true"]\n`, 'driver ssh { key "/nonexistent/id_ed25519" }\n');
+    const { args } = setup(
+      'nokey',
+      `driver:\n  type: ssh\n  address: 127.0.0.1:${sshd.port}\nstages: [a]\njobs:\n  - stage: a\n    commands: ["true"]\n`,
+      'driver ssh { key "/nonexistent/id_ed25519" }\n',
+    );
     const r = await runCli(args);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('cannot read the SSH key file /nonexistent/id_ed25519: no such file.');

@@ -37,7 +37,10 @@ function sshdDescendants(pid: number): number[] {
   const out: number[] = [];
   const kids = (p: number) => {
     try {
-      return execFileSync('pgrep', ['-P', String(p)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+      return execFileSync('pgrep', ['-P', String(p)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
     } catch {
       return [];
     }
@@ -70,7 +73,14 @@ const sessions: SshSession[] = [];
 const groups: number[] = [];
 
 async function connect() {
-  const s = await SshSession.connect({ host: sshd.host, port: sshd.port, user: 'root', privateKey: sshd.ed25519Key, connectTimeoutMs: 20_000, reporter: silentReporter });
+  const s = await SshSession.connect({
+    host: sshd.host,
+    port: sshd.port,
+    user: 'root',
+    privateKey: sshd.ed25519Key,
+    connectTimeoutMs: 20_000,
+    reporter: silentReporter,
+  });
   sessions.push(s);
   return s;
 }
@@ -129,7 +139,9 @@ describe('stopping and losing jobs', () => {
     expect(r.error).toBe('connection to the machine was lost while running job doomed');
     expect(s.isLost).toBe(true);
     // Later calls fail fast too.
-    expect((await s.execute(job('after', ['true']), { write() {} }, new AbortController().signal)).error).toMatch(/connection to the machine was lost/);
+    expect((await s.execute(job('after', ['true']), { write() {} }, new AbortController().signal)).error).toMatch(
+      /connection to the machine was lost/,
+    );
     await s.close();
     killGroup(pg);
   });
@@ -213,7 +225,11 @@ describe('stopping and losing jobs', () => {
 describe('big data', () => {
   it('downloads a 256 MiB artifact exactly, streamed to disk without holding it in memory', async () => {
     const s = await connect();
-    const r = await s.execute(job('big', ['head -c 268435456 /dev/urandom > big.bin', 'sha256sum big.bin > big.sum']), { write() {} }, new AbortController().signal);
+    const r = await s.execute(
+      job('big', ['head -c 268435456 /dev/urandom > big.bin', 'sha256sum big.bin > big.sum']),
+      { write() {} },
+      new AbortController().signal,
+    );
     expect(r.exitCode).toBe(0);
     const dst = path.join(tmp, 'big.bin');
     const before = process.memoryUsage.rss();
@@ -238,7 +254,11 @@ describe('big data', () => {
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
     try {
-      const r = await s.execute(job('loud', ['head -c 200000000 /dev/zero']), { write: (c) => (bytes += c.length) }, new AbortController().signal);
+      const r = await s.execute(
+        job('loud', ['head -c 200000000 /dev/zero']),
+        { write: (c) => (bytes += c.length) },
+        new AbortController().signal,
+      );
       expect(r.exitCode).toBe(0);
     } finally {
       clearInterval(sampler);

@@ -99,7 +99,9 @@ describe('login', () => {
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
     const err = await connect({ privateKey: other, connectTimeoutMs: 600_000 }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/SSH login as root to 127\.0\.0\.1:\d+ was refused; tried key, none \(the server offers: publickey\)\./);
+    expect((err as Error).message).toMatch(
+      /SSH login as root to 127\.0\.0\.1:\d+ was refused; tried key, none \(the server offers: publickey\)\./,
+    );
   });
 
   it('with retryRefusedLogin, keeps trying a refused key until it is authorised (a VM still writing its keys)', async () => {
@@ -108,8 +110,15 @@ describe('login', () => {
     const sshString = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
     const blob = Buffer.concat([sshString(Buffer.from('ssh-ed25519')), sshString(raw)]);
     const rep = recorder();
-    const pending = connect({ privateKey: late.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), retryRefusedLogin: true, reporter: rep });
-    const timer = setTimeout(() => appendFileSync(path.join(sshd.dir, 'authorized_keys'), `ssh-ed25519 ${blob.toString('base64')} late\n`), 2500);
+    const pending = connect({
+      privateKey: late.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      retryRefusedLogin: true,
+      reporter: rep,
+    });
+    const timer = setTimeout(
+      () => appendFileSync(path.join(sshd.dir, 'authorized_keys'), `ssh-ed25519 ${blob.toString('base64')} late\n`),
+      2500,
+    );
     try {
       const s = await pending;
       expect((await s.exec('echo in')).stdout.toString()).toBe('in\n');
@@ -126,7 +135,14 @@ describe('login', () => {
   it('logs in as root with an empty password when the server allows it', async () => {
     const open = await startSshd({ emptyPassword: true, keys: false });
     try {
-      const s = await SshSession.connect({ host: open.host, port: open.port, user: 'root', password: '', connectTimeoutMs: 20_000, reporter: recorder() });
+      const s = await SshSession.connect({
+        host: open.host,
+        port: open.port,
+        user: 'root',
+        password: '',
+        connectTimeoutMs: 20_000,
+        reporter: recorder(),
+      });
       try {
         expect((await s.exec('id -u')).stdout.toString()).toBe('0\n');
       } finally {
@@ -141,7 +157,9 @@ describe('login', () => {
 describe('waiting for the server', () => {
   it('gives up at the deadline on a port where nothing listens', async () => {
     const port = await freePort();
-    await expect(waitForBanner('127.0.0.1', port, 1200)).rejects.toThrow(/Timed out trying to connect to 127\.0\.0\.1:\d+ .*connection refused/);
+    await expect(waitForBanner('127.0.0.1', port, 1200)).rejects.toThrow(
+      /Timed out trying to connect to 127\.0\.0\.1:\d+ .*connection refused/,
+    );
   });
 
   it('keeps probing a port that accepts TCP but sends no banner (as QEMU does before the guest is up), then connects', async () => {
@@ -150,7 +168,14 @@ describe('waiting for the server', () => {
     const silent = net.createServer((c) => c.on('error', () => {}));
     await new Promise<void>((r) => silent.listen(port, '127.0.0.1', r));
     const rep = recorder();
-    const waiting = SshSession.connect({ host: '127.0.0.1', port, user: 'root', privateKey: sshd.ed25519Key, connectTimeoutMs: 30_000, reporter: rep });
+    const waiting = SshSession.connect({
+      host: '127.0.0.1',
+      port,
+      user: 'root',
+      privateKey: sshd.ed25519Key,
+      connectTimeoutMs: 30_000,
+      reporter: rep,
+    });
     let relayServer: net.Server | undefined;
     // Relay to the real sshd after a while: the session must come up on its own.
     setTimeout(() => {
@@ -214,7 +239,17 @@ describe('jobs', () => {
       { key: 'EMPTY', value: '' },
       { key: 'UTF8', value: 'héllo wörld ✓' },
     ];
-    const r = await run(s, job('env', ['for k in SPACES QUOTES DOLLAR BACKSLASH NEWLINES EMPTY UTF8; do eval "printf \'%s=[%s]\\n\' $k \\"\\$$k\\""; done', 'echo "secret=[${DJINN_HOST_SECRET-unset}]"'], env));
+    const r = await run(
+      s,
+      job(
+        'env',
+        [
+          'for k in SPACES QUOTES DOLLAR BACKSLASH NEWLINES EMPTY UTF8; do eval "printf \'%s=[%s]\\n\' $k \\"\\$$k\\""; done',
+          'echo "secret=[${DJINN_HOST_SECRET-unset}]"',
+        ],
+        env,
+      ),
+    );
     delete process.env.DJINN_HOST_SECRET;
     expect(r.exitCode).toBe(0);
     for (const e of env) expect(r.output).toContain(`${e.key}=[${e.value}]\n`);
@@ -230,7 +265,11 @@ describe('jobs', () => {
 
   it('streams output live: lines printed with pauses arrive before the job ends', async () => {
     const seen: { text: string; at: number }[] = [];
-    const p = s.execute(job('slow', ['echo one', 'sleep 1', 'echo two', 'sleep 1', 'echo three']), { write: (c) => seen.push({ text: c.toString(), at: Date.now() }) }, new AbortController().signal);
+    const p = s.execute(
+      job('slow', ['echo one', 'sleep 1', 'echo two', 'sleep 1', 'echo three']),
+      { write: (c) => seen.push({ text: c.toString(), at: Date.now() }) },
+      new AbortController().signal,
+    );
     const r = await p;
     const ended = Date.now();
     expect(r.exitCode).toBe(0);
@@ -307,7 +346,18 @@ describe('files', () => {
   });
 
   it('globs artifacts with Go path.Match rules over SFTP and downloads them', async () => {
-    const r = await run(s, job('mk', ['mkdir -p out/sub', 'echo a > out/a.txt', 'echo b > out/b.txt', 'echo c > out/c.log', 'echo d > out/sub/d.txt', 'ln -s a.txt out/link.txt', 'mkdir out/dir.txt']));
+    const r = await run(
+      s,
+      job('mk', [
+        'mkdir -p out/sub',
+        'echo a > out/a.txt',
+        'echo b > out/b.txt',
+        'echo c > out/c.log',
+        'echo d > out/sub/d.txt',
+        'ln -s a.txt out/link.txt',
+        'mkdir out/dir.txt',
+      ]),
+    );
     expect(r.exitCode).toBe(0);
     expect(await s.glob('out/*.txt')).toEqual(['out/a.txt', 'out/b.txt', 'out/link.txt']);
     expect(await s.glob('out/[ab].txt')).toEqual(['out/a.txt', 'out/b.txt']);

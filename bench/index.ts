@@ -23,7 +23,9 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const names = available();
   if (!name || !names.includes(name)) {
-    process.stderr.write(`${name ? `bench: no benchmark named "${name}". ` : ''}usage: npm run bench -- <name> [args]\nbenchmarks: ${names.join(', ') || '(none)'}\n`);
+    process.stderr.write(
+      `${name ? `bench: no benchmark named "${name}". ` : ''}usage: npm run bench -- <name> [args]\nbenchmarks: ${names.join(', ') || '(none)'}\n`,
+    );
     return 2;
   }
   const mod = (await import(`./${name}.js`)) as Partial<BenchModule>;

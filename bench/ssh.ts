@@ -83,7 +83,13 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
 const ssh = (c: Ctx, cm: string | null) => ['-F', c.cfg, '-o', `ControlPath=${cm ?? 'none'}`];
 
 function trueJob(i: number, commands = ['true']): JobExecution {
-  return { stage: 'bench', name: `job ${i}`, scriptName: `job-${i}.sh`, script: jobScript(commands), env: [{ key: 'FOO', value: 'bar baz' }] };
+  return {
+    stage: 'bench',
+    name: `job ${i}`,
+    scriptName: `job-${i}.sh`,
+    script: jobScript(commands),
+    env: [{ key: 'FOO', value: 'bar baz' }],
+  };
 }
 
 async function setup(): Promise<Ctx> {
@@ -113,7 +119,14 @@ async function setup(): Promise<Ctx> {
     cfg,
     cm: path.join(dir, 'cm-default'),
     cmGcm: path.join(dir, 'cm-gcm'),
-    target: { host: sshd.host, port: sshd.port, user: 'root', privateKey: sshd.ed25519Key, connectTimeoutMs: 20_000, reporter: silentReporter },
+    target: {
+      host: sshd.host,
+      port: sshd.port,
+      user: 'root',
+      privateKey: sshd.ed25519Key,
+      connectTimeoutMs: 20_000,
+      reporter: silentReporter,
+    },
   };
   // ControlMaster sockets: one with OpenSSH's default cipher, one forced to AES-GCM (its fastest path).
   await timed('ssh', [...ssh(c, c.cm), '-o', 'ControlPersist=600', '-fNM', 'bench']);
@@ -143,7 +156,8 @@ async function jobsRound(c: Ctx, s: Samples): Promise<void> {
   };
   const theirs = async () => {
     let total = 0;
-    for (let i = 0; i < JOBS; i++) total += await timed('ssh', [...ssh(c, c.cm), 'bench', "FOO='bar baz' exec /bin/sh -s"], { stdin: script });
+    for (let i = 0; i < JOBS; i++)
+      total += await timed('ssh', [...ssh(c, c.cm), 'bench', "FOO='bar baz' exec /bin/sh -s"], { stdin: script });
     add(s, 'job.cm', total / JOBS);
   };
   for (const f of shuffle([ours, theirs])) await f();
@@ -190,15 +204,30 @@ async function transferRound(c: Ctx, s: Samples): Promise<void> {
   };
   // Each pair: upload to its own guest file, then download that file.
   const pairs: { name: string; file: string; up: () => Promise<number>; down: () => Promise<number> }[] = [
-    { name: 'ours', file: 'up-ours.bin', up: () => time(() => session.upload(big, 'up-ours.bin', 0o600)), down: () => time(() => session.download('up-ours.bin', down)) },
-    { name: 'scp', file: 'up-scp.bin', up: () => timed('scp', [...ssh(c, c.cm), '-q', big, 'bench:up-scp.bin']), down: () => timed('scp', [...ssh(c, c.cm), '-q', 'bench:up-scp.bin', down]) },
+    {
+      name: 'ours',
+      file: 'up-ours.bin',
+      up: () => time(() => session.upload(big, 'up-ours.bin', 0o600)),
+      down: () => time(() => session.download('up-ours.bin', down)),
+    },
+    {
+      name: 'scp',
+      file: 'up-scp.bin',
+      up: () => timed('scp', [...ssh(c, c.cm), '-q', big, 'bench:up-scp.bin']),
+      down: () => timed('scp', [...ssh(c, c.cm), '-q', 'bench:up-scp.bin', down]),
+    },
     {
       name: 'sftp',
       file: 'up-sftp.bin',
       up: () => (writeFileSync(put, `put ${big} up-sftp.bin\n`), timed('sftp', [...ssh(c, c.cm), '-q', '-b', put, 'bench'])),
       down: () => (writeFileSync(get, `get up-sftp.bin ${down}\n`), timed('sftp', [...ssh(c, c.cm), '-q', '-b', get, 'bench'])),
     },
-    { name: 'cat', file: 'up-cat.bin', up: () => timed('ssh', [...ssh(c, c.cm), 'bench', 'cat > up-cat.bin'], { stdin: big }), down: () => timed('ssh', [...ssh(c, c.cm), 'bench', 'cat up-cat.bin'], { stdout: down }) },
+    {
+      name: 'cat',
+      file: 'up-cat.bin',
+      up: () => timed('ssh', [...ssh(c, c.cm), 'bench', 'cat > up-cat.bin'], { stdin: big }),
+      down: () => timed('ssh', [...ssh(c, c.cm), 'bench', 'cat up-cat.bin'], { stdout: down }),
+    },
     {
       name: 'catgcm',
       file: 'up-gcm.bin',
@@ -232,21 +261,34 @@ function streamWorker(c: Ctx): Promise<StreamResult> {
   const index = path.join(path.dirname(fileURLToPath(import.meta.url)), 'index.ts');
   const arg = JSON.stringify({ port: c.sshd.port, key: c.sshd.ed25519KeyFile });
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, index, 'ssh', '--stream-worker', arg], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...process.execArgv, index, 'ssh', '--stream-worker', arg], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as StreamResult) : reject(new Error(`stream worker exit ${code}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as StreamResult) : reject(new Error(`stream worker exit ${code}`)),
+    );
   });
 }
 
 async function runStreamWorker(arg: string): Promise<void> {
   const { port, key } = JSON.parse(arg) as { port: number; key: string };
-  const session = await SshSession.connect({ host: '127.0.0.1', port, user: 'root', privateKey: readFileSync(key), connectTimeoutMs: 20_000, reporter: silentReporter });
+  const session = await SshSession.connect({
+    host: '127.0.0.1',
+    port,
+    user: 'root',
+    privateKey: readFileSync(key),
+    connectTimeoutMs: 20_000,
+    reporter: silentReporter,
+  });
   const rssBefore = process.memoryUsage.rss();
   let rssPeak = rssBefore;
   const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage.rss())), 10);
   let bytes = 0;
-  const ms = await time(() => session.execute(trueJob(0, [`head -c ${STREAM} /dev/zero`]), { write: (ch) => (bytes += ch.length) }, new AbortController().signal));
+  const ms = await time(() =>
+    session.execute(trueJob(0, [`head -c ${STREAM} /dev/zero`]), { write: (ch) => (bytes += ch.length) }, new AbortController().signal),
+  );
   clearInterval(sampler);
   rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
   await session.close();
@@ -259,10 +301,17 @@ async function cliPeakRss(c: Ctx, command = `head -c ${STREAM} /dev/zero`): Prom
   if (!existsSync(cli)) return undefined;
   const manifest = path.join(c.dir, 'stream.yml');
   const conf = path.join(c.dir, 'driver.conf');
-  writeFileSync(manifest, `driver:\n  type: ssh\n  address: 127.0.0.1:${c.sshd.port}\nstages: [s]\njobs:\n  - stage: s\n    commands:\n      - ${command}\n`);
+  writeFileSync(
+    manifest,
+    `driver:\n  type: ssh\n  address: 127.0.0.1:${c.sshd.port}\nstages: [s]\njobs:\n  - stage: s\n    commands:\n      - ${command}\n`,
+  );
   writeFileSync(conf, `driver ssh {\n  key "${c.sshd.ed25519KeyFile}"\n}\n`);
   const out = openSync('/dev/null', 'w');
-  const child = spawn(process.execPath, [cli, '-manifest', manifest, '-driver', conf, '-artifacts', path.join(c.dir, 'art'), '-objects', c.dir], { stdio: ['ignore', out, 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [cli, '-manifest', manifest, '-driver', conf, '-artifacts', path.join(c.dir, 'art'), '-objects', c.dir],
+    { stdio: ['ignore', out, 'inherit'] },
+  );
   let peak = 0;
   const poll = setInterval(() => {
     try {
@@ -332,12 +381,16 @@ function report(s: Samples, rounds: number): void {
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(r));
   if (s['stream.rssPeak']) {
-    console.log(`\nstreaming 200 MB in a worker run through tsx: peak RSS ${f(m('stream.rssPeak'))} MB, of which ${f(m('stream.rssGrowth'))} MB grew while streaming (tsx's loader accounts for the rest)`);
+    console.log(
+      `\nstreaming 200 MB in a worker run through tsx: peak RSS ${f(m('stream.rssPeak'))} MB, of which ${f(m('stream.rssGrowth'))} MB grew while streaming (tsx's loader accounts for the rest)`,
+    );
   }
   if (s['stream.cliPeak']) {
     const peak = m('stream.cliPeak');
-    console.log(`streaming 200 MB through the real CLI (node dist/cli.js, ssh driver): peak RSS ${f(peak)} MB (${f(m('stream.cliIdle'))} MB for the same build printing nothing); target <= 100 MB: ${peak <= 100 ? 'yes' : 'NO'}`);
-  } else if (s['stream.rssPeak']) console.log('(build dist/ with npm run build to measure the CLI\'s own peak memory)');
+    console.log(
+      `streaming 200 MB through the real CLI (node dist/cli.js, ssh driver): peak RSS ${f(peak)} MB (${f(m('stream.cliIdle'))} MB for the same build printing nothing); target <= 100 MB: ${peak <= 100 ? 'yes' : 'NO'}`,
+    );
+  } else if (s['stream.rssPeak']) console.log("(build dist/ with npm run build to measure the CLI's own peak memory)");
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -347,8 +400,15 @@ export async function run(args: string[]): Promise<void> {
   const only = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--rounds');
   const require = createRequire(import.meta.url);
   const binding = (require('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean }).bindingAvailable;
-  console.log(`ssh2 native crypto binding: ${binding ? 'loaded' : 'not loaded (pure JS + Node crypto; the tree was installed with --ignore-scripts)'}`);
-  console.log(`machine: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, Node ${process.version}`);
+  console.log(
+    `ssh2 native crypto binding: ${binding ? 'loaded' : 'not loaded (pure JS + Node crypto; the tree was installed with --ignore-scripts)'}`,
+  );
+  console.log(
+    `machine: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}, Node ${process.version}`,
+  );
   const c = await setup();
   const s: Samples = {};
   const sections: [string, (c: Ctx, s: Samples) => Promise<void>][] = [

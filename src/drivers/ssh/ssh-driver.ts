@@ -37,7 +37,8 @@ export class SshDriver implements Driver {
   ) {
     const address = spec.options.address ?? '';
     const parsed = parseAddress(address);
-    if (!parsed) throw new UsageError(`expected HOST or HOST:PORT (e.g. build.example.com:22), found "${address}".`, spec.position, 'driver.address');
+    if (!parsed)
+      throw new UsageError(`expected HOST or HOST:PORT (e.g. build.example.com:22), found "${address}".`, spec.position, 'driver.address');
     this.host = parsed.host;
     this.port = parsed.port;
   }
@@ -49,7 +50,9 @@ export class SshDriver implements Driver {
       try {
         privateKey = await readFile(s.sshKeyFile);
       } catch (err) {
-        throw new DriverError(`cannot read the SSH key file ${s.sshKeyFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}.`);
+        throw new DriverError(
+          `cannot read the SSH key file ${s.sshKeyFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}.`,
+        );
       }
     }
     const user = s.sshUser || 'root';

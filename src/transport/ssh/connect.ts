@@ -42,7 +42,8 @@ function authMethods(t: SshTarget, key: Buffer | undefined): { label: string; me
   const out: { label: string; method: AnyAuthMethod }[] = [];
   if (key) out.push({ label: 'key', method: { type: 'publickey', username, key } });
   out.push({ label: 'none', method: { type: 'none', username } });
-  if (t.password === '' || t.password === undefined) out.push({ label: 'empty password', method: { type: 'password', username, password: '' } });
+  if (t.password === '' || t.password === undefined)
+    out.push({ label: 'empty password', method: { type: 'password', username, password: '' } });
   if (t.password) {
     const password = t.password;
     out.push({ label: 'password', method: { type: 'password', username, password } });
@@ -82,7 +83,9 @@ function attempt(t: SshTarget, key: Buffer | undefined, timeoutMs: number, onHos
     client.on('error', (err: Error & { level?: string; code?: string }) => {
       if (err.level === 'client-authentication') {
         const offers = offered ? ` (the server offers: ${offered.join(', ')})` : '';
-        finish(new AuthRefused(`SSH login as ${t.user} to ${t.host}:${t.port} was refused; tried ${tried.join(', ') || 'nothing'}${offers}.`));
+        finish(
+          new AuthRefused(`SSH login as ${t.user} to ${t.host}:${t.port} was refused; tried ${tried.join(', ') || 'nothing'}${offers}.`),
+        );
       } else if (err.level === 'client-timeout') finish(new Error('the SSH handshake timed out'));
       else finish(new Error(err.code ? describeSocketError(err) : err.message));
     });
@@ -129,7 +132,8 @@ export async function openClient(t: SshTarget): Promise<Client> {
     printed = true;
     t.reporter.info(`Host key of ${t.host}:${t.port} is ${keyType(blob)} ${fingerprint(blob)} (accepted without checking)...`);
   };
-  const log = (why: string, waited: number) => t.reporter.info(`Waiting for SSH on ${t.host}:${t.port} (${why}; ${Math.round(waited / 1000)}s so far)...`);
+  const log = (why: string, waited: number) =>
+    t.reporter.info(`Waiting for SSH on ${t.host}:${t.port} (${why}; ${Math.round(waited / 1000)}s so far)...`);
   let lastError = '';
   let lastLog = Date.now();
   for (;;) {

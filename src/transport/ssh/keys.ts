@@ -18,7 +18,8 @@ export function normalizePrivateKey(key: string | Buffer): Buffer {
   if (text.includes('-----BEGIN PRIVATE KEY-----')) return fromPkcs8(text);
   const parsed = utils.parseKey(buf);
   if (parsed instanceof Error) {
-    if (/encrypted/i.test(parsed.message)) throw new KeyError('the private key is protected by a passphrase, which is not supported: use a key without one');
+    if (/encrypted/i.test(parsed.message))
+      throw new KeyError('the private key is protected by a passphrase, which is not supported: use a key without one');
     throw new KeyError(`not a private key ssh2 can read (${parsed.message})`);
   }
   const k = Array.isArray(parsed) ? parsed[0] : parsed;

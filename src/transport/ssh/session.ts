@@ -76,14 +76,20 @@ export class SshSession {
       const [sftp, setup] = await Promise.all([
         new Promise<SFTPWrapper>((resolve, reject) =>
           client.sftp((err, s) =>
-            err ? reject(new Error(`cannot start SFTP (${err.message}): make sure the Subsystem sftp line in the machine's sshd_config is right`)) : resolve(s),
+            err
+              ? reject(
+                  new Error(`cannot start SFTP (${err.message}): make sure the Subsystem sftp line in the machine's sshd_config is right`),
+                )
+              : resolve(s),
           ),
         ),
         execCollect(client, SETUP, { stdin: RUNNER }),
       ]);
       const dir = setup.stdout.toString().trim();
       if (setup.code !== 0 || !dir.startsWith('/')) {
-        throw new Error(`cannot make a private folder in the machine with mktemp -d: ${setup.stderr.toString().trim() || `exit status ${setup.code}`}`);
+        throw new Error(
+          `cannot make a private folder in the machine with mktemp -d: ${setup.stderr.toString().trim() || `exit status ${setup.code}`}`,
+        );
       }
       target.reporter.info(`Established SSH connection to machine as ${target.user}...`);
       return new SshSession(client, sftp, dir, target);
@@ -172,7 +178,11 @@ export class SshSession {
       if (this.lost) return onLost();
       this.running.add(pidFile);
       openExec(this.client, cmd, attach).catch((err: Error) => {
-        done(this.lost ? { exitCode: null, error: this.lostMessage(job.name) } : { exitCode: null, error: `cannot start job ${job.name}: ${err.message}` });
+        done(
+          this.lost
+            ? { exitCode: null, error: this.lostMessage(job.name) }
+            : { exitCode: null, error: `cannot start job ${job.name}: ${err.message}` },
+        );
       });
     });
   }

@@ -49,7 +49,8 @@ export async function mkdirs(s: SFTPWrapper, dir: string): Promise<void> {
 
 /** Uploads with parent folders created, then sets `mode` (also on a file that already existed). */
 export async function putFile(s: SFTPWrapper, local: string, remote: string, mode: number): Promise<void> {
-  const put = () => call<void>((cb) => s.fastPut(local, remote, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, mode }, (err) => cb(err, undefined)));
+  const put = () =>
+    call<void>((cb) => s.fastPut(local, remote, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, mode }, (err) => cb(err, undefined)));
   try {
     await put();
   } catch (err) {
