@@ -153,6 +153,20 @@ describe('image caches across runs with the qemu driver', () => {
     expect(two.stdout).toContain('uncommitted change 1234');
     expect(qemuUnder(first.root).concat(qemuUnder(second.root))).toEqual([]);
   });
+  it('carries the warm-start state to a fresh runner: the second run restores instead of booting', async () => {
+    const inputs = { kvm: 'off', disks, memory: '512', cpus: '1', 'upload-artifacts': 'false', 'warm-start': 'on' };
+    const one = await runMain(await runner(), { inputs, env: results.env });
+    expect(one.code, one.stdout + one.stderr).toBe(0);
+    expect(one.outputs['machine-start']).toBe('booted');
+    expect(one.stdout).toMatch(/Warm-start state saved to the repository cache in /);
+    const two = await runMain(await runner(), { inputs, env: results.env });
+    expect(two.code, two.stdout + two.stderr).toBe(0);
+    expect(two.stdout).toMatch(/Warm-start states restored from the repository cache \(djinn-warm-v1-[0-9a-f]{16}-tcg-c1-m512\)/);
+    expect(two.outputs['machine-start']).toBe('restored');
+    expect(two.summary).toMatch(/restored from a saved state in [\d.]+ s/);
+    expect(two.stdout).toContain('uncommitted change 1234');
+    console.info(`warm across runs: cold boot ${one.outputs['boot-seconds']} s, restored ${two.outputs['boot-seconds']} s`);
+  });
 });
 
 describe('post step after the main step was killed outright', () => {
@@ -182,7 +196,9 @@ describe('a machine that cannot boot', () => {
   it('fails the step with a one-line reason and leaves the boot failure for the post step', async () => {
     const r = await runner();
     await writeFile(path.join(r.workspace, 'broken.qcow2'), 'this is not a disk image\n'.repeat(100));
-    const res = await runMain(r, { inputs: { kvm: 'off', 'image-file': 'broken.qcow2', 'upload-artifacts': 'false', 'warm-start': 'off' } });
+    const res = await runMain(r, {
+      inputs: { kvm: 'off', 'image-file': 'broken.qcow2', 'upload-artifacts': 'false', 'warm-start': 'off' },
+    });
     expect(res.code).toBe(1);
     expect(res.outputs.status).toBe('failed');
     const failed = res.stdout.split('\n').filter((l) => l.startsWith('::error::build failed: '));
