@@ -260,7 +260,8 @@ export class QemuDriver implements Driver {
     const session = this.session;
     this.session = undefined;
     if (session) {
-      await Promise.race([session.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+      // At most 5 s: a hung guest must not hold up stopping it. (unref: the timer must not keep the CLI alive.)
+      await Promise.race([session.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
     }
     await this.stopQemu().catch(() => {});
     if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
