@@ -3,9 +3,24 @@ import { describe, expect, it } from 'vitest';
 import { dropOption, machineShape, pinMachine, swapDrive } from '../src/drivers/qemu/warm/args.js';
 
 const djinn = (port: number, img = '/img/a.qcow2', pid = '/tmp/a/pid', log = '/tmp/a/console.log') => [
-  '-accel', 'tcg,thread=multi', '-display', 'none', '-pidfile', pid, '-smp', '2', '-m', '1024',
-  '-net', 'nic,model=virtio', '-net', `user,hostfwd=tcp:127.0.0.1:${port}-:22`,
-  '-drive', `file=${img},format=qcow2,media=disk,if=virtio,snapshot=on`, '-serial', `file:${log}`,
+  '-accel',
+  'tcg,thread=multi',
+  '-display',
+  'none',
+  '-pidfile',
+  pid,
+  '-smp',
+  '2',
+  '-m',
+  '1024',
+  '-net',
+  'nic,model=virtio',
+  '-net',
+  `user,hostfwd=tcp:127.0.0.1:${port}-:22`,
+  '-drive',
+  `file=${img},format=qcow2,media=disk,if=virtio,snapshot=on`,
+  '-serial',
+  `file:${log}`,
 ];
 
 describe('machineShape', () => {
@@ -42,7 +57,12 @@ describe('command line rewriting', () => {
   it('swaps the image drive for an overlay, with or without snapshot=on', () => {
     const on = swapDrive(djinn(1), '/img/a.qcow2', '/c/ov.qcow2', true);
     expect(on).toContain('file=/c/ov.qcow2,format=qcow2,media=disk,if=virtio,snapshot=on');
-    const off = swapDrive(djinn(1, '/img/raw.img').map((x) => x.replace('format=qcow2', 'format=raw')), '/img/raw.img', '/c/ov.qcow2', false);
+    const off = swapDrive(
+      djinn(1, '/img/raw.img').map((x) => x.replace('format=qcow2', 'format=raw')),
+      '/img/raw.img',
+      '/c/ov.qcow2',
+      false,
+    );
     expect(off).toContain('file=/c/ov.qcow2,format=qcow2,media=disk,if=virtio');
     expect(() => swapDrive(djinn(1), '/img/none.qcow2', '/c/ov.qcow2', true)).toThrow(/no -drive/);
   });

@@ -50,7 +50,21 @@ function project(name: string): string {
 async function build(name: string, ...extra: string[]): Promise<CliResult & { elapsed: number; startedAt: number }> {
   const dir = project(name);
   const startedAt = Date.now();
-  const run = startCli(['-manifest', path.join(dir, '.djinn.yml'), '-driver', path.join(dir, 'driver.conf'), '-artifacts', path.join(dir, 'artifacts'), '-objects', dir, '-cache-dir', path.join(work, 'cache'), '-image-build', 'never', ...extra]);
+  const run = startCli([
+    '-manifest',
+    path.join(dir, '.djinn.yml'),
+    '-driver',
+    path.join(dir, 'driver.conf'),
+    '-artifacts',
+    path.join(dir, 'artifacts'),
+    '-objects',
+    dir,
+    '-cache-dir',
+    path.join(work, 'cache'),
+    '-image-build',
+    'never',
+    ...extra,
+  ]);
   if (run.child.pid) pids.push(run.child.pid);
   const r = await run.done;
   return { ...r, elapsed: (Date.now() - startedAt) / 1000, startedAt };
@@ -105,7 +119,10 @@ describe('warm starts through the CLI', () => {
 
   it('a damaged state file falls back to a cold boot with a one-line reason, and the build passes', async () => {
     const root = path.join(work, 'cache', 'warm');
-    const keyDir = path.join(root, readdirSync(root).find((n) => /^[0-9a-f]{64}$/.test(n))!);
+    const keyDir = path.join(
+      root,
+      readdirSync(root).find((n) => /^[0-9a-f]{64}$/.test(n))!,
+    );
     const { generation } = JSON.parse(readFileSync(path.join(keyDir, 'current'), 'utf8')) as { generation: string };
     const fh = await open(path.join(keyDir, generation, 'machine.state'), 'r+');
     const { size } = await fh.stat();

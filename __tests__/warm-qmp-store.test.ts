@@ -25,11 +25,30 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-function startQemu(name: string, memory: number, extra: string[] = []): { child: ChildProcess; qmpPath: string; exited: Promise<{ code: number | null; stderr: string }> } {
+function startQemu(
+  name: string,
+  memory: number,
+  extra: string[] = [],
+): { child: ChildProcess; qmpPath: string; exited: Promise<{ code: number | null; stderr: string }> } {
   const qmpPath = path.join(tmp, `${name}.qmp`);
   const child = spawn(
     'qemu-system-x86_64',
-    ['-machine', 'pc-i440fx-7.2', '-accel', 'tcg', '-m', String(memory), '-smp', '1', '-display', 'none', '-nodefaults', '-qmp', `unix:${qmpPath},server=on,wait=off`, ...extra],
+    [
+      '-machine',
+      'pc-i440fx-7.2',
+      '-accel',
+      'tcg',
+      '-m',
+      String(memory),
+      '-smp',
+      '1',
+      '-display',
+      'none',
+      '-nodefaults',
+      '-qmp',
+      `unix:${qmpPath},server=on,wait=off`,
+      ...extra,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   children.push(child);
@@ -250,7 +269,11 @@ describe('guest fix-up script', () => {
     expect(r.warnings.length).toBeGreaterThan(0);
   });
   it('parses a full success without warnings', () => {
-    expect(parseFixupOutput('djinn-warm-fixup clock=date rng=reseeded-perl\n')).toEqual({ clock: 'date', rng: 'reseeded-perl', warnings: [] });
+    expect(parseFixupOutput('djinn-warm-fixup clock=date rng=reseeded-perl\n')).toEqual({
+      clock: 'date',
+      rng: 'reseeded-perl',
+      warnings: [],
+    });
     expect(parseFixupOutput('garbage').warnings[0]).toMatch(/did not report/);
   });
 });

@@ -108,7 +108,10 @@ describe('warm starts with real VMs', () => {
     const dstRoot = path.join(cacheDir, 'warm', keyDigest(key768));
     await fs.mkdir(path.join(dstRoot, 'planted'), { recursive: true });
     for (const f of ['overlay.qcow2', 'machine.state']) await fs.copyFile(path.join(srcDir, f), path.join(dstRoot, 'planted', f));
-    await fs.writeFile(path.join(dstRoot, 'planted', 'manifest.json'), JSON.stringify({ ...good, key: key768, keyDigest: keyDigest(key768), generation: 'planted' }));
+    await fs.writeFile(
+      path.join(dstRoot, 'planted', 'manifest.json'),
+      JSON.stringify({ ...good, key: key768, keyDigest: keyDigest(key768), generation: 'planted' }),
+    );
     await fs.writeFile(path.join(dstRoot, 'current'), JSON.stringify({ generation: 'planted' }));
 
     const vm = await startWarmVm({ image, cacheDir, memoryMiB: 768 });

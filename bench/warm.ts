@@ -45,7 +45,22 @@ async function timeToFirstOutput(opts: WarmVmOptions): Promise<{ seconds: number
 /** One whole build through the CLI: seconds from spawn to the job's first output line, and how the machine started. */
 async function cliBuild(dir: string, cacheDir: string, warm: string): Promise<{ seconds: number; start: string }> {
   const t0 = Date.now();
-  const run = startCli(['-manifest', path.join(dir, '.djinn.yml'), '-driver', path.join(dir, 'driver.conf'), '-artifacts', dir, '-objects', dir, '-cache-dir', cacheDir, '-image-build', 'never', '-warm', warm]);
+  const run = startCli([
+    '-manifest',
+    path.join(dir, '.djinn.yml'),
+    '-driver',
+    path.join(dir, 'driver.conf'),
+    '-artifacts',
+    dir,
+    '-objects',
+    dir,
+    '-cache-dir',
+    cacheDir,
+    '-image-build',
+    'never',
+    '-warm',
+    warm,
+  ]);
   try {
     await run.waitFor(/first-output-line/, 300_000);
     const seconds = (Date.now() - t0) / 1000;
@@ -62,7 +77,10 @@ async function runCliBench(rounds: number, memoryMiB: number, cpus: number, imag
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'bench-warm-cli-'));
   try {
     const disks = path.resolve(image.path, '..', '..', '..', '..');
-    await fs.writeFile(path.join(work, '.djinn.yml'), 'driver:\n  type: qemu\n  image: debian/stable\nstages:\n- main\njobs:\n- stage: main\n  commands:\n  - echo first-output-line\n');
+    await fs.writeFile(
+      path.join(work, '.djinn.yml'),
+      'driver:\n  type: qemu\n  image: debian/stable\nstages:\n- main\njobs:\n- stage: main\n  commands:\n  - echo first-output-line\n',
+    );
     await fs.writeFile(path.join(work, 'driver.conf'), `driver qemu {\n  disks "${disks}"\n  memory ${memoryMiB}\n  cpus ${cpus}\n}\n`);
     const cacheDir = path.join(work, 'cache');
     process.stdout.write(`warm start bench through the CLI: -m ${memoryMiB} -smp ${cpus}, ${rounds} rounds\n`);

@@ -17,7 +17,11 @@ import { ROOT } from './cli.js';
 export function testImage(): { path: string; format: 'qcow2' } {
   const script = path.join(ROOT, 'scripts', 'test-image.sh');
   if (existsSync(script)) {
-    const disks = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 }).trim().split('\n').pop()!.trim();
+    const disks = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 })
+      .trim()
+      .split('\n')
+      .pop()!
+      .trim();
     const file = path.join(disks, 'qemu', 'x86_64', 'debian', 'stable');
     if (existsSync(file)) return { path: file, format: 'qcow2' };
     throw new Error(`scripts/test-image.sh printed ${disks}, but ${file} is missing`);
@@ -89,12 +93,23 @@ export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
       },
       { bootTimeoutMs: 240_000 },
     );
-    session = await SshSession.connect({ host: '127.0.0.1', port, user: 'root', password: '', connectTimeoutMs: 60_000, reporter: silentReporter });
+    session = await SshSession.connect({
+      host: '127.0.0.1',
+      port,
+      user: 'root',
+      password: '',
+      connectTimeoutMs: 60_000,
+      reporter: silentReporter,
+    });
     const s = session;
-    const fixups = await afterConnect(result, async (cmd) => {
-      const r = await s.exec(cmd);
-      return { code: r.code, stdout: r.stdout.toString() };
-    }, (l) => log.push(l));
+    const fixups = await afterConnect(
+      result,
+      async (cmd) => {
+        const r = await s.exec(cmd);
+        return { code: r.code, stdout: r.stdout.toString() };
+      },
+      (l) => log.push(l),
+    );
     const vm: WarmVm = {
       result,
       session,

@@ -14,7 +14,20 @@ export interface MachineShape {
 }
 
 /** Options that only concern the host process, never the guest's hardware. */
-const HOST_ONLY_WITH_VALUE = new Set(['-pidfile', '-qmp', '-incoming', '-name', '-D', '-d', '-trace', '-display', '-vnc', '-monitor', '-mon', '-L']);
+const HOST_ONLY_WITH_VALUE = new Set([
+  '-pidfile',
+  '-qmp',
+  '-incoming',
+  '-name',
+  '-D',
+  '-d',
+  '-trace',
+  '-display',
+  '-vnc',
+  '-monitor',
+  '-mon',
+  '-L',
+]);
 const HOST_ONLY_FLAGS = new Set(['-daemonize', '-no-reboot', '-no-shutdown', '-S']);
 const FLAGS = new Set([...HOST_ONLY_FLAGS, '-enable-kvm', '-nographic', '-nodefaults', '-snapshot', '-no-hpet', '-no-acpi']);
 
@@ -120,7 +133,9 @@ export function pinMachine(args: readonly string[], pinned: string, alias = 'pc'
       const { head, kv } = opts(out[i + 1]!);
       const type = kv.get('type') ?? head;
       if (type === alias) {
-        out[i + 1] = out[i + 1]!.split(',').map((p, j) => (j === 0 && p === alias ? pinned : p === `type=${alias}` ? `type=${pinned}` : p)).join(',');
+        out[i + 1] = out[i + 1]!.split(',')
+          .map((p, j) => (j === 0 && p === alias ? pinned : p === `type=${alias}` ? `type=${pinned}` : p))
+          .join(',');
       }
       return out;
     }

@@ -1,7 +1,15 @@
 // The whole warm-start sequence around a driver's own launch and boot wait:
 // restore when a state matches (falling back to a cold boot with a one-line
 // reason), else boot cold and save the idle machine before anything connects.
-import { finishRestore, planWarmStart, restoreFailed, saveAndContinue, type LaunchChange, type WarmPlan, type WarmRequest } from './index.js';
+import {
+  finishRestore,
+  planWarmStart,
+  restoreFailed,
+  saveAndContinue,
+  type LaunchChange,
+  type WarmPlan,
+  type WarmRequest,
+} from './index.js';
 import { runFixups, type FixupResult, type GuestRunner } from './fixups.js';
 import type { StateKey } from './key.js';
 
@@ -93,7 +101,11 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
 }
 
 /** After connecting: fix the clock and the random pool of a restored machine (no-op for a booted one). */
-export async function afterConnect(result: Pick<WarmBootResult<unknown>, 'start'>, run: GuestRunner, log: (line: string) => void): Promise<FixupResult | undefined> {
+export async function afterConnect(
+  result: Pick<WarmBootResult<unknown>, 'start'>,
+  run: GuestRunner,
+  log: (line: string) => void,
+): Promise<FixupResult | undefined> {
   if (result.start !== 'restored') return undefined;
   const r = await runFixups(run);
   for (const w of r.warnings) log(w);

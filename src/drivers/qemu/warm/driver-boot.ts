@@ -65,7 +65,13 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
   const t0 = Date.now();
   const mode = warmMode(s);
   const result = await warmBoot(
-    { mode, cacheDir: s.cacheDir ?? '', tempDir: o.tempDir, image: { path: o.image.path, format: o.image.format, sha256: o.image.sha256 }, args: qemuArgs(o.spec) },
+    {
+      mode,
+      cacheDir: s.cacheDir ?? '',
+      tempDir: o.tempDir,
+      image: { path: o.image.path, format: o.image.format, sha256: o.image.sha256 },
+      args: qemuArgs(o.spec),
+    },
     {
       launch: async (change) => {
         const q = await QemuProcess.start(applyLaunchChange(o.spec, change));

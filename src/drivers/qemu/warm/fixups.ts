@@ -67,12 +67,17 @@ export function parseFixupOutput(stdout: string): FixupResult {
   const clock = m?.[1] ?? 'none';
   const rng = m?.[2] ?? 'none';
   const warnings: string[] = [];
-  if (!m) warnings.push('warm start: the guest fix-up script did not report (is there a POSIX sh?); clock and randomness were left as saved');
+  if (!m)
+    warnings.push('warm start: the guest fix-up script did not report (is there a POSIX sh?); clock and randomness were left as saved');
   else {
-    if (clock === 'none') warnings.push('warm start: could not set the guest clock (needs root or sudo, and date or hwclock); it shows the time of the save');
-    if (rng === 'none') warnings.push('warm start: could not refresh the guest random pool; clones may draw the same random bytes at first');
+    if (clock === 'none')
+      warnings.push('warm start: could not set the guest clock (needs root or sudo, and date or hwclock); it shows the time of the save');
+    if (rng === 'none')
+      warnings.push('warm start: could not refresh the guest random pool; clones may draw the same random bytes at first');
     else if (rng === 'mixed' || rng.startsWith('credited')) {
-      warnings.push('warm start: fresh randomness was mixed into the guest pool but no reseed could be forced (needs root and perl or python3, Linux ≥ 4.17)');
+      warnings.push(
+        'warm start: fresh randomness was mixed into the guest pool but no reseed could be forced (needs root and perl or python3, Linux ≥ 4.17)',
+      );
     }
   }
   return { clock, rng, warnings };

@@ -99,8 +99,17 @@ function machineArgs(args: string[], machine: string): string[] {
 }
 
 /** Applies a plan's launch change to a launch description shaped like the qemu driver's LaunchSpec. */
-export function applyLaunchChange<T extends { image: string; format: 'qcow2' | 'raw'; snapshot?: boolean; extraArgs?: string[] }>(spec: T, change: LaunchChange): T {
-  return { ...spec, image: change.image, format: change.format, snapshot: change.snapshot, extraArgs: [...(spec.extraArgs ?? []), ...change.extraArgs] };
+export function applyLaunchChange<T extends { image: string; format: 'qcow2' | 'raw'; snapshot?: boolean; extraArgs?: string[] }>(
+  spec: T,
+  change: LaunchChange,
+): T {
+  return {
+    ...spec,
+    image: change.image,
+    format: change.format,
+    snapshot: change.snapshot,
+    extraArgs: [...(spec.extraArgs ?? []), ...change.extraArgs],
+  };
 }
 
 /** Decides between restore, cold boot + save, and plain cold boot, and prepares the files. */
@@ -149,7 +158,9 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
   if (digestLater) {
     const shape = key;
     const keyPromise = digestLater.promise.then((imageSha256) => ({ ...shape, imageSha256 }));
-    return planSave(store, keyPromise, shape.machine, base, req.args, qmpSocket, 'no saved state for this new image', () => digestLater.abort.abort());
+    return planSave(store, keyPromise, shape.machine, base, req.args, qmpSocket, 'no saved state for this new image', () =>
+      digestLater.abort.abort(),
+    );
   }
   let why: string;
   if (req.mode === 'refresh') {
@@ -160,8 +171,22 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
     if (r.found) {
       const incoming = ['-incoming', `exec:cat ${shellQuote(r.found.statePath)}`];
       const restoreArgs = [...swapDrive(withQmp(args, qmpSocket), req.image.path, r.found.overlayPath, true), ...incoming];
-      const launch = { image: r.found.overlayPath, format: 'qcow2' as const, snapshot: true, extraArgs: [...machineArgs(req.args, key.machine), ...qmpArgs(qmpSocket), ...incoming] };
-      return { kind: 'restore', args: restoreArgs, launch, qmpSocket, note: `restoring saved state ${r.found.manifest.keyDigest.slice(0, 12)}`, key, store, found: r.found };
+      const launch = {
+        image: r.found.overlayPath,
+        format: 'qcow2' as const,
+        snapshot: true,
+        extraArgs: [...machineArgs(req.args, key.machine), ...qmpArgs(qmpSocket), ...incoming],
+      };
+      return {
+        kind: 'restore',
+        args: restoreArgs,
+        launch,
+        qmpSocket,
+        note: `restoring saved state ${r.found.manifest.keyDigest.slice(0, 12)}`,
+        key,
+        store,
+        found: r.found,
+      };
     }
     why = r.reason;
   }
@@ -182,13 +207,33 @@ async function planSave(
   try {
     const pending = await store.beginSave(key, base, onAbandon);
     const saveArgs = swapDrive(withQmp(args, qmpSocket), base.path, pending.overlayPath, false);
-    const launch = { image: pending.overlayPath, format: 'qcow2' as const, snapshot: false, extraArgs: [...machineArgs(reqArgs, machine), ...qmpArgs(qmpSocket)] };
+    const launch = {
+      image: pending.overlayPath,
+      format: 'qcow2' as const,
+      snapshot: false,
+      extraArgs: [...machineArgs(reqArgs, machine), ...qmpArgs(qmpSocket)],
+    };
     const known = key instanceof Promise ? undefined : key;
-    return { kind: 'save', args: saveArgs, launch, qmpSocket, note: `booting cold (${why}); the booted machine will be saved`, key: known, store, pending };
+    return {
+      kind: 'save',
+      args: saveArgs,
+      launch,
+      qmpSocket,
+      note: `booting cold (${why}); the booted machine will be saved`,
+      key: known,
+      store,
+      pending,
+    };
   } catch (err) {
     onAbandon?.();
     const launch = { image: base.path, format: base.format, snapshot: true, extraArgs: qmpArgs(qmpSocket) };
-    return { kind: 'cold', args: withQmp(reqArgs, qmpSocket), launch, qmpSocket, note: `booting cold; cannot prepare a state: ${(err as Error).message}` };
+    return {
+      kind: 'cold',
+      args: withQmp(reqArgs, qmpSocket),
+      launch,
+      qmpSocket,
+      note: `booting cold; cannot prepare a state: ${(err as Error).message}`,
+    };
   }
 }
 
@@ -200,14 +245,25 @@ export async function restoreFailed(plan: RestorePlan, req: WarmRequest, reason:
   await plan.store.forget(plan.key, plan.found.manifest.generation);
   await fs.rm(plan.qmpSocket, { force: true });
   await fs.rm(path.join(req.tempDir, `warm-${plan.found.manifest.generation}.qcow2`), { force: true });
-  return planSave(plan.store, plan.key, plan.key.machine, { path: req.image.path, format: req.image.format }, req.args, plan.qmpSocket, `restore failed: ${reason}`);
+  return planSave(
+    plan.store,
+    plan.key,
+    plan.key.machine,
+    { path: req.image.path, format: req.image.format },
+    req.args,
+    plan.qmpSocket,
+    `restore failed: ${reason}`,
+  );
 }
 
 /**
  * Waits until QEMU has loaded the state, checks the state file's digest and
  * resumes the machine. Only after this may anything connect to its ports.
  */
-export async function finishRestore(plan: RestorePlan, opts: { timeoutMs?: number; alive?: () => boolean; signal?: AbortSignal } = {}): Promise<void> {
+export async function finishRestore(
+  plan: RestorePlan,
+  opts: { timeoutMs?: number; alive?: () => boolean; signal?: AbortSignal } = {},
+): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   let qmp: QmpClient | undefined;
   try {

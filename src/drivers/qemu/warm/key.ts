@@ -60,7 +60,8 @@ const MOVING_MACHINES = new Set(['pc', 'q35', 'microvm']);
 /** Throws if the key would not identify one exact machine. */
 export function checkKey(key: StateKey): void {
   if (!/^[0-9a-f]{64}$/.test(key.imageSha256)) throw new Error('state key: imageSha256 must be a hex SHA-256');
-  if (MOVING_MACHINES.has(key.machine) || !key.machine) throw new Error(`state key: pin the machine type (e.g. pc-i440fx-7.2), not "${key.machine}"`);
+  if (MOVING_MACHINES.has(key.machine) || !key.machine)
+    throw new Error(`state key: pin the machine type (e.g. pc-i440fx-7.2), not "${key.machine}"`);
   if (!key.qemuVersion) throw new Error('state key: QEMU version missing');
   if (!(key.memoryMiB > 0) || !(key.cpus > 0)) throw new Error('state key: memory and CPU count must be positive');
 }

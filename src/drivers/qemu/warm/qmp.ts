@@ -52,7 +52,10 @@ export class QmpClient {
    * Connects to QEMU's `-qmp unix:PATH,server,wait=off` socket, retrying while
    * QEMU has not created it yet, and negotiates capabilities.
    */
-  static async connect(socketPath: string, opts: { timeoutMs?: number; signal?: AbortSignal; alive?: () => boolean } = {}): Promise<QmpClient> {
+  static async connect(
+    socketPath: string,
+    opts: { timeoutMs?: number; signal?: AbortSignal; alive?: () => boolean } = {},
+  ): Promise<QmpClient> {
     const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
     let lastError: string;
     for (;;) {
@@ -109,7 +112,8 @@ export class QmpClient {
       if (info.status === 'failed' || info.status === 'cancelled') {
         throw new QmpError(`saving the machine state ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
       }
-      if (Date.now() > deadline) throw new QmpError(`saving the machine state did not finish within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
+      if (Date.now() > deadline)
+        throw new QmpError(`saving the machine state did not finish within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
       await sleep(20);
     }
   }

@@ -62,7 +62,11 @@ export function warmStateCacheEntry(cacheDir: string, key: StateKey): WarmCacheE
  * the digest), restore with `restoreKeys` before one. A restored state that does
  * not fit is simply not used (every load is checked), so a prefix match is safe.
  */
-export function warmActionCache(cacheDir: string, imageName: string, stateDigest?: string): { path: string; key?: string; restoreKeys: string[] } {
+export function warmActionCache(
+  cacheDir: string,
+  imageName: string,
+  stateDigest?: string,
+): { path: string; key?: string; restoreKeys: string[] } {
   const prefix = `djinn-warm-v${STATE_FORMAT}-${imageName.replace(/[^A-Za-z0-9._-]+/g, '_')}-`;
   return { path: warmStateRoot(cacheDir), ...(stateDigest ? { key: `${prefix}${stateDigest}` } : {}), restoreKeys: [prefix] };
 }
@@ -118,7 +122,12 @@ export class StateStore {
       if (typeof ptr.generation !== 'string' || !/^[0-9a-z-]+$/.test(ptr.generation)) return { reason: 'state pointer is damaged' };
       generation = ptr.generation;
     } catch (err) {
-      return { reason: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no saved state for this image and machine' : `cannot read the state pointer: ${(err as Error).message}` };
+      return {
+        reason:
+          (err as NodeJS.ErrnoException).code === 'ENOENT'
+            ? 'no saved state for this image and machine'
+            : `cannot read the state pointer: ${(err as Error).message}`,
+      };
     }
     const dir = path.join(keyDir, generation);
     let manifest: StateManifest;
@@ -128,7 +137,8 @@ export class StateStore {
       return { reason: `state manifest unreadable: ${(err as Error).message}` };
     }
     if (manifest.format !== STATE_FORMAT) return { reason: `state format ${manifest.format} is not ${STATE_FORMAT}` };
-    if (manifest.keyDigest !== keyDigest(key) || canonicalKey(manifest.key) !== canonicalKey(key)) return { reason: 'state was saved for another machine' };
+    if (manifest.keyDigest !== keyDigest(key) || canonicalKey(manifest.key) !== canonicalKey(key))
+      return { reason: 'state was saved for another machine' };
     if (manifest.generation !== generation) return { reason: 'state manifest does not belong to its folder' };
     const overlayPath = path.join(dir, OVERLAY_FILE);
     const statePath = path.join(dir, STATE_FILE);
@@ -176,7 +186,11 @@ export class StateStore {
    * computed while it boots): it is only needed at publish. `onAbandon` runs
    * when the save is given up (e.g. to stop that computation).
    */
-  async beginSave(keyOrPromise: StateKey | Promise<StateKey>, base: { path: string; format: 'qcow2' | 'raw' }, onAbandon?: () => void): Promise<PendingSave> {
+  async beginSave(
+    keyOrPromise: StateKey | Promise<StateKey>,
+    base: { path: string; format: 'qcow2' | 'raw' },
+    onAbandon?: () => void,
+  ): Promise<PendingSave> {
     await fs.mkdir(this.root, { recursive: true });
     const generation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     // Unfinished saves wait at the top level: their key folder may not be known yet.
@@ -195,7 +209,13 @@ export class StateStore {
       throw err;
     }
     const publish = async (extra: { bootSeconds?: number } = {}): Promise<StateManifest> => {
-      const [key, ovSha, stSha, ov, st] = await Promise.all([keyOrPromise, sha256File(overlayPath), sha256File(statePath), fs.stat(overlayPath), fs.stat(statePath)]);
+      const [key, ovSha, stSha, ov, st] = await Promise.all([
+        keyOrPromise,
+        sha256File(overlayPath),
+        sha256File(statePath),
+        fs.stat(overlayPath),
+        fs.stat(statePath),
+      ]);
       const keyDir = this.keyDir(key);
       await fs.mkdir(keyDir, { recursive: true });
       if (st.size === 0) throw new Error('the saved state is empty');
