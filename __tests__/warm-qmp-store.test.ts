@@ -244,6 +244,19 @@ describe('state store', () => {
     expect(await sha256File(path.join(r.found!.dir, 'overlay.qcow2'))).toBe(r.found!.manifest.overlay.sha256);
   });
 
+  it('removes states unused for long, keeps the ones in use', async () => {
+    await saveFake('state-used');
+    const other: StateKey = { ...key, memoryMiB: 96 };
+    const pending = await store.beginSave(other, { path: base, format: 'qcow2' });
+    await fs.writeFile(pending.statePath, 'old');
+    await pending.publish();
+    const old = new Date(Date.now() - 30 * 24 * 3600_000);
+    await fs.utimes(path.join(store.keyDir(other), 'current'), old, old);
+    await store.removeUnused();
+    expect((await store.lookup(other, { path: base, format: 'qcow2' }, tmp)).reason).toMatch(/no saved state/);
+    expect((await store.lookup(key, { path: base, format: 'qcow2' }, tmp)).found).toBeDefined();
+  });
+
   it('remembers image digests by path, size and time, and sees a changed image', async () => {
     const img = path.join(tmp, 'img.bin');
     await fs.writeFile(img, 'one');

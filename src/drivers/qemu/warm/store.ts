@@ -24,6 +24,8 @@ export const STATE_FILE = 'machine.state';
 export const MANIFEST_FILE = 'manifest.json';
 /** Superseded generations older than this are removed (a restore opens its files within seconds). */
 const OLD_GENERATION_MS = 10 * 60_000;
+/** States not restored or saved for this long are removed (an old image, another memory size, ...). */
+export const UNUSED_STATE_MS = 14 * 24 * 3600_000;
 
 export interface StateManifest {
   format: number;
@@ -163,6 +165,9 @@ export class StateStore {
     }
     const verifyState = this.verifyOnce(keyDir, generation, statePath, manifest.state.sha256);
     verifyState.catch(() => undefined); // handled by whoever awaits it; never an unhandled rejection
+    // The pointer's mtime records the last use, for removing states nobody uses any more.
+    const now = new Date();
+    await fs.utimes(path.join(keyDir, 'current'), now, now).catch(() => undefined);
     return { found: { manifest, dir, overlayPath: bootOverlay, statePath, verifyState } };
   }
 
@@ -238,6 +243,7 @@ export class StateStore {
       await writeAtomic(path.join(keyDir, 'current'), JSON.stringify({ generation }) + '\n');
       await this.collect(keyDir, generation);
       await this.collect(this.root, '');
+      await this.removeUnused();
       return manifest;
     };
     return { dir, overlayPath, statePath, publish, abandon };
@@ -255,6 +261,17 @@ export class StateStore {
       }
     }
     await fs.rm(ptrFile, { force: true });
+  }
+
+  /** Removes whole key folders whose state was last used (or, without one, last changed) long ago. */
+  async removeUnused(maxAgeMs = UNUSED_STATE_MS): Promise<void> {
+    const now = Date.now();
+    for (const name of await fs.readdir(this.root).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      const dir = path.join(this.root, name);
+      const st = (await fs.stat(path.join(dir, 'current')).catch(() => undefined)) ?? (await fs.stat(dir).catch(() => undefined));
+      if (st && now - st.mtimeMs > maxAgeMs) await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 
   /** Removes superseded generations and abandoned temporary folders once they are old enough. */
