@@ -1,7 +1,5 @@
 // Boots our test image through the warm-start sequence the qemu driver uses
 // (launch API + warmBoot + SSH transport), for the warm-start VM tests and bench.
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,24 +9,11 @@ import { afterConnect, warmBoot, type WarmBootResult } from '../../src/drivers/q
 import type { FixupResult } from '../../src/drivers/qemu/warm/fixups.js';
 import { silentReporter } from '../../src/runner/reporter.js';
 import { SshSession, waitForBanner } from '../../src/transport/ssh/index.js';
-import { ROOT } from './cli.js';
+import { testImage as vmTestImage } from './vm.js';
 
-/** The test image: from scripts/test-image.sh (the qemu helper's builder), else a fallback folder. */
+/** The test image (our builder's `fast` debian/stable, via helpers/vm.ts and scripts/test-image.sh). */
 export function testImage(): { path: string; format: 'qcow2' } {
-  const script = path.join(ROOT, 'scripts', 'test-image.sh');
-  if (existsSync(script)) {
-    const disks = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 })
-      .trim()
-      .split('\n')
-      .pop()!
-      .trim();
-    const file = path.join(disks, 'qemu', 'x86_64', 'debian', 'stable');
-    if (existsSync(file)) return { path: file, format: 'qcow2' };
-    throw new Error(`scripts/test-image.sh printed ${disks}, but ${file} is missing`);
-  }
-  const own = '/var/cache/djinn-ci/warm-test/fast.qcow2';
-  if (existsSync(own)) return { path: own, format: 'qcow2' };
-  throw new Error('no test image: scripts/test-image.sh is missing and /var/cache/djinn-ci/warm-test/fast.qcow2 too');
+  return { path: vmTestImage(), format: 'qcow2' };
 }
 
 export interface WarmVm {
