@@ -240,7 +240,9 @@ describe('qemu driver: failures and concurrency', () => {
       writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('root=/dev/vda2', 'root=/dev/vdz9'));
       execFileSync('mcopy', ['-o', '-i', fat, cfg, '::/syslinux.cfg'], { env });
       const dir = project('nossh', PASSING);
-      const run = startCli(args(dir, '-image-file', raw, '-image-format', 'raw', '-boot-timeout', '45s'));
+      // One vCPU: on a loaded 2-core host a second emulated CPU can print RCU-stall traces that push
+      // the initrd's message out of the console tail.
+      const run = startCli(args(dir, '-image-file', raw, '-image-format', 'raw', '-boot-timeout', '45s', '-cpus', '1'));
       const pids: number[] = [];
       let exited = false;
       void run.done.then(() => (exited = true));

@@ -9,7 +9,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { group: 'build', name: 'stage', kind: 'string', help: 'run the setup stage and this stage only' },
   { group: 'build', name: 'timeout', kind: 'string', help: 'stop the whole build after this long (e.g. 1h); status timed_out' },
   { group: 'build', name: 'job-timeout', kind: 'string', help: 'stop any one job after this long (e.g. 30m); status timed_out' },
-  { group: 'build', name: 'env', kind: 'string', help: 'an extra KEY=VALUE for the machine, after the manifest env (repeatable via a file: -env-file)' },
+  { group: 'build', name: 'env', kind: 'string', repeatable: true, help: 'an extra KEY=VALUE for the machine, after the manifest env; may be repeated; values are masked in the log' },
   { group: 'build', name: 'env-file', kind: 'string', help: 'a file of extra KEY=VALUE lines for the machine (masked in the log)' },
   { group: 'build', name: 'version', kind: 'bool', help: 'print the version and exit' },
   { group: 'build', name: 'help', kind: 'bool', help: 'print this help and exit' },

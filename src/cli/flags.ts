@@ -5,6 +5,8 @@ import { UsageError } from '../manifest/errors.js';
 export interface FlagSpec {
   name: string;
   kind: 'string' | 'bool';
+  /** May be given several times; every value is kept (see `all`). */
+  repeatable?: boolean;
   help: string;
   default?: string;
   /** Shown under this heading in -help. */
@@ -12,6 +14,9 @@ export interface FlagSpec {
 }
 
 export type FlagValues = Record<string, string | boolean | undefined>;
+
+/** Every value of a repeatable flag, in order, keyed by flag name. */
+const repeated = new WeakMap<FlagValues, Record<string, string[]>>();
 
 export function parseFlags(argv: string[], specs: FlagSpec[]): { flags: FlagValues; args: string[] } {
   const flags: FlagValues = {};
@@ -38,13 +43,29 @@ export function parseFlags(argv: string[], specs: FlagSpec[]): { flags: FlagValu
         if (!['true', 'false', '1', '0'].includes(v)) throw new UsageError(`invalid boolean value "${v}" for -${name}.`);
         flags[name] = v === 'true' || v === '1';
       }
-    } else if (eq >= 0) flags[name] = body.slice(eq + 1);
+    } else if (eq >= 0) setValue(flags, spec, body.slice(eq + 1));
     else {
       if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: -${name}.`);
-      flags[name] = argv[++i];
+      setValue(flags, spec, argv[++i]);
     }
   }
   return { flags, args };
+}
+
+function setValue(flags: FlagValues, spec: FlagSpec, value: string): void {
+  flags[spec.name] = value;
+  if (!spec.repeatable) return;
+  const all = repeated.get(flags) ?? {};
+  (all[spec.name] ??= []).push(value);
+  repeated.set(flags, all);
+}
+
+/** All values of a repeatable flag (the last one only for others). */
+export function all(flags: FlagValues, name: string): string[] {
+  const list = repeated.get(flags)?.[name];
+  if (list) return list;
+  const v = flags[name];
+  return typeof v === 'string' ? [v] : [];
 }
 
 export function str(flags: FlagValues, name: string): string | undefined {

@@ -17,7 +17,7 @@ import { runBuild } from '../runner/runner.js';
 import { exitCodeFor } from '../runner/status.js';
 import { parseDuration } from '../util/duration.js';
 import { RUN_FLAGS } from './flag-specs.js';
-import { parseFlags, str, type FlagSpec, type FlagValues } from './flags.js';
+import { all, parseFlags, str, type FlagSpec, type FlagValues } from './flags.js';
 import { settingsFromFlags } from './settings.js';
 import { TerminalReporter } from './terminal-reporter.js';
 import { VERSION } from '../version.js';
@@ -169,8 +169,7 @@ function extraEnv(flags: FlagValues): EnvVar[] {
     if (!existsSync(f)) throw new UsageError(`env file ${f} does not exist.`, {}, '-env-file');
     lines.push(...readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#')));
   }
-  const one = str(flags, 'env');
-  if (one) lines.push(one);
+  lines.push(...all(flags, 'env'));
   return lines.map((l) => {
     const eq = l.indexOf('=');
     if (eq <= 0) throw new UsageError(`expected KEY=VALUE, found "${l}".`, {}, '-env');

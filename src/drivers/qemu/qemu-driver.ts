@@ -247,6 +247,11 @@ export class QemuDriver implements Driver {
     return this.requireSession().download(guestPath, localPath);
   }
 
+  /** Streams stdin into a command in the machine (the action's workspace copy: tar over the build's connection). */
+  exec(command: string, opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal }): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }> {
+    return this.requireSession().exec(command, opts);
+  }
+
   private async stopQemu(): Promise<void> {
     const q = this.qemu;
     this.qemu = undefined;

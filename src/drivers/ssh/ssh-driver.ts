@@ -95,6 +95,11 @@ export class SshDriver implements Driver {
     return this.live().download(guestPath, localPath);
   }
 
+  /** Streams stdin into a command in the machine (the action's workspace copy: tar over the build's connection). */
+  exec(command: string, opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal }): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }> {
+    return this.live().exec(command, opts);
+  }
+
   async destroy(): Promise<void> {
     if (this.connecting) this.session = await this.connecting.catch(() => undefined);
     const s = this.session;
