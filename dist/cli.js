@@ -84620,10 +84620,24 @@ function sleep(ms) {
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./src/util/fs-type.ts
+
+/** What a host path is (following symlinks), for globbing on this host; null when it does not exist. */
+async function hostEntryType(p) {
+    try {
+        const s = await (0,promises_namespaceObject.stat)(p);
+        return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
+    }
+    catch {
+        return null;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/drivers/os/os-driver.ts
 // The `os` driver: runs each job's script with /bin/sh on this host, in a
 // fresh working folder per build. Unlike Djinn's (which splits commands on
 // spaces and runs them without a shell) ours uses a shell, like every other driver.
+
 
 
 
@@ -84714,13 +84728,13 @@ class OsDriver {
             readdir: async (dir) => {
                 try {
                     const entries = await (0,promises_namespaceObject.readdir)(this.resolve(dir));
-                    return Promise.all(entries.map(async (name) => ({ name, type: (await typeOf(this.resolve(external_node_path_default().join(dir, name)))) ?? 'other' })));
+                    return Promise.all(entries.map(async (name) => ({ name, type: (await hostEntryType(this.resolve(external_node_path_default().join(dir, name)))) ?? 'other' })));
                 }
                 catch {
                     return null;
                 }
             },
-            stat: (p) => typeOf(this.resolve(p)),
+            stat: (p) => hostEntryType(this.resolve(p)),
         };
         return globFiles(pattern, fs);
     }
@@ -84734,15 +84748,6 @@ class OsDriver {
         for (const d of [this.workdir, this.scripts])
             if (d)
                 await (0,promises_namespaceObject.rm)(d, { recursive: true, force: true }).catch(() => { });
-    }
-}
-async function typeOf(p) {
-    try {
-        const s = await (0,promises_namespaceObject.stat)(p);
-        return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-    }
-    catch {
-        return null;
     }
 }
 function killGroup(pid, sig) {
@@ -85430,7 +85435,8 @@ async function readSmallBody(res, limit = 4 * 1024 * 1024) {
     return Buffer.concat(chunks).toString('utf8');
 }
 
-;// CONCATENATED MODULE: ./src/images/fetch/progress.ts
+;// CONCATENATED MODULE: ./src/util/bytes.ts
+/** 1536 -> "1.5 KiB": sizes for people, in powers of 1024. */
 function formatBytes(n) {
     if (n < 1024)
         return `${n} B`;
@@ -85443,6 +85449,10 @@ function formatBytes(n) {
     }
     return `${v.toFixed(1)} ${units[i]}`;
 }
+
+;// CONCATENATED MODULE: ./src/images/fetch/progress.ts
+
+
 function progressLine(e) {
     if (e.total)
         return `Downloading ${e.label}: ${Math.floor((e.done / e.total) * 100)}% (${formatBytes(e.done)} of ${formatBytes(e.total)})`;
@@ -86475,17 +86485,41 @@ function toDeadline(deadlineMs) {
     return deadlineMs >= ABSOLUTE_AFTER ? deadlineMs : Date.now() + deadlineMs;
 }
 /** One probe: resolves with null when `SSH-` arrived, else with the reason. */
-function probeBanner(host, port, timeoutMs) {
+async function probeBanner(host, port, timeoutMs) {
+    const r = await probeBannerKeep(host, port, timeoutMs);
+    if (typeof r === 'string')
+        return r;
+    r.destroy();
+    return null;
+}
+/**
+ * One probe that keeps the connection: resolves with the open socket, paused,
+ * with every byte read so far pushed back, so an SSH client can take it over.
+ * Each new connection costs the guest an sshd start (slow under emulation),
+ * so the login reuses the probe's connection instead of opening a second one.
+ */
+function probeBannerKeep(host, port, timeoutMs) {
     return new Promise((resolve) => {
         const sock = external_node_net_default().connect({ host, port });
+        sock.setNoDelay(true);
+        const chunks = [];
         let got = '';
         const done = (why) => {
             clearTimeout(timer);
+            if (why === null) {
+                sock.removeAllListeners('data');
+                sock.removeAllListeners('error');
+                sock.removeAllListeners('close');
+                sock.pause();
+                sock.unshift(Buffer.concat(chunks));
+                return resolve(sock);
+            }
             sock.destroy();
             resolve(why);
         };
         const timer = setTimeout(() => done('no SSH banner yet'), timeoutMs);
         sock.on('data', (c) => {
+            chunks.push(c);
             got += c.toString('latin1');
             // Servers may send other lines before the banner (RFC 4253 4.2).
             if (/(^|\n)SSH-/.test(got))
@@ -86519,6 +86553,10 @@ function describeSocketError(err) {
  * duration from now when below 1e12) or `signal` aborts.
  */
 async function waitForBanner(host, port, deadlineMs, signal, log) {
+    (await waitForBannerSocket(host, port, deadlineMs, signal, log)).destroy();
+}
+/** Like waitForBanner, but hands over the connection that got the banner (see probeBannerKeep). */
+async function waitForBannerSocket(host, port, deadlineMs, signal, log) {
     const deadline = toDeadline(deadlineMs);
     const started = Date.now();
     let lastLog = started;
@@ -86526,9 +86564,13 @@ async function waitForBanner(host, port, deadlineMs, signal, log) {
         if (signal?.aborted)
             throw new Error('aborted');
         const left = deadline - Date.now();
-        const why = await probeBanner(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, left)));
-        if (why === null)
-            return;
+        const why = await probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, left)));
+        if (typeof why !== 'string') {
+            if (!signal?.aborted)
+                return why;
+            why.destroy();
+            throw new Error('aborted');
+        }
         if (signal?.aborted)
             throw new Error('aborted');
         const now = Date.now();
@@ -86671,10 +86713,10 @@ function authMethods(t, key) {
     return out;
 }
 /** One login attempt on a fresh TCP connection. */
-function attempt(t, key, timeoutMs, onHostKey) {
+function attempt(t, key, timeoutMs, onHostKey, connected) {
     return new Promise((resolve, reject) => {
         const client = new SshClient();
-        const sock = new (external_node_net_default()).Socket();
+        const sock = connected ?? new (external_node_net_default()).Socket();
         // Without this every small request waits on Nagle + delayed ACK: 40 ms per job.
         sock.setNoDelay(true);
         const methods = authMethods(t, key);
@@ -86709,7 +86751,8 @@ function attempt(t, key, timeoutMs, onHostKey) {
                 finish(new Error(err.code ? describeSocketError(err) : err.message));
         });
         client.on('close', () => finish(new Error('the connection was closed during the SSH handshake')));
-        sock.connect({ host: t.host, port: t.port });
+        if (!connected)
+            sock.connect({ host: t.host, port: t.port });
         client.connect({
             sock,
             username: t.user,
@@ -86759,8 +86802,9 @@ async function openClient(t) {
     let lastError = '';
     let lastLog = Date.now();
     for (;;) {
+        let sock;
         try {
-            await waitForBanner(t.host, t.port, deadline, t.signal, log);
+            sock = await waitForBannerSocket(t.host, t.port, deadline, t.signal, log);
         }
         catch (err) {
             const msg = err.message;
@@ -86769,7 +86813,7 @@ async function openClient(t) {
             throw new DriverError(lastError ? msg.replace(/\.$/, `; last error: ${lastError}.`) : msg);
         }
         try {
-            return await attempt(t, key, Math.max(2000, deadline - Date.now()), onHostKey);
+            return await attempt(t, key, Math.max(2000, deadline - Date.now()), onHostKey, sock);
         }
         catch (err) {
             if (err instanceof AuthRefused && (!t.retryRefusedLogin || Date.now() >= deadline))
@@ -86860,14 +86904,14 @@ async function putFile(s, local, remote, mode) {
 function getFile(s, remote, local) {
     return call((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
 }
-function sftp_typeOf(st) {
+function typeOf(st) {
     return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
 }
 /** The guest's file system as glob.ts sees it: relative paths are under the login user's home. */
 function sftpGlobFs(s) {
     const statType = async (p) => {
         try {
-            return sftp_typeOf(await stat(s, p));
+            return typeOf(await stat(s, p));
         }
         catch {
             return null;
@@ -86885,7 +86929,7 @@ function sftpGlobFs(s) {
             }
             return Promise.all(list.map(async (e) => {
                 // readdir reports a symlink as itself; follow it as Go's Glob does.
-                const type = e.attrs.isSymbolicLink() ? ((await statType(external_node_path_default().posix.join(dir, e.filename))) ?? 'other') : sftp_typeOf(e.attrs);
+                const type = e.attrs.isSymbolicLink() ? ((await statType(external_node_path_default().posix.join(dir, e.filename))) ?? 'other') : typeOf(e.attrs);
                 return { name: e.filename, type };
             }));
         },
@@ -90307,6 +90351,7 @@ async function imageCommand(argv) {
 
 
 
+
 /** `KEY=VALUE` lines (blank lines and `#` comments skipped) as env vars; `field` names the flag or input in errors. */
 function parseEnvLines(lines, field) {
     const out = [];
@@ -90328,15 +90373,6 @@ function parseEnvLines(lines, field) {
  * a folder (its *.yml and *.yaml files, as Djinn's server reads .djinn/*.yml)
  * or a glob; in a stable order, without duplicates.
  */
-async function prepare_typeOf(p) {
-    try {
-        const s = await (0,promises_namespaceObject.stat)(p);
-        return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-    }
-    catch {
-        return null;
-    }
-}
 async function findManifests(spec, workspace, field = 'input manifest') {
     const found = [];
     const lines = spec
@@ -90351,25 +90387,25 @@ async function findManifests(spec, workspace, field = 'input manifest') {
                 readdir: async (dir) => {
                     try {
                         const names = await (0,promises_namespaceObject.readdir)(external_node_path_default().resolve(workspace, dir));
-                        return Promise.all(names.map(async (name) => ({ name, type: (await prepare_typeOf(external_node_path_default().resolve(workspace, dir, name))) ?? 'other' })));
+                        return Promise.all(names.map(async (name) => ({ name, type: (await hostEntryType(external_node_path_default().resolve(workspace, dir, name))) ?? 'other' })));
                     }
                     catch {
                         return null;
                     }
                 },
-                stat: (p) => prepare_typeOf(external_node_path_default().resolve(workspace, p)),
+                stat: (p) => hostEntryType(external_node_path_default().resolve(workspace, p)),
             });
             if (matches.length === 0)
                 throw new errors_UsageError(`no manifest matches "${line}".`, {}, field);
             found.push(...matches);
             continue;
         }
-        const type = await prepare_typeOf(abs);
+        const type = await hostEntryType(abs);
         if (type === 'dir') {
             const names = (await (0,promises_namespaceObject.readdir)(abs)).filter((n) => /\.ya?ml$/.test(n)).sort();
             const files = [];
             for (const n of names)
-                if ((await prepare_typeOf(external_node_path_default().join(abs, n))) === 'file')
+                if ((await hostEntryType(external_node_path_default().join(abs, n))) === 'file')
                     files.push(external_node_path_default().join(rel, n));
             if (files.length === 0)
                 throw new errors_UsageError(`the folder ${rel} holds no .yml manifest.`, {}, field);

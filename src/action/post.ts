@@ -4,7 +4,7 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as core from '@actions/core';
-import { uploadArtifacts } from './artifacts.js';
+import { listFiles, uploadArtifacts } from './artifacts.js';
 import { STATE } from './state.js';
 
 const TAIL_LINES = 60;
@@ -18,26 +18,10 @@ function alive(pid: number): boolean {
   }
 }
 
-async function files(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await files(p)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
-}
-
 /** Stops every process whose pidfile (`*.pid`) is under the run folder and still names a live process of ours. */
 export async function stopLeftovers(runDir: string): Promise<number> {
   let stopped = 0;
-  for (const f of (await files(runDir)).filter((p) => p.endsWith('.pid'))) {
+  for (const f of (await listFiles(runDir)).filter((p) => p.endsWith('.pid'))) {
     const pid = Number((await readFile(f, 'utf8').catch(() => '')).trim());
     if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid || !alive(pid)) continue;
     // Only a process started for this build: its command line names the run folder.
@@ -53,7 +37,7 @@ export async function stopLeftovers(runDir: string): Promise<number> {
 }
 
 async function consoleTail(dir: string): Promise<void> {
-  const logs = (await files(dir)).filter((p) => /(console|serial)[^/]*\.log$/.test(path.basename(p)));
+  const logs = (await listFiles(dir)).filter((p) => /(console|serial)[^/]*\.log$/.test(path.basename(p)));
   for (const log of logs) {
     const { size } = await stat(log);
     if (size === 0) {

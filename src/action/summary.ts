@@ -3,7 +3,10 @@
 import path from 'node:path';
 import * as core from '@actions/core';
 import type { BuildReport } from '../runner/reporter.js';
+import { formatBytes } from '../util/bytes.js';
 import { formatDuration } from '../util/duration.js';
+
+export { formatBytes };
 import { statusMark } from './reporter.js';
 
 export interface BuildResult {
@@ -35,18 +38,6 @@ export function bootSeconds(facts: BuildReport['facts'] | undefined): number | u
   if (typeof s === 'number') return s;
   const ms = fact(facts, 'bootMs', 'boot_ms');
   return typeof ms === 'number' ? Math.round(ms / 100) / 10 : undefined;
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 export async function writeSummary(builds: BuildResult[], upload?: UploadResult): Promise<void> {

@@ -1,11 +1,12 @@
 // Preparation shared by the front ends (CLI and action): extra env lines,
 // and finding manifests from a file, folder or glob (the action's `manifest`
 // input, `djinn workflow`).
-import { readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { EnvVar } from '../drivers/driver.js';
 import { UsageError } from '../manifest/errors.js';
-import { globFiles, hasMeta, type EntryType } from '../util/glob.js';
+import { globFiles, hasMeta } from '../util/glob.js';
+import { hostEntryType } from '../util/fs-type.js';
 
 /** `KEY=VALUE` lines (blank lines and `#` comments skipped) as env vars; `field` names the flag or input in errors. */
 export function parseEnvLines(lines: string[], field: string): EnvVar[] {
@@ -32,14 +33,6 @@ export function parseEnvLines(lines: string[], field: string): EnvVar[] {
  * a folder (its *.yml and *.yaml files, as Djinn's server reads .djinn/*.yml)
  * or a glob; in a stable order, without duplicates.
  */
-async function typeOf(p: string): Promise<EntryType | null> {
-  try {
-    const s = await stat(p);
-    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-  } catch {
-    return null;
-  }
-}
 
 export async function findManifests(spec: string, workspace: string, field = 'input manifest'): Promise<string[]> {
   const found: string[] = [];
@@ -55,22 +48,24 @@ export async function findManifests(spec: string, workspace: string, field = 'in
         readdir: async (dir) => {
           try {
             const names = await readdir(path.resolve(workspace, dir));
-            return Promise.all(names.map(async (name) => ({ name, type: (await typeOf(path.resolve(workspace, dir, name))) ?? 'other' })));
+            return Promise.all(
+              names.map(async (name) => ({ name, type: (await hostEntryType(path.resolve(workspace, dir, name))) ?? 'other' })),
+            );
           } catch {
             return null;
           }
         },
-        stat: (p) => typeOf(path.resolve(workspace, p)),
+        stat: (p) => hostEntryType(path.resolve(workspace, p)),
       });
       if (matches.length === 0) throw new UsageError(`no manifest matches "${line}".`, {}, field);
       found.push(...matches);
       continue;
     }
-    const type = await typeOf(abs);
+    const type = await hostEntryType(abs);
     if (type === 'dir') {
       const names = (await readdir(abs)).filter((n) => /\.ya?ml$/.test(n)).sort();
       const files = [];
-      for (const n of names) if ((await typeOf(path.join(abs, n))) === 'file') files.push(path.join(rel, n));
+      for (const n of names) if ((await hostEntryType(path.join(abs, n))) === 'file') files.push(path.join(rel, n));
       if (files.length === 0) throw new UsageError(`the folder ${rel} holds no .yml manifest.`, {}, field);
       found.push(...files);
     } else if (type === 'file') {

@@ -2,12 +2,13 @@
 // fresh working folder per build. Unlike Djinn's (which splits commands on
 // spaces and runs them without a shell) ours uses a shell, like every other driver.
 import { spawn } from 'node:child_process';
-import { copyFile, chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from '../driver.js';
 
-import { globFiles, type EntryType, type GlobFs } from '../../util/glob.js';
+import { globFiles, type GlobFs } from '../../util/glob.js';
+import { hostEntryType } from '../../util/fs-type.js';
 
 const KILL_GRACE_MS = 2000;
 /** How long to wait for output still in the pipes after the script exits. */
@@ -92,12 +93,14 @@ export class OsDriver implements Driver {
       readdir: async (dir) => {
         try {
           const entries = await readdir(this.resolve(dir));
-          return Promise.all(entries.map(async (name) => ({ name, type: (await typeOf(this.resolve(path.join(dir, name)))) ?? 'other' })));
+          return Promise.all(
+            entries.map(async (name) => ({ name, type: (await hostEntryType(this.resolve(path.join(dir, name)))) ?? 'other' })),
+          );
         } catch {
           return null;
         }
       },
-      stat: (p) => typeOf(this.resolve(p)),
+      stat: (p) => hostEntryType(this.resolve(p)),
     };
     return globFiles(pattern, fs);
   }
@@ -113,15 +116,6 @@ export class OsDriver implements Driver {
   }
 }
 
-async function typeOf(p: string): Promise<EntryType | null> {
-  try {
-    const s = await stat(p);
-    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-  } catch {
-    return null;
-  }
-}
-
 function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
   if (!pid) return;
   try {
@@ -130,4 +124,3 @@ function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
     // already gone
   }
 }
-

@@ -1,6 +1,9 @@
 // Download progress through the Reporter: a front end that can draw (a bar on
 // a terminal) implements `progress`; otherwise one info line per ~10 %.
 import type { Reporter } from '../../runner/reporter.js';
+import { formatBytes } from '../../util/bytes.js';
+
+export { formatBytes };
 
 export interface ProgressEvent {
   label: string;
@@ -13,20 +16,9 @@ export interface ProgressEvent {
 /** A Reporter that may draw progress itself; `progress` returns false when it cannot (no terminal), and lines are used. */
 export type ProgressReporter = Reporter & { progress?(event: ProgressEvent): boolean };
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
-
 export function progressLine(e: ProgressEvent): string {
-  if (e.total) return `Downloading ${e.label}: ${Math.floor((e.done / e.total) * 100)}% (${formatBytes(e.done)} of ${formatBytes(e.total)})`;
+  if (e.total)
+    return `Downloading ${e.label}: ${Math.floor((e.done / e.total) * 100)}% (${formatBytes(e.done)} of ${formatBytes(e.total)})`;
   return `Downloading ${e.label}: ${formatBytes(e.done)}`;
 }
 

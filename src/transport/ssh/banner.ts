@@ -19,17 +19,41 @@ export function toDeadline(deadlineMs: number): number {
 }
 
 /** One probe: resolves with null when `SSH-` arrived, else with the reason. */
-export function probeBanner(host: string, port: number, timeoutMs: number): Promise<string | null> {
+export async function probeBanner(host: string, port: number, timeoutMs: number): Promise<string | null> {
+  const r = await probeBannerKeep(host, port, timeoutMs);
+  if (typeof r === 'string') return r;
+  r.destroy();
+  return null;
+}
+
+/**
+ * One probe that keeps the connection: resolves with the open socket, paused,
+ * with every byte read so far pushed back, so an SSH client can take it over.
+ * Each new connection costs the guest an sshd start (slow under emulation),
+ * so the login reuses the probe's connection instead of opening a second one.
+ */
+export function probeBannerKeep(host: string, port: number, timeoutMs: number): Promise<net.Socket | string> {
   return new Promise((resolve) => {
     const sock = net.connect({ host, port });
+    sock.setNoDelay(true);
+    const chunks: Buffer[] = [];
     let got = '';
     const done = (why: string | null) => {
       clearTimeout(timer);
+      if (why === null) {
+        sock.removeAllListeners('data');
+        sock.removeAllListeners('error');
+        sock.removeAllListeners('close');
+        sock.pause();
+        sock.unshift(Buffer.concat(chunks));
+        return resolve(sock);
+      }
       sock.destroy();
       resolve(why);
     };
     const timer = setTimeout(() => done('no SSH banner yet'), timeoutMs);
     sock.on('data', (c: Buffer) => {
+      chunks.push(c);
       got += c.toString('latin1');
       // Servers may send other lines before the banner (RFC 4253 4.2).
       if (/(^|\n)SSH-/.test(got)) done(null);
@@ -63,14 +87,29 @@ export function describeSocketError(err: NodeJS.ErrnoException): string {
  * duration from now when below 1e12) or `signal` aborts.
  */
 export async function waitForBanner(host: string, port: number, deadlineMs: number, signal?: AbortSignal, log?: WaitLogger): Promise<void> {
+  (await waitForBannerSocket(host, port, deadlineMs, signal, log)).destroy();
+}
+
+/** Like waitForBanner, but hands over the connection that got the banner (see probeBannerKeep). */
+export async function waitForBannerSocket(
+  host: string,
+  port: number,
+  deadlineMs: number,
+  signal?: AbortSignal,
+  log?: WaitLogger,
+): Promise<net.Socket> {
   const deadline = toDeadline(deadlineMs);
   const started = Date.now();
   let lastLog = started;
   for (;;) {
     if (signal?.aborted) throw new Error('aborted');
     const left = deadline - Date.now();
-    const why = await probeBanner(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, left)));
-    if (why === null) return;
+    const why = await probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, left)));
+    if (typeof why !== 'string') {
+      if (!signal?.aborted) return why;
+      why.destroy();
+      throw new Error('aborted');
+    }
     if (signal?.aborted) throw new Error('aborted');
     const now = Date.now();
     if (now >= deadline) {

@@ -5,7 +5,7 @@ import net from 'node:net';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Reporter } from '../../runner/reporter.js';
 import { DriverError } from '../../drivers/driver.js';
-import { describeSocketError, sleep, toDeadline, WAIT_LOG_EVERY_MS, waitForBanner } from './banner.js';
+import { describeSocketError, sleep, toDeadline, WAIT_LOG_EVERY_MS, waitForBannerSocket } from './banner.js';
 import { fingerprint, keyType, KeyError, normalizePrivateKey } from './keys.js';
 
 export interface SshTarget {
@@ -56,10 +56,16 @@ function authMethods(t: SshTarget, key: Buffer | undefined): { label: string; me
 }
 
 /** One login attempt on a fresh TCP connection. */
-function attempt(t: SshTarget, key: Buffer | undefined, timeoutMs: number, onHostKey: (blob: Buffer) => void): Promise<Client> {
+function attempt(
+  t: SshTarget,
+  key: Buffer | undefined,
+  timeoutMs: number,
+  onHostKey: (blob: Buffer) => void,
+  connected?: net.Socket,
+): Promise<Client> {
   return new Promise((resolve, reject) => {
     const client = new SshClient();
-    const sock = new net.Socket();
+    const sock = connected ?? new net.Socket();
     // Without this every small request waits on Nagle + delayed ACK: 40 ms per job.
     sock.setNoDelay(true);
     const methods = authMethods(t, key);
@@ -90,7 +96,7 @@ function attempt(t: SshTarget, key: Buffer | undefined, timeoutMs: number, onHos
       else finish(new Error(err.code ? describeSocketError(err) : err.message));
     });
     client.on('close', () => finish(new Error('the connection was closed during the SSH handshake')));
-    sock.connect({ host: t.host, port: t.port });
+    if (!connected) sock.connect({ host: t.host, port: t.port });
     client.connect({
       sock,
       username: t.user,
@@ -137,15 +143,16 @@ export async function openClient(t: SshTarget): Promise<Client> {
   let lastError = '';
   let lastLog = Date.now();
   for (;;) {
+    let sock: net.Socket;
     try {
-      await waitForBanner(t.host, t.port, deadline, t.signal, log);
+      sock = await waitForBannerSocket(t.host, t.port, deadline, t.signal, log);
     } catch (err) {
       const msg = (err as Error).message;
       if (msg === 'aborted') throw err;
       throw new DriverError(lastError ? msg.replace(/\.$/, `; last error: ${lastError}.`) : msg);
     }
     try {
-      return await attempt(t, key, Math.max(2000, deadline - Date.now()), onHostKey);
+      return await attempt(t, key, Math.max(2000, deadline - Date.now()), onHostKey, sock);
     } catch (err) {
       if (err instanceof AuthRefused && (!t.retryRefusedLogin || Date.now() >= deadline)) throw new DriverError(err.message);
       if ((err as Error).message === 'aborted') throw err;
