@@ -86476,8 +86476,10 @@ var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
 
 /** Longest wait for one probe's banner before trying again. */
 const PROBE_TIMEOUT_MS = 1500;
-/** Pause between failed probes. */
+/** Pause between the starts of two probes. */
 const RETRY_PAUSE_MS = 250;
+/** Probes waiting for a banner at once. */
+const MAX_PROBES = 4;
 /** Values below this are durations from now, above it absolute Date.now() times. */
 const ABSOLUTE_AFTER = 1e12;
 const WAIT_LOG_EVERY_MS = 5000;
@@ -86556,33 +86558,69 @@ async function waitForBanner(host, port, deadlineMs, signal, log) {
     (await waitForBannerSocket(host, port, deadlineMs, signal, log)).destroy();
 }
 /** Like waitForBanner, but hands over the connection that got the banner (see probeBannerKeep). */
-async function waitForBannerSocket(host, port, deadlineMs, signal, log) {
+function waitForBannerSocket(host, port, deadlineMs, signal, log) {
     const deadline = toDeadline(deadlineMs);
     const started = Date.now();
-    let lastLog = started;
-    for (;;) {
+    // Probes overlap: a new one starts every RETRY_PAUSE_MS while fewer than
+    // MAX_PROBES wait. Through QEMU's port forward a probe made before the guest's
+    // network is up hangs until its timeout, so one probe at a time would notice
+    // a fresh sshd up to PROBE_TIMEOUT_MS late.
+    return new Promise((resolve, reject) => {
+        let waiting = 0;
+        let settled = false;
+        let lastLog = started;
+        let lastWhy = 'no SSH banner yet';
+        let timer;
+        const finish = (err, sock) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+            if (err)
+                reject(err);
+            else
+                resolve(sock);
+        };
+        const onAbort = () => finish(new Error('aborted'));
+        const timedOut = () => finish(new Error(`Timed out trying to connect to ${host}:${port} after ${Math.round((Date.now() - started) / 1000)}s (${lastWhy}).`));
+        const launch = () => {
+            if (settled)
+                return;
+            const now = Date.now();
+            if (now >= deadline) {
+                if (waiting === 0)
+                    timedOut();
+                return;
+            }
+            if (waiting < MAX_PROBES) {
+                waiting++;
+                void probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - now))).then((r) => {
+                    waiting--;
+                    if (typeof r !== 'string') {
+                        if (settled)
+                            r.destroy();
+                        else
+                            finish(null, r);
+                        return;
+                    }
+                    lastWhy = r;
+                    const t = Date.now();
+                    if (log && !settled && t - lastLog >= WAIT_LOG_EVERY_MS) {
+                        lastLog = t;
+                        log(r, t - started);
+                    }
+                    if (t >= deadline && waiting === 0)
+                        timedOut();
+                });
+            }
+            timer = setTimeout(launch, Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - now)));
+        };
         if (signal?.aborted)
-            throw new Error('aborted');
-        const left = deadline - Date.now();
-        const why = await probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, left)));
-        if (typeof why !== 'string') {
-            if (!signal?.aborted)
-                return why;
-            why.destroy();
-            throw new Error('aborted');
-        }
-        if (signal?.aborted)
-            throw new Error('aborted');
-        const now = Date.now();
-        if (now >= deadline) {
-            throw new Error(`Timed out trying to connect to ${host}:${port} after ${Math.round((now - started) / 1000)}s (${why}).`);
-        }
-        if (log && now - lastLog >= WAIT_LOG_EVERY_MS) {
-            lastLog = now;
-            log(why, now - started);
-        }
-        await banner_sleep(Math.min(RETRY_PAUSE_MS, deadline - now), signal);
-    }
+            return finish(new Error('aborted'));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        launch();
+    });
 }
 function banner_sleep(ms, signal) {
     return new Promise((resolve) => {
