@@ -83965,6 +83965,13 @@ function confDuration(conf, block, key) {
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/driver.ts
+/** Pauses `source` while a sink's write is pending. */
+function pauseWhile(source, pending) {
+    if (!(pending instanceof Promise))
+        return;
+    source.pause();
+    void pending.then(() => source.resume(), () => source.resume());
+}
 /** A failure with a message fit to show the user as it is. */
 class DriverError extends Error {
     constructor(message) {
@@ -84440,8 +84447,12 @@ class DockerDriver {
             const stream = await container.attach({ stream: true, stdout: true, stderr: true });
             const out = new external_node_stream_namespaceObject.Writable({
                 write(chunk, _enc, done) {
-                    sink.write(chunk);
-                    done();
+                    // A pending sink write holds this stream back, and with it the engine's.
+                    const pending = sink.write(chunk);
+                    if (pending instanceof Promise)
+                        void pending.then(() => done(), done);
+                    else
+                        done();
                 },
             });
             this.docker.modem.demuxStream(stream, out, out);
@@ -84643,6 +84654,7 @@ async function hostEntryType(p) {
 
 
 
+
 const KILL_GRACE_MS = 2000;
 /** How long to wait for output still in the pipes after the script exits. */
 const DRAIN_MS = 250;
@@ -84675,8 +84687,8 @@ class OsDriver {
             const child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', [script], { cwd: this.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
             if (child.pid)
                 this.groups.add(child.pid);
-            child.stdout.on('data', (c) => sink.write(c));
-            child.stderr.on('data', (c) => sink.write(c));
+            child.stdout.on('data', (c) => pauseWhile(child.stdout, sink.write(c)));
+            child.stderr.on('data', (c) => pauseWhile(child.stderr, sink.write(c)));
             let killTimer;
             let drainTimer;
             let result;
@@ -86979,6 +86991,7 @@ function sftpGlobFs(s) {
 
 
 
+
 /** After SIGTERM to a stopped job's process group, how long before SIGKILL. */
 const session_KILL_GRACE_MS = 2000;
 /** After SIGKILL, how long we still wait for the channel before closing it ourselves. */
@@ -87110,8 +87123,8 @@ class SshSession {
             };
             const attach = (ch) => {
                 channel = ch;
-                ch.on('data', (c) => sink.write(c));
-                ch.stderr.on('data', (c) => sink.write(c));
+                ch.on('data', (c) => pauseWhile(ch, sink.write(c)));
+                ch.stderr.on('data', (c) => pauseWhile(ch.stderr, sink.write(c)));
                 ch.on('exit', (c, s) => {
                     code = c;
                     sig = s ?? undefined;
@@ -90142,21 +90155,37 @@ class TerminalReporter {
     }
     jobOutput(_job, chunk) {
         if (this.secrets.length === 0) {
-            this.s.out.write(chunk);
             if (chunk.length > 0)
                 this.midLine = chunk[chunk.length - 1] !== 0x0a;
-            return;
+            return this.drained(this.s.out.write(chunk));
         }
         const text = this.pending + this.decoder.write(chunk);
         const keep = heldBack(text, this.secrets);
         this.pending = text.slice(text.length - keep);
-        this.writeOut(this.mask(text.slice(0, text.length - keep)));
+        return this.writeOut(this.mask(text.slice(0, text.length - keep)));
     }
     writeOut(text) {
         if (!text)
             return;
-        this.s.out.write(text);
         this.midLine = !text.endsWith('\n');
+        return this.drained(this.s.out.write(text));
+    }
+    /** When stdout's buffer is full, a promise for its drain: the job's output source waits. */
+    drained(ok) {
+        if (ok)
+            return;
+        return new Promise((resolve) => {
+            const out = this.s.out;
+            const done = () => {
+                out.off('drain', done);
+                out.off('close', done);
+                out.off('error', done);
+                resolve();
+            };
+            out.on('drain', done);
+            out.on('close', done);
+            out.on('error', done);
+        });
     }
     flushOutput() {
         const rest = this.pending + this.decoder.end();
@@ -90192,7 +90221,10 @@ function summaryTable(build) {
     const rows = build.jobs.map((j) => [j.stage, j.name, j.status, j.status === 'skipped' ? '-' : formatDuration(j.durationMs)]);
     const head = ['STAGE', 'JOB', 'STATUS', 'DURATION'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const fmt = (r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+    const fmt = (r) => r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd();
     const lines = [fmt(head), ...rows.map(fmt)];
     lines.push(`Done. Build ${build.status} in ${formatDuration(build.durationMs)}.`);
     return lines.join('\n');

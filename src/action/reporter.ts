@@ -5,7 +5,8 @@ import * as core from '@actions/core';
 import type { BuildReport, JobReport, Reporter, SourcePosition } from '../runner/reporter.js';
 import { formatDuration } from '../util/duration.js';
 
-export type Write = (text: string | Buffer) => void;
+/** Writes to the log; `false` (as stream.write returns) means the buffer is full: wait for stdout's drain. */
+export type Write = (text: string | Buffer) => unknown;
 
 function annotation(pos?: SourcePosition): core.AnnotationProperties | undefined {
   if (!pos?.file) return undefined;
@@ -57,15 +58,25 @@ export class ActionsReporter implements Reporter {
     core.startGroup(`${this.prefix}${job.stage} / ${job.name}`);
   }
 
-  jobOutput(_job: JobReport, chunk: Buffer): void {
+  jobOutput(_job: JobReport, chunk: Buffer): void | Promise<void> {
     if (chunk.length === 0) return;
     if (!this.stopToken) {
       if (!this.atLineStart) this.write('\n');
       this.stopToken = randomBytes(16).toString('hex');
       this.write(`::stop-commands::${this.stopToken}\n`);
     }
-    this.write(chunk);
     this.atLineStart = chunk[chunk.length - 1] === 0x0a;
+    if (this.write(chunk) !== false) return;
+    // The runner's stdout pipe is full: hold the job's output back until it drains.
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        process.stdout.off('drain', done);
+        process.stdout.off('close', done);
+        resolve();
+      };
+      process.stdout.on('drain', done);
+      process.stdout.on('close', done);
+    });
   }
 
   jobEnd(job: JobReport): void {

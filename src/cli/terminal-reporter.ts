@@ -55,21 +55,36 @@ export class TerminalReporter implements Reporter {
   jobStart(job: JobReport): void {
     this.line(this.s.out, `==> Running job ${job.name} in stage ${job.stage}`);
   }
-  jobOutput(_job: JobReport, chunk: Buffer): void {
+  jobOutput(_job: JobReport, chunk: Buffer): void | Promise<void> {
     if (this.secrets.length === 0) {
-      this.s.out.write(chunk);
       if (chunk.length > 0) this.midLine = chunk[chunk.length - 1] !== 0x0a;
-      return;
+      return this.drained(this.s.out.write(chunk));
     }
     const text = this.pending + this.decoder.write(chunk);
     const keep = heldBack(text, this.secrets);
     this.pending = text.slice(text.length - keep);
-    this.writeOut(this.mask(text.slice(0, text.length - keep)));
+    return this.writeOut(this.mask(text.slice(0, text.length - keep)));
   }
-  private writeOut(text: string): void {
+  private writeOut(text: string): void | Promise<void> {
     if (!text) return;
-    this.s.out.write(text);
     this.midLine = !text.endsWith('\n');
+    return this.drained(this.s.out.write(text));
+  }
+  /** When stdout's buffer is full, a promise for its drain: the job's output source waits. */
+  private drained(ok: boolean): void | Promise<void> {
+    if (ok) return;
+    return new Promise<void>((resolve) => {
+      const out = this.s.out;
+      const done = () => {
+        out.off('drain', done);
+        out.off('close', done);
+        out.off('error', done);
+        resolve();
+      };
+      out.on('drain', done);
+      out.on('close', done);
+      out.on('error', done);
+    });
   }
   private flushOutput(): void {
     const rest = this.pending + this.decoder.end();
@@ -106,7 +121,11 @@ export function summaryTable(build: BuildReport): string {
   const rows = build.jobs.map((j) => [j.stage, j.name, j.status, j.status === 'skipped' ? '-' : formatDuration(j.durationMs)]);
   const head = ['STAGE', 'JOB', 'STATUS', 'DURATION'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   const lines = [fmt(head), ...rows.map(fmt)];
   lines.push(`Done. Build ${build.status} in ${formatDuration(build.durationMs)}.`);
   return lines.join('\n');

@@ -30,7 +30,22 @@ export interface JobExecution {
 
 /** Where a job's output goes, chunk by chunk, as it arrives. */
 export interface OutputSink {
-  write(chunk: Buffer): void;
+  /**
+   * Takes a chunk. A promise means the consumer is full (e.g. a slow stdout
+   * pipe): the producer pauses its source until it settles, so a job printing
+   * gigabytes never piles up in our memory.
+   */
+  write(chunk: Buffer): unknown;
+}
+
+/** Pauses `source` while a sink's write is pending. */
+export function pauseWhile(source: { pause(): unknown; resume(): unknown }, pending: unknown): void {
+  if (!(pending instanceof Promise)) return;
+  source.pause();
+  void pending.then(
+    () => source.resume(),
+    () => source.resume(),
+  );
 }
 
 export interface ExecResult {
@@ -63,7 +78,10 @@ export interface Driver {
    * reach the machine over SSH delegate to SshSession.exec; without it callers
    * fall back to upload + execute.
    */
-  exec?(command: string, opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal }): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
+  exec?(
+    command: string,
+    opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal },
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
   /** Always safe to call, also after a failed or partial create; never throws. */
   destroy(): Promise<void>;
   /** Facts for reports: accelerator, boot time, image, ... */

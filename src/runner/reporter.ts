@@ -47,7 +47,7 @@ export interface Reporter {
   error(message: string, position?: SourcePosition): void;
   jobStart(job: JobReport): void;
   /** Raw job output, as it arrives. */
-  jobOutput(job: JobReport, chunk: Buffer): void;
+  jobOutput(job: JobReport, chunk: Buffer): void | Promise<void>;
   jobEnd(job: JobReport): void;
   buildEnd(build: BuildReport): void;
 }

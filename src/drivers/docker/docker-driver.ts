@@ -140,8 +140,10 @@ export class DockerDriver implements Driver {
       const stream = await container.attach({ stream: true, stdout: true, stderr: true });
       const out = new Writable({
         write(chunk: Buffer, _enc, done) {
-          sink.write(chunk);
-          done();
+          // A pending sink write holds this stream back, and with it the engine's.
+          const pending = sink.write(chunk);
+          if (pending instanceof Promise) void pending.then(() => done(), done);
+          else done();
         },
       });
       this.docker.modem.demuxStream(stream, out, out);

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { copyFile, chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from '../driver.js';
+import { pauseWhile, type CreateContext, type Driver, type ExecResult, type JobExecution, type OutputSink } from '../driver.js';
 
 import { globFiles, type GlobFs } from '../../util/glob.js';
 import { hostEntryType } from '../../util/fs-type.js';
@@ -44,8 +44,8 @@ export class OsDriver implements Driver {
       // detached: the script leads its own process group, so a stop reaches everything it started.
       const child = spawn('/bin/sh', [script], { cwd: this.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
       if (child.pid) this.groups.add(child.pid);
-      child.stdout.on('data', (c: Buffer) => sink.write(c));
-      child.stderr.on('data', (c: Buffer) => sink.write(c));
+      child.stdout.on('data', (c: Buffer) => pauseWhile(child.stdout, sink.write(c)));
+      child.stderr.on('data', (c: Buffer) => pauseWhile(child.stderr, sink.write(c)));
       let killTimer: NodeJS.Timeout | undefined;
       let drainTimer: NodeJS.Timeout | undefined;
       let result: ExecResult | undefined;

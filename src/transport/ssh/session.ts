@@ -2,7 +2,7 @@
 // Each job's script and env file live in a private folder made at connect
 // time (mktemp -d), never in the home folder where they could clobber a file.
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
-import type { ExecResult, JobExecution, OutputSink } from '../../drivers/driver.js';
+import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from '../../drivers/driver.js';
 import { envFile, shellQuote } from '../../runner/script.js';
 import { globFiles } from '../../util/glob.js';
 import { openClient, openExec, type SshTarget } from './connect.js';
@@ -158,8 +158,8 @@ export class SshSession {
       };
       const attach = (ch: ClientChannel) => {
         channel = ch;
-        ch.on('data', (c: Buffer) => sink.write(c));
-        ch.stderr.on('data', (c: Buffer) => sink.write(c));
+        ch.on('data', (c: Buffer) => pauseWhile(ch, sink.write(c)));
+        ch.stderr.on('data', (c: Buffer) => pauseWhile(ch.stderr, sink.write(c)));
         ch.on('exit', (c: number | null, s?: string) => {
           code = c;
           sig = s ?? undefined;
