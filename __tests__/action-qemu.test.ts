@@ -152,7 +152,7 @@ describe('image caches across runs with the qemu driver', () => {
     expect(two.summary).toMatch(/image <code>debian\/stable<\/code> \(restored from the repository cache in [\d.]+m?s\)/);
     expect(two.stdout).toContain('uncommitted change 1234');
     expect(qemuUnder(first.root).concat(qemuUnder(second.root))).toEqual([]);
-  });
+  }, 420_000);
   it('carries the warm-start state to a fresh runner: the second run restores instead of booting', async () => {
     const inputs = { kvm: 'off', disks, memory: '512', cpus: '1', 'upload-artifacts': 'false', 'warm-start': 'on' };
     const one = await runMain(await runner(), { inputs, env: results.env });

@@ -183,6 +183,20 @@ export async function runPost(r: Runner, o: StepOptions = {}): Promise<StepResul
   return startStep(DIST_POST, r, o, extra).done;
 }
 
-export function runMain(r: Runner, o: StepOptions = {}): Promise<StepResult> {
-  return startMain(r, o).done;
+/**
+ * Runs main to the end. A step still running after `limitMs` gets SIGTERM (as
+ * the runner sends on cancellation) and its output so far is returned with a
+ * note, so a hang fails the test with a log to read instead of a bare timeout.
+ */
+export async function runMain(r: Runner, o: StepOptions = {}, limitMs = 180_000): Promise<StepResult> {
+  const run = startMain(r, o);
+  let killed = false;
+  const t = setTimeout(() => {
+    killed = true;
+    run.child.kill('SIGTERM');
+  }, limitMs);
+  const res = await run.done;
+  clearTimeout(t);
+  if (killed) res.stderr += `\nharness: main was still running after ${limitMs / 1000}s and was sent SIGTERM\n`;
+  return res;
 }
