@@ -373,4 +373,18 @@ describe('files', () => {
     expect(readFileSync(dst, 'utf8')).toBe('a\n');
     await expect(s.download('out/missing', path.join(tmp, 'x'))).rejects.toThrow();
   });
+
+  it('keeps a collected program executable (never group- or world-writable); a plain file stays plain', async () => {
+    const r = await run(
+      s,
+      job('bin', ['printf "#!/bin/sh\\necho built\\n" > tool', 'chmod 0777 tool', 'echo data > plain', 'chmod 0666 plain']),
+    );
+    expect(r.exitCode).toBe(0);
+    const tool = path.join(tmp, 'tool');
+    const plain = path.join(tmp, 'plain');
+    await s.download('tool', tool);
+    await s.download('plain', plain);
+    expect(statSync(tool).mode & 0o777).toBe(0o755);
+    expect(statSync(plain).mode & 0o111).toBe(0);
+  });
 });

@@ -86900,6 +86900,7 @@ function openExec(client, command, attach) {
 // Promise wrappers over the few ssh2 SFTP calls we use, with the settings that
 // make ssh2 fast (see docs/ssh.md): 255 KiB requests, 16 in flight.
 
+
 /** OpenSSH's limits@openssh.com max read/write length; larger requests get split. */
 const CHUNK_SIZE = 261120;
 const CONCURRENCY = 16;
@@ -86951,8 +86952,13 @@ async function putFile(s, local, remote, mode) {
     await chmod(s, remote, mode);
 }
 /** Streams a remote file to a local one, a few chunks in memory at a time. */
-function getFile(s, remote, local) {
-    return call((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
+async function getFile(s, remote, local) {
+    await call((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
+    // Keep the guest file's execute bits, so a binary built in the machine runs once collected.
+    // Never more than rwxr-xr-x: nothing collected becomes group- or world-writable.
+    const mode = (await stat(s, remote).catch(() => undefined))?.mode;
+    if (mode !== undefined && mode & 0o111)
+        await (0,promises_namespaceObject.chmod)(local, (mode & 0o755) | 0o600);
 }
 function typeOf(st) {
     return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';

@@ -1,5 +1,6 @@
 // Promise wrappers over the few ssh2 SFTP calls we use, with the settings that
 // make ssh2 fast (see docs/ssh.md): 255 KiB requests, 16 in flight.
+import { chmod as chmodLocal } from 'node:fs/promises';
 import path from 'node:path';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import type { EntryType, GlobFs } from '../../util/glob.js';
@@ -62,8 +63,12 @@ export async function putFile(s: SFTPWrapper, local: string, remote: string, mod
 }
 
 /** Streams a remote file to a local one, a few chunks in memory at a time. */
-export function getFile(s: SFTPWrapper, remote: string, local: string): Promise<void> {
-  return call<void>((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
+export async function getFile(s: SFTPWrapper, remote: string, local: string): Promise<void> {
+  await call<void>((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
+  // Keep the guest file's execute bits, so a binary built in the machine runs once collected.
+  // Never more than rwxr-xr-x: nothing collected becomes group- or world-writable.
+  const mode = (await stat(s, remote).catch(() => undefined))?.mode;
+  if (mode !== undefined && mode & 0o111) await chmodLocal(local, (mode & 0o755) | 0o600);
 }
 
 function typeOf(st: Stats): EntryType {
