@@ -192,11 +192,11 @@ describe('download from the image server', () => {
     expect((err as Error).message).toContain(`has SHA-256 ${sha(stable)}, but ${wrong} was pinned`);
     expect(cacheFiles()).toEqual([]);
 
-    const ok = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: sha(stable).toUpperCase(), imageMaxAgeMs: 1 }), reporter: recorder(), http: fast });
+    const ok = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: sha(stable).toUpperCase(), imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
     expect(ok.source).toBe('download');
     const before = server.requests.length;
     await new Promise((r) => setTimeout(r, 5));
-    const again = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: sha(stable), imageMaxAgeMs: 1 }), reporter: recorder(), http: fast });
+    const again = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: sha(stable), imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
     expect(again.source).toBe('cache');
     expect(server.requests.length).toBe(before);
   });
@@ -298,7 +298,7 @@ describe('revalidation', () => {
     const checked1 = JSON.parse(readFileSync(metaFile, 'utf8')).checkedAt;
     await new Promise((r) => setTimeout(r, 10));
 
-    const r304 = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 1 }), reporter: recorder(), http: fast });
+    const r304 = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
     expect(r304.source).toBe('cache');
     const last = server.imageGets().at(-1)!;
     expect(last.headers['if-none-match']).toBe(server.images.get('alpine/edge')!.etag);
@@ -306,7 +306,7 @@ describe('revalidation', () => {
 
     const v2 = makeQcow2(path.join(work, 'edge-v2.qcow2'), { dataKiB: 96, seed: 3 });
     server.serve('alpine/edge', v2);
-    const changed = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 1 }), reporter: recorder(), http: fast });
+    const changed = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
     expect(changed.source).toBe('download');
     expect(changed.path).toBe(first.path);
     expect(sha(changed.path)).toBe(sha(v2));
@@ -319,13 +319,13 @@ describe('revalidation', () => {
     const first = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: fast });
     expect(JSON.parse(readFileSync(path.join(path.dirname(first.path), '_meta.json'), 'utf8')).modTime).toBe('2026-01-01T00:00:00.000Z');
     const gets = server.imageGets().length;
-    const same = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 1 }), reporter: recorder(), http: fast });
+    const same = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
     expect(same.source).toBe('cache');
     expect(server.imageGets().length).toBe(gets);
 
     const v2 = makeQcow2(path.join(work, 'edge-v3.qcow2'), { dataKiB: 80, seed: 4 });
     server.serve('alpine/edge', v2, { validators: false, modTime: new Date('2026-02-01T00:00:00Z') });
-    const changed = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 1 }), reporter: recorder(), http: fast });
+    const changed = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
     expect(changed.source).toBe('download');
     expect(sha(changed.path)).toBe(sha(v2));
   });
@@ -334,7 +334,7 @@ describe('revalidation', () => {
     await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: fast });
     server.misbehave({ kind: 'status', code: 500 }, Infinity);
     const rep = recorder();
-    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 1 }), reporter: rep, http: fast });
+    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: rep, http: fast });
     expect(r.source).toBe('cache');
     expect(sha(r.path)).toBe(sha(edge));
     expect(rep.lines.some((l) => l.startsWith('warning: could not revalidate cached image alpine/edge (downloading alpine/edge from'))).toBe(true);
