@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyDigest, type StateKey } from '../src/drivers/qemu/warm/key.js';
-import { sha256File } from '../src/drivers/qemu/warm/key.js';
+import { sha256File } from '../src/util/sha256.js';
 import type { StateManifest } from '../src/drivers/qemu/warm/store.js';
 import { sh, startWarmVm, stopAllWarmVms, testImage, type WarmVm } from './helpers/warm-vm.js';
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { emptyConf, type DriverSettings } from '../src/drivers/settings.js';
 import { cachedOrDownloaded } from '../src/images/fetch/index.js';
 import { silentReporter } from '../src/runner/reporter.js';
-import { sha256File } from '../src/images/cache/store.js';
+import { sha256File } from '../src/util/sha256.js';
 import { verifyImage } from '../src/images/verify.js';
 import { makeQcow2 } from '../__tests__/helpers/image-server.js';
 import { fileURLToPath } from 'node:url';

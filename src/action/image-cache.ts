@@ -14,7 +14,8 @@
 // The @actions/cache key is djinn-image-v1-<slug>-<sha256-…|rev-…>, with the
 // image as a single file under ~/.cache/djinn (zstd-compressed by @actions/cache).
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { sha256File } from '../util/sha256.js';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,12 +71,6 @@ function stagingPattern(name: string): string {
 
 function stagingDir(name: string): string {
   return path.join(os.homedir(), stagingPattern(name).slice(2));
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(file)) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 export type CacheHit = {

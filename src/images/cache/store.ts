@@ -5,7 +5,7 @@
 // (Name segments start with a letter or digit, so the `_` files never clash
 // with a deeper name such as debian/stable under debian.)
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { sha256File } from '../../util/sha256.js';
 import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Reporter } from '../../runner/reporter.js';
@@ -65,12 +65,6 @@ export function originKey(o: ImageOrigin): string {
 /** What a cached copy is, for cache keys and tool-cache versions: its validator, else the digest. */
 export function imageRevision(m: Pick<CacheMeta, 'etag' | 'lastModified' | 'modTime' | 'sha256'>): string {
   return m.etag ?? m.lastModified ?? m.modTime ?? `sha256:${m.sha256}`;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 export class ImageCache {

@@ -3,7 +3,7 @@
 // exactly those of the save, on the same disk contents: all of it is the key.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { sha256File } from '../../../util/sha256.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -94,18 +94,6 @@ export function pinnedMachine(alias = 'pc', binary = 'qemu-system-x86_64'): Prom
     machineCache.set(id, p);
   }
   return p;
-}
-
-/** Streams a file through SHA-256; `signal` stops it (rejects). */
-export function sha256File(file: string, signal?: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    const stream = createReadStream(file, { signal })
-      .on('error', reject)
-      .on('data', (c) => h.update(c))
-      .on('end', () => resolve(h.digest('hex')));
-    void stream;
-  });
 }
 
 async function memoId(imagePath: string): Promise<string> {

@@ -15,7 +15,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { canonicalKey, keyDigest, sha256File, STATE_FORMAT, type StateKey } from './key.js';
+import { sha256File } from '../../../util/sha256.js';
+import { canonicalKey, keyDigest, STATE_FORMAT, type StateKey } from './key.js';
 
 const execFileP = promisify(execFile);
 
