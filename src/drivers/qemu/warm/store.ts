@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { readQcow2Header } from '../../../images/fetch/qcow2.js';
 import { sha256File } from '../../../util/sha256.js';
 import { canonicalKey, keyDigest, STATE_FORMAT, type StateKey } from './key.js';
 
@@ -302,18 +303,5 @@ async function writeAtomic(file: string, text: string): Promise<void> {
 
 /** The backing file name recorded in a qcow2 header ('' when none), read without qemu-img. */
 export async function readQcow2Backing(file: string): Promise<string> {
-  const fh = await fs.open(file, 'r');
-  try {
-    const head = Buffer.alloc(20);
-    await fh.read(head, 0, 20, 0);
-    if (head.readUInt32BE(0) !== 0x514649fb) throw new Error(`${file} is not a qcow2 file`);
-    const offset = Number(head.readBigUInt64BE(8));
-    const size = head.readUInt32BE(16);
-    if (!offset || !size) return '';
-    const name = Buffer.alloc(size);
-    await fh.read(name, 0, size, offset);
-    return name.toString('utf8');
-  } finally {
-    await fh.close();
-  }
+  return (await readQcow2Header(file)).backingFile ?? '';
 }
