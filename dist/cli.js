@@ -85381,6 +85381,20 @@ class ImageRejectedError extends DriverError {
     }
 }
 
+;// CONCATENATED MODULE: ./src/util/sha256.ts
+
+
+/** A file's SHA-256 in hex, streamed (never read whole); `signal` stops it (rejects). */
+function sha256File(file, signal) {
+    return new Promise((resolve, reject) => {
+        const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+        (0,external_node_fs_namespaceObject.createReadStream)(file, { signal })
+            .on('error', reject)
+            .on('data', (c) => h.update(c))
+            .on('end', () => resolve(h.digest('hex')));
+    });
+}
+
 ;// CONCATENATED MODULE: external "node:http"
 const external_node_http_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http");
 var external_node_http_default = /*#__PURE__*/__nccwpck_require__.n(external_node_http_namespaceObject);
@@ -86052,12 +86066,6 @@ function originKey(o) {
 /** What a cached copy is, for cache keys and tool-cache versions: its validator, else the digest. */
 function imageRevision(m) {
     return m.etag ?? m.lastModified ?? m.modTime ?? `sha256:${m.sha256}`;
-}
-async function sha256File(file) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(file))
-        hash.update(chunk);
-    return hash.digest('hex');
 }
 class ImageCache {
     dir;
@@ -87750,17 +87758,6 @@ function pinnedMachine(alias = 'pc', binary = 'qemu-system-x86_64') {
     }
     return p;
 }
-/** Streams a file through SHA-256; `signal` stops it (rejects). */
-function key_sha256File(file, signal) {
-    return new Promise((resolve, reject) => {
-        const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-        const stream = (0,external_node_fs_namespaceObject.createReadStream)(file, { signal })
-            .on('error', reject)
-            .on('data', (c) => h.update(c))
-            .on('end', () => resolve(h.digest('hex')));
-        void stream;
-    });
-}
 async function memoId(imagePath) {
     const abs = external_node_path_default().resolve(imagePath);
     const st = await promises_default().stat(abs);
@@ -87788,7 +87785,7 @@ async function imageDigest(imagePath, stateRoot, signal) {
     const known = await knownImageDigest(imagePath, stateRoot);
     if (known)
         return known;
-    const digest = await key_sha256File(external_node_path_default().resolve(imagePath), signal);
+    const digest = await sha256File(external_node_path_default().resolve(imagePath), signal);
     await promises_default().mkdir(stateRoot, { recursive: true });
     const memo = await readMemo(stateRoot);
     memo[id] = digest;
@@ -88003,6 +88000,8 @@ function openSocket(socketPath) {
 
 
 
+
+
 const store_execFileP = (0,external_node_util_namespaceObject.promisify)(external_node_child_process_namespaceObject.execFile);
 const OVERLAY_FILE = 'overlay.qcow2';
 const STATE_FILE = 'machine.state';
@@ -88085,7 +88084,7 @@ class StateStore {
             return { reason: `state files missing: ${err.message}` };
         }
         // The small overlay is checked now; the large state file while QEMU reads it.
-        if ((await key_sha256File(overlayPath)) !== manifest.overlay.sha256)
+        if ((await sha256File(overlayPath)) !== manifest.overlay.sha256)
             return { reason: 'state overlay does not match its recorded digest' };
         let bootOverlay = overlayPath;
         const backing = await readQcow2Backing(overlayPath);
@@ -88115,7 +88114,7 @@ class StateStore {
         const id = JSON.stringify({ ino: st.ino, dev: st.dev, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, sha256 });
         if ((await promises_default().readFile(stamp, 'utf8').catch(() => '')) === id)
             return;
-        if ((await key_sha256File(statePath)) !== sha256)
+        if ((await sha256File(statePath)) !== sha256)
             throw new Error('state file does not match its recorded digest (damaged)');
         await writeAtomic(stamp, id).catch(() => undefined);
     }
@@ -88147,8 +88146,8 @@ class StateStore {
         const publish = async (extra = {}) => {
             const [key, ovSha, stSha, ov, st] = await Promise.all([
                 keyOrPromise,
-                key_sha256File(overlayPath),
-                key_sha256File(statePath),
+                sha256File(overlayPath),
+                sha256File(statePath),
                 promises_default().stat(overlayPath),
                 promises_default().stat(statePath),
             ]);
@@ -88236,23 +88235,7 @@ async function writeAtomic(file, text) {
 }
 /** The backing file name recorded in a qcow2 header ('' when none), read without qemu-img. */
 async function readQcow2Backing(file) {
-    const fh = await promises_default().open(file, 'r');
-    try {
-        const head = Buffer.alloc(20);
-        await fh.read(head, 0, 20, 0);
-        if (head.readUInt32BE(0) !== 0x514649fb)
-            throw new Error(`${file} is not a qcow2 file`);
-        const offset = Number(head.readBigUInt64BE(8));
-        const size = head.readUInt32BE(16);
-        if (!offset || !size)
-            return '';
-        const name = Buffer.alloc(size);
-        await fh.read(name, 0, size, offset);
-        return name.toString('utf8');
-    }
-    finally {
-        await fh.close();
-    }
+    return (await readQcow2Header(file)).backingFile ?? '';
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/qemu/warm/fixups.ts
