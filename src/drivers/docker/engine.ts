@@ -1,7 +1,7 @@
 // Reaching a Docker engine through its API (never the docker CLI): where it
 // is (driver.conf `host`, else DOCKER_HOST, else the default socket), which
 // API version to speak, and making sure the build's image is there.
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { Reporter } from '../../runner/reporter.js';
 import { DriverError } from '../driver.js';
 
@@ -50,7 +50,9 @@ export function engineOptions(host: string, version?: string): Docker.DockerOpti
 
 export async function connect(hostSetting: string | undefined, version: string | undefined): Promise<Engine> {
   const host = hostSetting || process.env.DOCKER_HOST || DEFAULT_HOST;
-  const docker = new Docker(engineOptions(host, version));
+  // Loaded on first use: dockerode and its gRPC dependencies cost the CLI ~20 MB of memory.
+  const { default: DockerClient } = await import('dockerode');
+  const docker = new DockerClient(engineOptions(host, version));
   let info: Docker.DockerVersion;
   try {
     info = await Promise.race([docker.version(), noAnswer(CONNECT_TIMEOUT_MS)]);
