@@ -6,6 +6,8 @@ import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type Cl
 import type { Reporter } from '../../runner/reporter.js';
 import { DriverError } from '../../drivers/driver.js';
 import { describeSocketError, sleep, toDeadline, WAIT_LOG_EVERY_MS, waitForBannerSocket } from './banner.js';
+import { coalesceWrites } from './coalesce.js';
+import { collectGarbageAsTrafficFlows } from './garbage.js';
 import { fingerprint, keyType, KeyError, normalizePrivateKey } from './keys.js';
 
 export interface SshTarget {
@@ -68,6 +70,8 @@ function attempt(
     const sock = connected ?? new net.Socket();
     // Without this every small request waits on Nagle + delayed ACK: 40 ms per job.
     sock.setNoDelay(true);
+    coalesceWrites(sock);
+    collectGarbageAsTrafficFlows(sock);
     const methods = authMethods(t, key);
     const tried: string[] = [];
     let offered: string[] | null = null;
