@@ -12,6 +12,7 @@ import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from
 import { DriverError } from '../driver.js';
 import type { DriverSettings } from '../settings.js';
 import { planAccel, type Accel } from './accel.js';
+import { consoleHints } from './console-hints.js';
 import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
 
@@ -209,6 +210,7 @@ export class QemuDriver implements Driver {
         connectTimeoutMs: deadline,
         reporter: timed,
         signal: both,
+        hints: consoleHints(qemu.spec.consoleLog),
       });
     } catch (err) {
       if (!both.aborted && Date.now() >= deadline - 1000) throw new BootTimeout((err as Error).message);

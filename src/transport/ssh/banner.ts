@@ -5,12 +5,26 @@ import net from 'node:net';
 
 /** Longest wait for one probe's banner before trying again. */
 export const PROBE_TIMEOUT_MS = 1500;
-/** Pause between the starts of two probes. */
-const RETRY_PAUSE_MS = 250;
-/** Probes waiting for a banner at once. */
-const MAX_PROBES = 4;
+/**
+ * Pause between the starts of two probes. Not shorter: every probe that reaches
+ * a booting guest costs it work, and under emulation probing 4 times a second
+ * delayed the guest's sshd by 0.2-1 s (bench/boot.ts). A hint (below) makes up
+ * for the slow pace when the machine says that its sshd is starting.
+ */
+const RETRY_PAUSE_MS = 1000;
+/** Probes waiting for a banner at once, hinted ones aside. */
+const MAX_PROBES = 2;
+/** Shortest gap between two hinted probes. */
+const HINT_GAP_MS = 100;
 /** Values below this are durations from now, above it absolute Date.now() times. */
 const ABSOLUTE_AFTER = 1e12;
+
+/**
+ * A source of hints that the server may be up now (the qemu driver watches the
+ * serial console for sshd's lines): it calls `probeNow` on each and returns a
+ * function that stops it.
+ */
+export type ProbeHints = (probeNow: () => void) => () => void;
 
 /** Called while waiting, at most once every few seconds, with why the last probe failed. */
 export type WaitLogger = (why: string, waitedMs: number) => void;
@@ -99,6 +113,7 @@ export function waitForBannerSocket(
   deadlineMs: number,
   signal?: AbortSignal,
   log?: WaitLogger,
+  hints?: ProbeHints,
 ): Promise<net.Socket> {
   const deadline = toDeadline(deadlineMs);
   const started = Date.now();
@@ -112,10 +127,12 @@ export function waitForBannerSocket(
     let lastLog = started;
     let lastWhy = 'no SSH banner yet';
     let timer: NodeJS.Timeout | undefined;
+    const hintsOff: { stop?: () => void } = {};
     const finish = (err: Error | null, sock?: net.Socket) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      hintsOff.stop?.();
       signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve(sock!);
@@ -123,6 +140,25 @@ export function waitForBannerSocket(
     const onAbort = () => finish(new Error('aborted'));
     const timedOut = () =>
       finish(new Error(`Timed out trying to connect to ${host}:${port} after ${Math.round((Date.now() - started) / 1000)}s (${lastWhy}).`));
+    const probe = () => {
+      const now = Date.now();
+      waiting++;
+      void probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - now))).then((r) => {
+        waiting--;
+        if (typeof r !== 'string') {
+          if (settled) r.destroy();
+          else finish(null, r);
+          return;
+        }
+        lastWhy = r;
+        const t = Date.now();
+        if (log && !settled && t - lastLog >= WAIT_LOG_EVERY_MS) {
+          lastLog = t;
+          log(r, t - started);
+        }
+        if (t >= deadline && waiting === 0) timedOut();
+      });
+    };
     const launch = () => {
       if (settled) return;
       const now = Date.now();
@@ -130,28 +166,21 @@ export function waitForBannerSocket(
         if (waiting === 0) timedOut();
         return;
       }
-      if (waiting < MAX_PROBES) {
-        waiting++;
-        void probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - now))).then((r) => {
-          waiting--;
-          if (typeof r !== 'string') {
-            if (settled) r.destroy();
-            else finish(null, r);
-            return;
-          }
-          lastWhy = r;
-          const t = Date.now();
-          if (log && !settled && t - lastLog >= WAIT_LOG_EVERY_MS) {
-            lastLog = t;
-            log(r, t - started);
-          }
-          if (t >= deadline && waiting === 0) timedOut();
-        });
-      }
+      if (waiting < MAX_PROBES) probe();
       timer = setTimeout(launch, Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - now)));
+    };
+    // A hinted probe goes at once, whatever is in flight (one that went out before
+    // sshd listened may hang), but not more than one per HINT_GAP_MS.
+    let lastHint = 0;
+    const hinted = () => {
+      const now = Date.now();
+      if (settled || now >= deadline || now - lastHint < HINT_GAP_MS) return;
+      lastHint = now;
+      probe();
     };
     if (signal?.aborted) return finish(new Error('aborted'));
     signal?.addEventListener('abort', onAbort, { once: true });
+    hintsOff.stop = hints?.(hinted);
     launch();
   });
 }

@@ -5,7 +5,7 @@ import net from 'node:net';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Reporter } from '../../runner/reporter.js';
 import { DriverError } from '../../drivers/driver.js';
-import { describeSocketError, sleep, toDeadline, WAIT_LOG_EVERY_MS, waitForBannerSocket } from './banner.js';
+import { describeSocketError, sleep, toDeadline, WAIT_LOG_EVERY_MS, waitForBannerSocket, type ProbeHints } from './banner.js';
 import { coalesceWrites } from './coalesce.js';
 import { collectGarbageAsTrafficFlows } from './garbage.js';
 import { fingerprint, keyType, KeyError, normalizePrivateKey } from './keys.js';
@@ -28,6 +28,8 @@ export interface SshTarget {
    * before its keys or password are in place). Default: fail at once.
    */
   retryRefusedLogin?: boolean;
+  /** Hints that the server may be up now, to probe at once (see banner.ts). */
+  hints?: ProbeHints;
 }
 
 /** ssh2 detects a dead link after KEEPALIVE_MS * KEEPALIVE_MAX without an answer. */
@@ -149,7 +151,7 @@ export async function openClient(t: SshTarget): Promise<Client> {
   for (;;) {
     let sock: net.Socket;
     try {
-      sock = await waitForBannerSocket(t.host, t.port, deadline, t.signal, log);
+      sock = await waitForBannerSocket(t.host, t.port, deadline, t.signal, log, t.hints);
     } catch (err) {
       const msg = (err as Error).message;
       if (msg === 'aborted') throw err;

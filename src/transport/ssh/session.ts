@@ -1,32 +1,54 @@
 // One SSH connection per build: jobs, objects and artifacts all go over it.
-// Each job's script and env file live in a private folder made at connect
-// time (mktemp -d), never in the home folder where they could clobber a file.
+// Each job is one exec: its script (env file first) arrives on the channel's
+// stdin and is written into a private folder (/tmp/djinn.<random>, mode 0700,
+// made by the first command that needs it), never in the home folder where it
+// could clobber a file. Under software emulation every channel costs the guest
+// an sshd fork, so the first job's output waits on nothing else: the SFTP
+// channel (objects, artifacts) opens on first use.
+import { randomBytes } from 'node:crypto';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from '../../drivers/driver.js';
 import { envFile, shellQuote } from '../../runner/script.js';
 import { globFiles } from '../../util/glob.js';
 import { openClient, openExec, type SshTarget } from './connect.js';
-import { getFile, putFile, sftpGlobFs, writeFile } from './sftp.js';
+import { getFile, putFile, sftpGlobFs } from './sftp.js';
 
 /** After SIGTERM to a stopped job's process group, how long before SIGKILL. */
 const KILL_GRACE_MS = 2000;
 /** After SIGKILL, how long we still wait for the channel before closing it ourselves. */
 const KILL_WAIT_MS = 3000;
 
-// Runs one job: $1 env file, $2 script, $3 file for the job's process-group id.
-// sshd makes each command a session (and group) leader; if some server does
-// not, setsid makes one, so that a stop reaches everything the job started.
-const RUNNER = `cd || exit 125
-. "$1" || exit 125
-if kill -0 -$$ 2>/dev/null; then
-  echo $$ >"$3"
-  exec /bin/sh "$2"
-fi
-exec setsid -w /bin/sh -c 'echo $$ >"$0"; exec /bin/sh "$1"' "$3" "$2"
+/**
+ * Makes the private folder "$d" unless it exists, and checks that it is a real
+ * folder of ours (the name is random, but be sure). Shell builtins only once
+ * the folder exists: each exec of a program is slow under emulation.
+ */
+const ENSURE_DIR = `[ -d "$d" ] || mkdir -m 700 "$d" 2>/dev/null
+if [ ! -d "$d" ] || [ -L "$d" ] || [ ! -O "$d" ]; then echo "djinn: cannot make the private folder $d" >&2; exit 125; fi
 `;
 
-/** Makes the private folder and writes the runner into it; prints the folder. */
-const SETUP = `exec /bin/sh -c 'd=$(mktemp -d "\${TMPDIR:-/tmp}/djinn.XXXXXXXXXX") && cat >"$d/run.sh" && echo "$d"'`;
+// Runs one job: $1 the private folder, $2 the script's name, $3 the name of
+// the file for the job's process-group id. The script comes on stdin; the job
+// itself reads /dev/null. sshd makes each command a session (and group)
+// leader; if some server does not, setsid makes one, so that a stop reaches
+// everything the job started.
+const RUNNER = `d=$1
+umask 077
+${ENSURE_DIR}cat >"$d/$2" || exit 125
+cd || exit 125
+if kill -0 -$$ 2>/dev/null; then
+  echo $$ >"$d/$3"
+  exec /bin/sh "$d/$2" </dev/null
+fi
+exec setsid -w /bin/sh -c 'echo $$ >"$0"; exec /bin/sh "$1" </dev/null' "$d/$3" "$d/$2"
+`;
+
+/** Runs $1 (a helper command) with its process-group id in the file $0 (in the private folder). */
+const HELPER = `d=\${0%/*}
+umask 077
+${ENSURE_DIR}echo $$ >"$0"
+exec /bin/sh -c "$1"
+`;
 
 export interface ExecOptions {
   stdin?: NodeJS.ReadableStream;
@@ -40,24 +62,21 @@ export interface ExecOutput {
 }
 
 export class SshSession {
-  /** The per-build folder in the guest (absolute). */
-  readonly dir: string;
+  /** The per-build folder in the guest (absolute); made by the first job. */
+  readonly dir = `/tmp/djinn.${randomBytes(12).toString('hex')}`;
   private lost = false;
   private closing = false;
   private readonly onLost = new Set<() => void>();
-  private envWritten: string | undefined;
   private jobCount = 0;
   private execCount = 0;
+  private sftpOpening?: Promise<SFTPWrapper>;
   /** Pid files of jobs still running, so that close() can stop them. */
   private readonly running = new Set<string>();
 
   private constructor(
     private readonly client: Client,
-    private readonly sftp: SFTPWrapper,
-    dir: string,
     readonly target: SshTarget,
   ) {
-    this.dir = dir;
     const lose = () => {
       if (this.lost) return;
       this.lost = true;
@@ -68,35 +87,27 @@ export class SshSession {
     client.on('error', lose);
   }
 
-  /** Connects (waiting for the banner until the deadline), logs in and makes the private folder. */
+  /** Connects (waiting for the banner until the deadline) and logs in. */
   static async connect(target: SshTarget): Promise<SshSession> {
     const client = await openClient(target);
-    try {
-      if (target.signal?.aborted) throw new Error('aborted');
-      const [sftp, setup] = await Promise.all([
-        new Promise<SFTPWrapper>((resolve, reject) =>
-          client.sftp((err, s) =>
-            err
-              ? reject(
-                  new Error(`cannot start SFTP (${err.message}): make sure the Subsystem sftp line in the machine's sshd_config is right`),
-                )
-              : resolve(s),
-          ),
-        ),
-        execCollect(client, SETUP, { stdin: RUNNER }),
-      ]);
-      const dir = setup.stdout.toString().trim();
-      if (setup.code !== 0 || !dir.startsWith('/')) {
-        throw new Error(
-          `cannot make a private folder in the machine with mktemp -d: ${setup.stderr.toString().trim() || `exit status ${setup.code}`}`,
-        );
-      }
-      target.reporter.info(`Established SSH connection to machine as ${target.user}...`);
-      return new SshSession(client, sftp, dir, target);
-    } catch (err) {
+    if (target.signal?.aborted) {
       client.end();
-      throw err;
+      throw new Error('aborted');
     }
+    target.reporter.info(`Established SSH connection to machine as ${target.user}...`);
+    return new SshSession(client, target);
+  }
+
+  /** The build's SFTP channel, opened on first use. */
+  private sftp(): Promise<SFTPWrapper> {
+    this.sftpOpening ??= new Promise<SFTPWrapper>((resolve, reject) =>
+      this.client.sftp((err, s) =>
+        err
+          ? reject(new Error(`cannot start SFTP (${err.message}): make sure the Subsystem sftp line in the machine's sshd_config is right`))
+          : resolve(s),
+      ),
+    );
+    return this.sftpOpening;
   }
 
   private lostMessage(job: string): string {
@@ -108,20 +119,9 @@ export class SshSession {
     if (this.lost) return { exitCode: null, error: this.lostMessage(job.name) };
     if (signal.aborted) return { exitCode: null, error: 'stopped before it started' };
     const n = ++this.jobCount;
-    const script = `${this.dir}/${job.scriptName}`;
-    const env = envFile(job.env);
-    const envPath = `${this.dir}/env`;
     const pidFile = `${this.dir}/${n}.pid`;
-    try {
-      const writes = [writeFile(this.sftp, script, job.script, 0o700)];
-      if (env !== this.envWritten) writes.push(writeFile(this.sftp, envPath, env, 0o600));
-      await Promise.all(writes);
-      this.envWritten = env;
-    } catch (err) {
-      if (this.lost) return { exitCode: null, error: this.lostMessage(job.name) };
-      return { exitCode: null, error: `cannot start job ${job.name}: ${(err as Error).message}` };
-    }
-    const cmd = `exec /bin/sh ${[`${this.dir}/run.sh`, envPath, script, pidFile].map(shellQuote).join(' ')}`;
+    const script = Buffer.from(`${envFile(job.env)}${job.script}`);
+    const cmd = `exec /bin/sh -c ${shellQuote(RUNNER)} sh ${[this.dir, job.scriptName, `${n}.pid`].map(shellQuote).join(' ')}`;
 
     return new Promise<ExecResult>((resolve) => {
       let code: number | null | undefined;
@@ -158,6 +158,7 @@ export class SshSession {
       };
       const attach = (ch: ClientChannel) => {
         channel = ch;
+        ch.end(script);
         ch.on('data', (c: Buffer) => pauseWhile(ch, sink.write(c)));
         ch.stderr.on('data', (c: Buffer) => pauseWhile(ch.stderr, sink.write(c)));
         ch.on('exit', (c: number | null, s?: string) => {
@@ -171,7 +172,7 @@ export class SshSession {
           else done({ exitCode: null, error: this.lostMessage(job.name) });
         });
       };
-      // Stopped while the script was being written: do not start it at all.
+      // Stopped before it could start: do not start it at all.
       if (signal.aborted) return done({ exitCode: null, error: 'stopped before it started' });
       this.onLost.add(onLost);
       signal.addEventListener('abort', stop, { once: true });
@@ -197,18 +198,18 @@ export class SshSession {
   }
 
   /** Copies a host file into the machine (relative to home), parent folders created, then chmod `mode`. */
-  upload(localPath: string, guestPath: string, mode: number): Promise<void> {
-    return putFile(this.sftp, localPath, guestPath, mode);
+  async upload(localPath: string, guestPath: string, mode: number): Promise<void> {
+    return putFile(await this.sftp(), localPath, guestPath, mode);
   }
 
   /** Regular files matching a Go path.Match pattern (relative to home), sorted. */
-  glob(pattern: string): Promise<string[]> {
-    return globFiles(pattern, sftpGlobFs(this.sftp));
+  async glob(pattern: string): Promise<string[]> {
+    return globFiles(pattern, sftpGlobFs(await this.sftp()));
   }
 
   /** Streams a guest file to `localPath`. */
-  download(guestPath: string, localPath: string): Promise<void> {
-    return getFile(this.sftp, guestPath, localPath);
+  async download(guestPath: string, localPath: string): Promise<void> {
+    return getFile(await this.sftp(), guestPath, localPath);
   }
 
   /** A small helper command; output is collected in memory, so keep it small. */
@@ -220,7 +221,7 @@ export class SshSession {
     // Closing the channel does not stop the command (sshd waits for it), so record its
     // process group as for jobs, and on abort TERM it, KILL it, then give up on the channel.
     const pidFile = `${this.dir}/exec-${++this.execCount}.pid`;
-    const wrapped = `exec /bin/sh -c ${shellQuote('echo $$ >"$0"; exec /bin/sh -c "$1"')} ${shellQuote(pidFile)} ${shellQuote(command)}`;
+    const wrapped = `exec /bin/sh -c ${shellQuote(HELPER)} ${shellQuote(pidFile)} ${shellQuote(command)}`;
     const giveUp = new AbortController();
     const timers: NodeJS.Timeout[] = [];
     const onAbort = () => {
@@ -239,11 +240,6 @@ export class SshSession {
       for (const t of timers) clearTimeout(t);
       this.running.delete(pidFile);
     });
-  }
-
-  /** The SFTP channel, for callers that need more than the methods above. */
-  get sftpChannel(): SFTPWrapper {
-    return this.sftp;
   }
 
   get isLost(): boolean {
