@@ -38363,10 +38363,17 @@ var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
 
 /** Longest wait for one probe's banner before trying again. */
 const PROBE_TIMEOUT_MS = 1500;
-/** Pause between the starts of two probes. */
-const RETRY_PAUSE_MS = 250;
-/** Probes waiting for a banner at once. */
-const MAX_PROBES = 4;
+/**
+ * Pause between the starts of two probes. Not shorter: every probe that reaches
+ * a booting guest costs it work, and under emulation probing 4 times a second
+ * delayed the guest's sshd by 0.2-1 s (bench/boot.ts). A hint (below) makes up
+ * for the slow pace when the machine says that its sshd is starting.
+ */
+const RETRY_PAUSE_MS = 1000;
+/** Probes waiting for a banner at once, hinted ones aside. */
+const MAX_PROBES = 2;
+/** Shortest gap between two hinted probes. */
+const HINT_GAP_MS = 100;
 /** Values below this are durations from now, above it absolute Date.now() times. */
 const ABSOLUTE_AFTER = 1e12;
 const WAIT_LOG_EVERY_MS = 5000;
@@ -38445,7 +38452,7 @@ async function waitForBanner(host, port, deadlineMs, signal, log) {
     (await waitForBannerSocket(host, port, deadlineMs, signal, log)).destroy();
 }
 /** Like waitForBanner, but hands over the connection that got the banner (see probeBannerKeep). */
-function waitForBannerSocket(host, port, deadlineMs, signal, log) {
+function waitForBannerSocket(host, port, deadlineMs, signal, log, hints) {
     const deadline = toDeadline(deadlineMs);
     const started = Date.now();
     // Probes overlap: a new one starts every RETRY_PAUSE_MS while fewer than
@@ -38458,11 +38465,13 @@ function waitForBannerSocket(host, port, deadlineMs, signal, log) {
         let lastLog = started;
         let lastWhy = 'no SSH banner yet';
         let timer;
+        const hintsOff = {};
         const finish = (err, sock) => {
             if (settled)
                 return;
             settled = true;
             clearTimeout(timer);
+            hintsOff.stop?.();
             signal?.removeEventListener('abort', onAbort);
             if (err)
                 reject(err);
@@ -38471,6 +38480,28 @@ function waitForBannerSocket(host, port, deadlineMs, signal, log) {
         };
         const onAbort = () => finish(new Error('aborted'));
         const timedOut = () => finish(new Error(`Timed out trying to connect to ${host}:${port} after ${Math.round((Date.now() - started) / 1000)}s (${lastWhy}).`));
+        const probe = () => {
+            const now = Date.now();
+            waiting++;
+            void probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - now))).then((r) => {
+                waiting--;
+                if (typeof r !== 'string') {
+                    if (settled)
+                        r.destroy();
+                    else
+                        finish(null, r);
+                    return;
+                }
+                lastWhy = r;
+                const t = Date.now();
+                if (log && !settled && t - lastLog >= WAIT_LOG_EVERY_MS) {
+                    lastLog = t;
+                    log(r, t - started);
+                }
+                if (t >= deadline && waiting === 0)
+                    timedOut();
+            });
+        };
         const launch = () => {
             if (settled)
                 return;
@@ -38480,32 +38511,24 @@ function waitForBannerSocket(host, port, deadlineMs, signal, log) {
                     timedOut();
                 return;
             }
-            if (waiting < MAX_PROBES) {
-                waiting++;
-                void probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - now))).then((r) => {
-                    waiting--;
-                    if (typeof r !== 'string') {
-                        if (settled)
-                            r.destroy();
-                        else
-                            finish(null, r);
-                        return;
-                    }
-                    lastWhy = r;
-                    const t = Date.now();
-                    if (log && !settled && t - lastLog >= WAIT_LOG_EVERY_MS) {
-                        lastLog = t;
-                        log(r, t - started);
-                    }
-                    if (t >= deadline && waiting === 0)
-                        timedOut();
-                });
-            }
+            if (waiting < MAX_PROBES)
+                probe();
             timer = setTimeout(launch, Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - now)));
+        };
+        // A hinted probe goes at once, whatever is in flight (one that went out before
+        // sshd listened may hang), but not more than one per HINT_GAP_MS.
+        let lastHint = 0;
+        const hinted = () => {
+            const now = Date.now();
+            if (settled || now >= deadline || now - lastHint < HINT_GAP_MS)
+                return;
+            lastHint = now;
+            probe();
         };
         if (signal?.aborted)
             return finish(new Error('aborted'));
         signal?.addEventListener('abort', onAbort, { once: true });
+        hintsOff.stop = hints?.(hinted);
         launch();
     });
 }
@@ -38802,7 +38825,7 @@ async function openClient(t) {
     for (;;) {
         let sock;
         try {
-            sock = await waitForBannerSocket(t.host, t.port, deadline, t.signal, log);
+            sock = await waitForBannerSocket(t.host, t.port, deadline, t.signal, log, t.hints);
         }
         catch (err) {
             const msg = err.message;
@@ -38941,6 +38964,14 @@ function sftpGlobFs(s) {
 }
 
 ;// CONCATENATED MODULE: ./src/transport/ssh/session.ts
+// One SSH connection per build: jobs, objects and artifacts all go over it.
+// Each job is one exec: its script (env file first) arrives on the channel's
+// stdin and is written into a private folder (/tmp/djinn.<random>, mode 0700,
+// made by the first command that needs it), never in the home folder where it
+// could clobber a file. Under software emulation every channel costs the guest
+// an sshd fork, so the first job's output waits on nothing else: the SFTP
+// channel (objects, artifacts) opens on first use.
+
 
 
 
@@ -38950,38 +38981,51 @@ function sftpGlobFs(s) {
 const session_KILL_GRACE_MS = 2000;
 /** After SIGKILL, how long we still wait for the channel before closing it ourselves. */
 const KILL_WAIT_MS = 3000;
-// Runs one job: $1 env file, $2 script, $3 file for the job's process-group id.
-// sshd makes each command a session (and group) leader; if some server does
-// not, setsid makes one, so that a stop reaches everything the job started.
-const RUNNER = `cd || exit 125
-. "$1" || exit 125
-if kill -0 -$$ 2>/dev/null; then
-  echo $$ >"$3"
-  exec /bin/sh "$2"
-fi
-exec setsid -w /bin/sh -c 'echo $$ >"$0"; exec /bin/sh "$1"' "$3" "$2"
+/**
+ * Makes the private folder "$d" unless it exists, and checks that it is a real
+ * folder of ours (the name is random, but be sure). Shell builtins only once
+ * the folder exists: each exec of a program is slow under emulation.
+ */
+const ENSURE_DIR = `[ -d "$d" ] || mkdir -m 700 "$d" 2>/dev/null
+if [ ! -d "$d" ] || [ -L "$d" ] || [ ! -O "$d" ]; then echo "djinn: cannot make the private folder $d" >&2; exit 125; fi
 `;
-/** Makes the private folder and writes the runner into it; prints the folder. */
-const SETUP = `exec /bin/sh -c 'd=$(mktemp -d "\${TMPDIR:-/tmp}/djinn.XXXXXXXXXX") && cat >"$d/run.sh" && echo "$d"'`;
+// Runs one job: $1 the private folder, $2 the script's name, $3 the name of
+// the file for the job's process-group id. The script comes on stdin; the job
+// itself reads /dev/null. sshd makes each command a session (and group)
+// leader; if some server does not, setsid makes one, so that a stop reaches
+// everything the job started.
+const RUNNER = `d=$1
+umask 077
+${ENSURE_DIR}cat >"$d/$2" || exit 125
+cd || exit 125
+if kill -0 -$$ 2>/dev/null; then
+  echo $$ >"$d/$3"
+  exec /bin/sh "$d/$2" </dev/null
+fi
+exec setsid -w /bin/sh -c 'echo $$ >"$0"; exec /bin/sh "$1" </dev/null' "$d/$3" "$d/$2"
+`;
+/** Runs $1 (a helper command) with its process-group id in the file $0 (in the private folder). */
+const HELPER = `d=\${0%/*}
+umask 077
+${ENSURE_DIR}echo $$ >"$0"
+exec /bin/sh -c "$1"
+`;
 class SshSession {
     client;
-    sftp;
     target;
-    /** The per-build folder in the guest (absolute). */
-    dir;
+    /** The per-build folder in the guest (absolute); made by the first job. */
+    dir = `/tmp/djinn.${(0,external_node_crypto_namespaceObject.randomBytes)(12).toString('hex')}`;
     lost = false;
     closing = false;
     onLost = new Set();
-    envWritten;
     jobCount = 0;
     execCount = 0;
+    sftpOpening;
     /** Pid files of jobs still running, so that close() can stop them. */
     running = new Set();
-    constructor(client, sftp, dir, target) {
+    constructor(client, target) {
         this.client = client;
-        this.sftp = sftp;
         this.target = target;
-        this.dir = dir;
         const lose = () => {
             if (this.lost)
                 return;
@@ -38993,29 +39037,22 @@ class SshSession {
         client.on('end', lose);
         client.on('error', lose);
     }
-    /** Connects (waiting for the banner until the deadline), logs in and makes the private folder. */
+    /** Connects (waiting for the banner until the deadline) and logs in. */
     static async connect(target) {
         const client = await openClient(target);
-        try {
-            if (target.signal?.aborted)
-                throw new Error('aborted');
-            const [sftp, setup] = await Promise.all([
-                new Promise((resolve, reject) => client.sftp((err, s) => err
-                    ? reject(new Error(`cannot start SFTP (${err.message}): make sure the Subsystem sftp line in the machine's sshd_config is right`))
-                    : resolve(s))),
-                execCollect(client, SETUP, { stdin: RUNNER }),
-            ]);
-            const dir = setup.stdout.toString().trim();
-            if (setup.code !== 0 || !dir.startsWith('/')) {
-                throw new Error(`cannot make a private folder in the machine with mktemp -d: ${setup.stderr.toString().trim() || `exit status ${setup.code}`}`);
-            }
-            target.reporter.info(`Established SSH connection to machine as ${target.user}...`);
-            return new SshSession(client, sftp, dir, target);
-        }
-        catch (err) {
+        if (target.signal?.aborted) {
             client.end();
-            throw err;
+            throw new Error('aborted');
         }
+        target.reporter.info(`Established SSH connection to machine as ${target.user}...`);
+        return new SshSession(client, target);
+    }
+    /** The build's SFTP channel, opened on first use. */
+    sftp() {
+        this.sftpOpening ??= new Promise((resolve, reject) => this.client.sftp((err, s) => err
+            ? reject(new Error(`cannot start SFTP (${err.message}): make sure the Subsystem sftp line in the machine's sshd_config is right`))
+            : resolve(s)));
+        return this.sftpOpening;
     }
     lostMessage(job) {
         return `connection to the machine was lost while running job ${job}`;
@@ -39027,23 +39064,9 @@ class SshSession {
         if (signal.aborted)
             return { exitCode: null, error: 'stopped before it started' };
         const n = ++this.jobCount;
-        const script = `${this.dir}/${job.scriptName}`;
-        const env = envFile(job.env);
-        const envPath = `${this.dir}/env`;
         const pidFile = `${this.dir}/${n}.pid`;
-        try {
-            const writes = [writeFile(this.sftp, script, job.script, 0o700)];
-            if (env !== this.envWritten)
-                writes.push(writeFile(this.sftp, envPath, env, 0o600));
-            await Promise.all(writes);
-            this.envWritten = env;
-        }
-        catch (err) {
-            if (this.lost)
-                return { exitCode: null, error: this.lostMessage(job.name) };
-            return { exitCode: null, error: `cannot start job ${job.name}: ${err.message}` };
-        }
-        const cmd = `exec /bin/sh ${[`${this.dir}/run.sh`, envPath, script, pidFile].map(shellQuote).join(' ')}`;
+        const script = Buffer.from(`${envFile(job.env)}${job.script}`);
+        const cmd = `exec /bin/sh -c ${shellQuote(RUNNER)} sh ${[this.dir, job.scriptName, `${n}.pid`].map(shellQuote).join(' ')}`;
         return new Promise((resolve) => {
             let code;
             let sig;
@@ -39077,6 +39100,7 @@ class SshSession {
             };
             const attach = (ch) => {
                 channel = ch;
+                ch.end(script);
                 ch.on('data', (c) => pauseWhile(ch, sink.write(c)));
                 ch.stderr.on('data', (c) => pauseWhile(ch.stderr, sink.write(c)));
                 ch.on('exit', (c, s) => {
@@ -39094,7 +39118,7 @@ class SshSession {
                         done({ exitCode: null, error: this.lostMessage(job.name) });
                 });
             };
-            // Stopped while the script was being written: do not start it at all.
+            // Stopped before it could start: do not start it at all.
             if (signal.aborted)
                 return done({ exitCode: null, error: 'stopped before it started' });
             this.onLost.add(onLost);
@@ -39119,16 +39143,16 @@ class SshSession {
         await execCollect(this.client, cmd).catch(() => { });
     }
     /** Copies a host file into the machine (relative to home), parent folders created, then chmod `mode`. */
-    upload(localPath, guestPath, mode) {
-        return putFile(this.sftp, localPath, guestPath, mode);
+    async upload(localPath, guestPath, mode) {
+        return putFile(await this.sftp(), localPath, guestPath, mode);
     }
     /** Regular files matching a Go path.Match pattern (relative to home), sorted. */
-    glob(pattern) {
-        return globFiles(pattern, sftpGlobFs(this.sftp));
+    async glob(pattern) {
+        return globFiles(pattern, sftpGlobFs(await this.sftp()));
     }
     /** Streams a guest file to `localPath`. */
-    download(guestPath, localPath) {
-        return getFile(this.sftp, guestPath, localPath);
+    async download(guestPath, localPath) {
+        return getFile(await this.sftp(), guestPath, localPath);
     }
     /** A small helper command; output is collected in memory, so keep it small. */
     exec(command, opts = {}) {
@@ -39142,7 +39166,7 @@ class SshSession {
         // Closing the channel does not stop the command (sshd waits for it), so record its
         // process group as for jobs, and on abort TERM it, KILL it, then give up on the channel.
         const pidFile = `${this.dir}/exec-${++this.execCount}.pid`;
-        const wrapped = `exec /bin/sh -c ${shellQuote('echo $$ >"$0"; exec /bin/sh -c "$1"')} ${shellQuote(pidFile)} ${shellQuote(command)}`;
+        const wrapped = `exec /bin/sh -c ${shellQuote(HELPER)} ${shellQuote(pidFile)} ${shellQuote(command)}`;
         const giveUp = new AbortController();
         const timers = [];
         const onAbort = () => {
@@ -39160,10 +39184,6 @@ class SshSession {
                 clearTimeout(t);
             this.running.delete(pidFile);
         });
-    }
-    /** The SFTP channel, for callers that need more than the methods above. */
-    get sftpChannel() {
-        return this.sftp;
     }
     get isLost() {
         return this.lost;
@@ -39290,6 +39310,61 @@ async function planAccel(setting, check = () => checkKvm()) {
     if (kvm.usable)
         return { order: ['kvm', 'tcg'] };
     return { order: ['tcg'], note: `KVM not used: ${kvm.why}; using software emulation (TCG), which is slower.` };
+}
+
+;// CONCATENATED MODULE: ./src/drivers/qemu/console-hints.ts
+// Probe hints from the guest's serial console: a line about sshd (our images'
+// "Server listening on 0.0.0.0 port 22.", systemd's "Started ssh.service")
+// means the SSH server is up or about to be, so the transport probes at once
+// instead of at its slow pace (see ProbeHints in transport/ssh/banner.ts).
+
+const console_hints_POLL_MS = 50;
+/** Read at most this much new console text per poll. */
+const MAX_READ = 64 * 1024;
+const SSH_LINE = /\bsshd?\b|OpenSSH|Secure Shell|Server listening/i;
+/** Hints for each new piece of the console file (QEMU's -serial file:) that mentions SSH. */
+function consoleHints(file) {
+    return (probeNow) => {
+        let offset = 0;
+        let tail = '';
+        let stopped = false;
+        let busy = false;
+        const poll = async () => {
+            if (busy || stopped)
+                return;
+            busy = true;
+            try {
+                const fh = await (0,promises_namespaceObject.open)(file, 'r').catch(() => null);
+                if (!fh)
+                    return;
+                try {
+                    const buf = Buffer.alloc(MAX_READ);
+                    const { bytesRead } = await fh.read(buf, 0, MAX_READ, offset);
+                    if (bytesRead === 0)
+                        return;
+                    offset += bytesRead;
+                    // Keep the last partial line so that a word split across two reads still matches.
+                    const text = tail + buf.subarray(0, bytesRead).toString('latin1');
+                    const cut = text.lastIndexOf('\n');
+                    tail = cut < 0 ? text.slice(-256) : text.slice(cut + 1);
+                    if (!stopped && SSH_LINE.test(text))
+                        probeNow();
+                }
+                finally {
+                    await fh.close();
+                }
+            }
+            finally {
+                busy = false;
+            }
+        };
+        const timer = setInterval(() => void poll(), console_hints_POLL_MS);
+        timer.unref();
+        return () => {
+            stopped = true;
+            clearInterval(timer);
+        };
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/qemu/launch.ts
@@ -40688,6 +40763,7 @@ async function bootWarm(o) {
 
 
 
+
 const TCG_BOOT_TIMEOUT_MS = 5 * 60_000;
 const KVM_BOOT_TIMEOUT_MS = 2 * 60_000;
 /** In `-kvm auto`, a KVM boot that shows no SSH banner by then is given up for TCG. */
@@ -40891,6 +40967,7 @@ class QemuDriver {
                 connectTimeoutMs: deadline,
                 reporter: timed,
                 signal: both,
+                hints: consoleHints(qemu.spec.consoleLog),
             });
         }
         catch (err) {
