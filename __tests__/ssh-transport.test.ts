@@ -1,5 +1,5 @@
 // The SSH transport against a real OpenSSH sshd on loopback (see helpers/sshd.ts).
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -343,6 +343,26 @@ describe('files', () => {
       expect(readFileSync(p, 'utf8')).toBe('object body\n');
       expect(statSync(p).mode & 0o777).toBe(0o700);
     }
+  });
+
+  it('copies big files (from 8 MiB) through cat: exact bytes both ways, parents made, old file truncated, mode set', async () => {
+    const src = path.join(tmp, 'big-object.bin');
+    const body = randomBytes(9 << 20);
+    writeFileSync(src, body);
+    writeFileSync(path.join(sshd.home, 'big-old.bin'), Buffer.alloc(12 << 20, 1), { mode: 0o644 });
+    await s.upload(src, 'bulk/a b/big.bin', 0o700);
+    await s.upload(src, 'big-old.bin', 0o755);
+    expect(readFileSync(path.join(sshd.home, 'bulk/a b/big.bin')).equals(body)).toBe(true);
+    expect(statSync(path.join(sshd.home, 'bulk/a b/big.bin')).mode & 0o777).toBe(0o700);
+    expect(readFileSync(path.join(sshd.home, 'big-old.bin')).equals(body)).toBe(true);
+    expect(statSync(path.join(sshd.home, 'big-old.bin')).mode & 0o777).toBe(0o755);
+    const back = path.join(tmp, 'big-back.bin');
+    await s.download('big-old.bin', back);
+    expect(readFileSync(back).equals(body)).toBe(true);
+    // The guest's execute bits are kept (never group- or world-writable).
+    expect(statSync(back).mode & 0o777).toBe(0o755);
+    writeFileSync(path.join(sshd.home, 'existing-file-as-folder.txt'), 'x');
+    await expect(s.upload(src, 'existing-file-as-folder.txt/x.bin', 0o700)).rejects.toThrow(/cannot write existing-file-as-folder.txt\/x.bin in the machine: /);
   });
 
   it('globs artifacts with Go path.Match rules over SFTP and downloads them', async () => {

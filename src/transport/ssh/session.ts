@@ -11,7 +11,9 @@ import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from 
 import { envFile, shellQuote } from '../../runner/script.js';
 import { globFiles } from '../../util/glob.js';
 import { openClient, openExec, type SshTarget } from './connect.js';
-import { getFile, putFile, sftpGlobFs } from './sftp.js';
+import { stat as statLocal } from 'node:fs/promises';
+import { BULK_MIN_BYTES, BulkCopyError, catDownload, catUpload, NO_CAT } from './bulk.js';
+import { getFile, keepExecBits, putFile, sftpGlobFs, stat } from './sftp.js';
 
 /** After SIGTERM to a stopped job's process group, how long before SIGKILL. */
 const KILL_GRACE_MS = 2000;
@@ -199,6 +201,13 @@ export class SshSession {
 
   /** Copies a host file into the machine (relative to home), parent folders created, then chmod `mode`. */
   async upload(localPath: string, guestPath: string, mode: number): Promise<void> {
+    if ((await statLocal(localPath)).size >= BULK_MIN_BYTES) {
+      try {
+        return await catUpload(this.client, localPath, guestPath, mode);
+      } catch (err) {
+        if (!(err instanceof BulkCopyError && err.code === NO_CAT)) throw err;
+      }
+    }
     return putFile(await this.sftp(), localPath, guestPath, mode);
   }
 
@@ -209,7 +218,19 @@ export class SshSession {
 
   /** Streams a guest file to `localPath`. */
   async download(guestPath: string, localPath: string): Promise<void> {
-    return getFile(await this.sftp(), guestPath, localPath);
+    const sftp = await this.sftp();
+    const st = await stat(sftp, guestPath);
+    let copied = false;
+    if (st.size >= BULK_MIN_BYTES) {
+      try {
+        await catDownload(this.client, guestPath, localPath);
+        copied = true;
+      } catch (err) {
+        if (!(err instanceof BulkCopyError && err.code === NO_CAT)) throw err;
+      }
+    }
+    if (!copied) await getFile(sftp, guestPath, localPath);
+    await keepExecBits(localPath, st.mode);
   }
 
   /** A small helper command; output is collected in memory, so keep it small. */

@@ -65,10 +65,15 @@ export async function putFile(s: SFTPWrapper, local: string, remote: string, mod
 /** Streams a remote file to a local one, a few chunks in memory at a time. */
 export async function getFile(s: SFTPWrapper, remote: string, local: string): Promise<void> {
   await call<void>((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
-  // Keep the guest file's execute bits, so a binary built in the machine runs once collected.
-  // Never more than rwxr-xr-x: nothing collected becomes group- or world-writable.
-  const mode = (await stat(s, remote).catch(() => undefined))?.mode;
-  if (mode !== undefined && mode & 0o111) await chmodLocal(local, (mode & 0o755) | 0o600);
+}
+
+/**
+ * Keeps a collected file's execute bits, so a binary built in the machine runs
+ * once collected. Never more than rwxr-xr-x: nothing collected becomes group-
+ * or world-writable.
+ */
+export async function keepExecBits(local: string, guestMode: number): Promise<void> {
+  if (guestMode & 0o111) await chmodLocal(local, (guestMode & 0o755) | 0o600);
 }
 
 function typeOf(st: Stats): EntryType {
