@@ -20,6 +20,10 @@ import { jobScript } from '../src/runner/script.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CPUS = Math.min(2, os.availableParallelism());
 const MEMORY = 2048;
+/** A boot that takes longer is a hung guest (seen rarely under TCG): the round is dropped and run again. */
+const HUNG_MS = 120_000;
+
+class HungBoot extends Error {}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -29,7 +33,9 @@ const median = (xs: number[]) => {
 
 function disksFolder(): string {
   if (process.env.DJINN_TEST_DISKS) return process.env.DJINN_TEST_DISKS;
-  return execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), { stdio: ['ignore', 'pipe', 'inherit'] }).toString().trim();
+  return execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), { stdio: ['ignore', 'pipe', 'inherit'] })
+    .toString()
+    .trim();
 }
 
 interface Sample {
@@ -41,10 +47,26 @@ interface Sample {
 
 async function ours(disks: string, kvm: boolean): Promise<Sample> {
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'djinn-bench-boot-'));
-  const driver = new QemuDriver({ conf: emptyConf(), tempDir, disks, cpus: CPUS, memoryMiB: MEMORY, kvm: kvm ? 'auto' : 'off', imageBuild: 'never' }, 'debian/stable');
+  const driver = new QemuDriver(
+    {
+      conf: emptyConf(),
+      tempDir,
+      disks,
+      cpus: CPUS,
+      memoryMiB: MEMORY,
+      kvm: kvm ? 'auto' : 'off',
+      imageBuild: 'never',
+      bootTimeoutMs: HUNG_MS,
+    },
+    'debian/stable',
+  );
   try {
     const t0 = performance.now();
-    await driver.create({ reporter: silentReporter, env: [], signal: new AbortController().signal });
+    try {
+      await driver.create({ reporter: silentReporter, env: [], signal: new AbortController().signal });
+    } catch (err) {
+      throw /Timed out/.test((err as Error).message) ? new HungBoot('our boot hung') : err;
+    }
     const job: JobExecution = { stage: 'bench', name: 'first', scriptName: 'first.sh', script: jobScript(['echo first-line']), env: [] };
     let first = 0;
     const res = await driver.execute(job, { write: () => (first ||= performance.now()) }, new AbortController().signal);
@@ -78,7 +100,11 @@ async function baseline(disks: string, kvm: boolean): Promise<Sample> {
   const accel = kvm ? '-enable-kvm' : '-accel tcg,thread=multi';
   try {
     const t0 = performance.now();
-    const child = spawn('bash', ['-c', BASELINE, 'baseline', image, String(await freePort()), pidFile, accel, String(CPUS), String(MEMORY)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      'bash',
+      ['-c', BASELINE, 'baseline', image, String(await freePort()), pidFile, accel, String(CPUS), String(MEMORY)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const s: Partial<Sample> = {};
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -86,12 +112,15 @@ async function baseline(disks: string, kvm: boolean): Promise<Sample> {
       if (!s.qemu && out.includes('qemu-running')) s.qemu = performance.now() - t0;
       if (!s.firstOutput && out.includes('first-line')) s.firstOutput = performance.now() - t0;
     });
+    const hung = setTimeout(() => child.kill('SIGKILL'), HUNG_MS);
     const code = await new Promise<number | null>((r) => child.on('close', r));
+    clearTimeout(hung);
+    if (!s.firstOutput && code === null) throw new HungBoot('the baseline boot hung');
     if (code !== 0 || !s.firstOutput) throw new Error(`baseline script failed (exit ${code})`);
     return s as Sample;
   } finally {
     try {
-      process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+      process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
     } catch {
       // already stopped by the script
     }
@@ -104,21 +133,29 @@ export async function run(args: string[]): Promise<void> {
   const rounds = i >= 0 ? Number(args[i + 1]) : 3;
   const disks = disksFolder();
   const kvm = (await checkKvm()).usable;
-  process.stdout.write(`boot benchmark: fast image, ${kvm ? 'KVM (auto)' : 'TCG (KVM not usable here)'}, -smp ${CPUS} -m ${MEMORY}, ${rounds} rounds\n`);
+  process.stdout.write(
+    `boot benchmark: fast image, ${kvm ? 'KVM (auto)' : 'TCG (KVM not usable here)'}, -smp ${CPUS} -m ${MEMORY}, ${rounds} rounds\n`,
+  );
   const a: Sample[] = [];
   const b: Sample[] = [];
+  let hungBoots = 0;
   for (let r = 0; r < rounds; r++) {
     // Alternate the order so that machine load drifts hit both sides alike.
-    if (r % 2 === 0) {
-      a.push(await ours(disks, kvm));
-      b.push(await baseline(disks, kvm));
-    } else {
-      b.push(await baseline(disks, kvm));
-      a.push(await ours(disks, kvm));
+    try {
+      const [x, y] =
+        r % 2 === 0 ? [await ours(disks, kvm), await baseline(disks, kvm)] : [await baseline(disks, kvm), await ours(disks, kvm)].reverse();
+      a.push(x);
+      b.push(y);
+    } catch (err) {
+      if (!(err instanceof HungBoot) || ++hungBoots > 3) throw err;
+      process.stdout.write(`  round ${r + 1}: ${err.message} (no banner in ${HUNG_MS / 1000}s); running the round again\n`);
+      r--;
+      continue;
     }
     const l = (s: Sample) => `${(s.firstOutput / 1000).toFixed(2)}s`;
     process.stdout.write(`  round ${r + 1}: ours ${l(a[r])}, baseline ${l(b[r])}\n`);
   }
+  if (hungBoots) process.stdout.write(`  (${hungBoots} hung guest boot(s) dropped)\n`);
   const sec = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)}s` : '-');
   const m = (xs: Sample[], k: keyof Sample) => median(xs.map((s) => s[k] ?? NaN).filter((v) => Number.isFinite(v)));
   process.stdout.write('\nmedian seconds from start     ours    baseline (shell + ssh polling)\n');
