@@ -2,8 +2,10 @@
 // file, an external data file) that QEMU would open and show to the guest, so a
 // crafted image could read host files: such images are refused.
 import { spawn } from 'node:child_process';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { DriverError } from '../drivers/driver.js';
+import { ImageRejectedError } from './fetch/errors.js';
+import { NotQcow2Error, readQcow2Header } from './fetch/qcow2.js';
 
 export type ImageFormat = 'qcow2' | 'raw';
 
@@ -11,10 +13,6 @@ export interface VerifiedImage {
   format: ImageFormat;
   virtualSize: number;
 }
-
-const QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]); // "QFI\xfb"
-/** Header incompatible-feature bit 2: the guest data lives in an external file. */
-const EXTERNAL_DATA_FILE = 1n << 2n;
 
 export async function verifyImage(file: string, format: ImageFormat = 'qcow2'): Promise<VerifiedImage> {
   let st;
@@ -24,22 +22,19 @@ export async function verifyImage(file: string, format: ImageFormat = 'qcow2'): 
     throw new DriverError(`image ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`);
   }
   if (!st.isFile()) throw new DriverError(`image ${file} is not a file.`);
-  const header = Buffer.alloc(104);
-  const fh = await open(file, 'r');
-  try {
-    await fh.read(header, 0, header.length, 0);
-  } finally {
-    await fh.close();
-  }
   if (format === 'qcow2') {
-    if (!header.subarray(0, 4).equals(QCOW2_MAGIC)) {
-      throw new DriverError(
-        `image ${file} is not a qcow2 file (no qcow2 magic "QFI\\xfb" at its start). Djinn images are qcow2; to boot a raw disk on purpose pass -image-format raw.`,
-      );
-    }
     // Read straight from the header too: qemu-img may not even open an image whose backing file is missing.
-    if (header.readBigUInt64BE(8) !== 0n) throw new DriverError(backingMessage(file));
-    if (header.readUInt32BE(4) >= 3 && (header.readBigUInt64BE(72) & EXTERNAL_DATA_FILE) !== 0n) {
+    const header = await readQcow2Header(file).catch((err: unknown) => {
+      if (err instanceof NotQcow2Error) {
+        throw new DriverError(
+          `image ${file} is not a qcow2 file (no qcow2 magic "QFI\\xfb" at its start). Djinn images are qcow2; to boot a raw disk on purpose pass -image-format raw.`,
+        );
+      }
+      if (err instanceof ImageRejectedError) throw new DriverError(`image ${err.message}`);
+      throw err;
+    });
+    if (header.backingFile !== undefined) throw new DriverError(backingMessage(file));
+    if (header.externalDataFile) {
       throw new DriverError(`image ${file} keeps its data in an external file; such images are refused (QEMU would open a host file named by the image).`);
     }
   }

@@ -17,6 +17,7 @@ import { DriverError } from '../driver.js';
 import type { DriverSettings } from '../settings.js';
 import { connect, ensureImage, errorText, statusOf, type Engine } from './engine.js';
 import { extractFirst, packFile, packText } from './tar.js';
+import { sleep } from '../../util/sleep.js';
 
 /** Every container and volume of ours carries this label, with the build's id as its value. */
 export const BUILD_LABEL = 'io.djinn-ci.build';
@@ -167,7 +168,7 @@ export class DockerDriver implements Driver {
         }
         const { StatusCode } = (await container.wait()) as { StatusCode: number };
         // The attach stream ends once the container has; don't hang on a lost one.
-        await Promise.race([ended, sleep(5000)]);
+        await Promise.race([ended, sleep(5000, undefined, { unref: true })]);
         if (stopped) return { exitCode: null, error: "the job's container was stopped" };
         return { exitCode: StatusCode };
       } finally {
@@ -278,7 +279,7 @@ export class DockerDriver implements Driver {
   async destroy(): Promise<void> {
     this.destroyed = true;
     // A create stuck on an engine that does not answer must not hold the clean-up forever.
-    if (this.creating) await Promise.race([this.creating.catch(() => {}), sleep(CREATE_WAIT_MS)]);
+    if (this.creating) await Promise.race([this.creating.catch(() => {}), sleep(CREATE_WAIT_MS, undefined, { unref: true })]);
     if (!this.engine) return;
     const docker = this.engine.docker;
     try {
@@ -311,6 +312,3 @@ export class DockerDriver implements Driver {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}

@@ -10,6 +10,7 @@ import { request, TimeoutError } from './http.js';
 import { Progress } from './progress.js';
 import { checkQcow2, describeStart, hasQcow2Magic } from './qcow2.js';
 import { verifyImage } from '../verify.js';
+import { sleep } from '../../util/sleep.js';
 
 export interface DownloadOptions {
   url: string;
@@ -237,11 +238,4 @@ function networkReason(err: unknown): string {
   if (e?.code === 'ECONNREFUSED') return 'the connection was refused';
   if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') return `the host name could not be resolved (${e.code})`;
   return e?.message ?? String(err);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 }

@@ -25,13 +25,16 @@ export function describeStart(head: Buffer): string {
   return JSON.stringify(text);
 }
 
+/** The file does not start with the qcow2 magic at all. */
+export class NotQcow2Error extends ImageRejectedError {}
+
 export async function readQcow2Header(file: string): Promise<Qcow2Header> {
   const fh = await open(file, 'r');
   try {
     const buf = Buffer.alloc(104);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     const head = buf.subarray(0, bytesRead);
-    if (!hasQcow2Magic(head)) throw new ImageRejectedError(`${file} is not a qcow2 image (it starts with ${describeStart(head)}).`);
+    if (!hasQcow2Magic(head)) throw new NotQcow2Error(`${file} is not a qcow2 image (it starts with ${describeStart(head)}).`);
     if (bytesRead < 72) throw new ImageRejectedError(`${file} is a truncated qcow2 image (${bytesRead} bytes of header).`);
     const version = head.readUInt32BE(4);
     const backingOffset = Number(head.readBigUInt64BE(8));

@@ -184,15 +184,3 @@ export function waitForBannerSocket(
     launch();
   });
 }
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(finish, Math.max(0, ms));
-    function finish() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', finish);
-      resolve();
-    }
-    signal?.addEventListener('abort', finish, { once: true });
-  });
-}
