@@ -27135,7 +27135,7 @@ exports.composeScalar = composeScalar;
 
 
 var node_process = __nccwpck_require__(932);
-var directives = __nccwpck_require__(8961);
+var directives = __nccwpck_require__(1342);
 var Document = __nccwpck_require__(3021);
 var errors = __nccwpck_require__(1464);
 var identity = __nccwpck_require__(1127);
@@ -28540,7 +28540,7 @@ var stringifyDocument = __nccwpck_require__(6829);
 var anchors = __nccwpck_require__(1596);
 var applyReviver = __nccwpck_require__(3661);
 var createNode = __nccwpck_require__(2404);
-var directives = __nccwpck_require__(8961);
+var directives = __nccwpck_require__(1342);
 
 class Document {
     constructor(value, replacer, options) {
@@ -29113,7 +29113,7 @@ exports.createNode = createNode;
 
 /***/ }),
 
-/***/ 8961:
+/***/ 1342:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -36189,6 +36189,28 @@ async function extractFirst(tarStream, localPath) {
     return first;
 }
 
+;// CONCATENATED MODULE: ./src/util/sleep.ts
+/**
+ * Resolves after `ms`, or at once when `signal` aborts (never rejects). With
+ * `unref`, the timer does not keep the process alive (for timeouts raced
+ * against work that may finish first).
+ */
+function sleep(ms, signal, opts = {}) {
+    return new Promise((resolve) => {
+        const t = setTimeout(finish, Math.max(0, ms));
+        if (opts.unref)
+            t.unref();
+        function finish() {
+            clearTimeout(t);
+            signal?.removeEventListener('abort', finish);
+            resolve();
+        }
+        if (signal?.aborted)
+            return finish();
+        signal?.addEventListener('abort', finish, { once: true });
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/drivers/docker/docker-driver.ts
 // The `docker` driver, Djinn's with its bugs fixed: a named volume mounted
 // at the manifest's `workspace` carries the build's state from job to job;
@@ -36196,6 +36218,7 @@ async function extractFirst(tarStream, localPath) {
 // manifest's env only. A small "files" container, running for the whole
 // build with the volume mounted, moves objects and artifacts through the
 // engine's archive API and lists folders for artifact globs.
+
 
 
 
@@ -36345,7 +36368,7 @@ class DockerDriver {
                 }
                 const { StatusCode } = (await container.wait());
                 // The attach stream ends once the container has; don't hang on a lost one.
-                await Promise.race([ended, sleep(5000)]);
+                await Promise.race([ended, sleep(5000, undefined, { unref: true })]);
                 if (stopped)
                     return { exitCode: null, error: "the job's container was stopped" };
                 return { exitCode: StatusCode };
@@ -36458,7 +36481,7 @@ class DockerDriver {
         this.destroyed = true;
         // A create stuck on an engine that does not answer must not hold the clean-up forever.
         if (this.creating)
-            await Promise.race([this.creating.catch(() => { }), sleep(CREATE_WAIT_MS)]);
+            await Promise.race([this.creating.catch(() => { }), sleep(CREATE_WAIT_MS, undefined, { unref: true })]);
         if (!this.engine)
             return;
         const docker = this.engine.docker;
@@ -36491,9 +36514,6 @@ class DockerDriver {
             volume: this.volume,
         };
     }
-}
-function sleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -37414,6 +37434,9 @@ function describeStart(head) {
     const text = head.subarray(0, 16).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
     return JSON.stringify(text);
 }
+/** The file does not start with the qcow2 magic at all. */
+class NotQcow2Error extends ImageRejectedError {
+}
 async function readQcow2Header(file) {
     const fh = await (0,promises_namespaceObject.open)(file, 'r');
     try {
@@ -37421,7 +37444,7 @@ async function readQcow2Header(file) {
         const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
         const head = buf.subarray(0, bytesRead);
         if (!hasQcow2Magic(head))
-            throw new ImageRejectedError(`${file} is not a qcow2 image (it starts with ${describeStart(head)}).`);
+            throw new NotQcow2Error(`${file} is not a qcow2 image (it starts with ${describeStart(head)}).`);
         if (bytesRead < 72)
             throw new ImageRejectedError(`${file} is a truncated qcow2 image (${bytesRead} bytes of header).`);
         const version = head.readUInt32BE(4);
@@ -37465,9 +37488,8 @@ async function checkQcow2(file, label = file) {
 
 
 
-const verify_QCOW2_MAGIC = Buffer.from([0x51, 0x46, 0x49, 0xfb]); // "QFI\xfb"
-/** Header incompatible-feature bit 2: the guest data lives in an external file. */
-const EXTERNAL_DATA_FILE = 1n << 2n;
+
+
 async function verifyImage(file, format = 'qcow2') {
     let st;
     try {
@@ -37478,22 +37500,19 @@ async function verifyImage(file, format = 'qcow2') {
     }
     if (!st.isFile())
         throw new DriverError(`image ${file} is not a file.`);
-    const header = Buffer.alloc(104);
-    const fh = await (0,promises_namespaceObject.open)(file, 'r');
-    try {
-        await fh.read(header, 0, header.length, 0);
-    }
-    finally {
-        await fh.close();
-    }
     if (format === 'qcow2') {
-        if (!header.subarray(0, 4).equals(verify_QCOW2_MAGIC)) {
-            throw new DriverError(`image ${file} is not a qcow2 file (no qcow2 magic "QFI\\xfb" at its start). Djinn images are qcow2; to boot a raw disk on purpose pass -image-format raw.`);
-        }
         // Read straight from the header too: qemu-img may not even open an image whose backing file is missing.
-        if (header.readBigUInt64BE(8) !== 0n)
+        const header = await readQcow2Header(file).catch((err) => {
+            if (err instanceof NotQcow2Error) {
+                throw new DriverError(`image ${file} is not a qcow2 file (no qcow2 magic "QFI\\xfb" at its start). Djinn images are qcow2; to boot a raw disk on purpose pass -image-format raw.`);
+            }
+            if (err instanceof ImageRejectedError)
+                throw new DriverError(`image ${err.message}`);
+            throw err;
+        });
+        if (header.backingFile !== undefined)
             throw new DriverError(backingMessage(file));
-        if (header.readUInt32BE(4) >= 3 && (header.readBigUInt64BE(72) & EXTERNAL_DATA_FILE) !== 0n) {
+        if (header.externalDataFile) {
             throw new DriverError(`image ${file} keeps its data in an external file; such images are refused (QEMU would open a host file named by the image).`);
         }
     }
@@ -37536,6 +37555,7 @@ function qemuImgInfo(file, format) {
 // Streams an image to `<dest>.part-<pid>` and renames it to `dest` only when
 // it is complete and verified. Retries with backoff; after a dropped
 // connection it resumes with Range (If-Range guards against a changed file).
+
 
 
 
@@ -37661,7 +37681,7 @@ async function downloadImage(opts) {
                 }
                 const wait = backoff * 2 ** (attempt - 1);
                 opts.reporter.warn(`downloading ${opts.label} failed (${lastError}); ${have > 0 ? `resuming at byte ${have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`);
-                await download_sleep(wait, opts.signal);
+                await sleep(wait, opts.signal);
             }
         }
         await fh.close();
@@ -37751,12 +37771,6 @@ function networkReason(err) {
     if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN')
         return `the host name could not be resolved (${e.code})`;
     return e?.message ?? String(err);
-}
-function download_sleep(ms, signal) {
-    return new Promise((resolve) => {
-        const t = setTimeout(resolve, ms);
-        signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-    });
 }
 
 ;// CONCATENATED MODULE: ./src/images/fetch/server.ts
@@ -38532,17 +38546,6 @@ function waitForBannerSocket(host, port, deadlineMs, signal, log, hints) {
         launch();
     });
 }
-function banner_sleep(ms, signal) {
-    return new Promise((resolve) => {
-        const t = setTimeout(finish, Math.max(0, ms));
-        function finish() {
-            clearTimeout(t);
-            signal?.removeEventListener('abort', finish);
-            resolve();
-        }
-        signal?.addEventListener('abort', finish, { once: true });
-    });
-}
 
 ;// CONCATENATED MODULE: ./src/transport/ssh/coalesce.ts
 /** Makes `sock` gather the writes of one tick into one writev. */
@@ -38706,6 +38709,7 @@ function keyType(keyBlob) {
 
 
 
+
 /** ssh2 detects a dead link after KEEPALIVE_MS * KEEPALIVE_MAX without an answer. */
 const KEEPALIVE_MS = 15_000;
 const KEEPALIVE_MAX = 4;
@@ -38849,7 +38853,7 @@ async function openClient(t) {
                 lastLog = Date.now();
                 t.reporter.info(`Waiting for SSH on ${t.host}:${t.port} (${refused ? 'login refused so far' : lastError})...`);
             }
-            await banner_sleep(refused ? 1000 : 250, t.signal);
+            await sleep(refused ? 1000 : 250, t.signal);
         }
     }
 }
