@@ -187,6 +187,15 @@ describe('timeouts and signals', () => {
     for (const pid of pids(pidDir)) expect(alive(pid)).toBe(false);
   });
 
+  it('-timeout still collects the artifacts of the job it stopped (they often show why it hung)', async () => {
+    const p = project(`${OS}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - echo got-this-far > progress.log\n      - sleep 600\n    artifacts: [progress.log]\n`);
+    const r = await run(p, ['-timeout', '2s']);
+    expect(r.code).toBe(1);
+    expect(statusOf(r.stdout, 'a.1')).toBe('timed_out');
+    expect(r.stdout).toContain('The build timed out; collecting the artifacts of job a.1');
+    expect(readFileSync(path.join(p.arts, 'progress.log'), 'utf8')).toBe('got-this-far\n');
+  });
+
   it.each([
     ['SIGTERM', 143],
     ['SIGINT', 130],
