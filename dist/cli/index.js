@@ -42004,14 +42004,30 @@ async function runJob(o, b, job, rep, allowFailures) {
     }
     else if (rep.error && rep.status !== 'passed')
         reporter.error(`job ${rep.name} in stage ${rep.stage}: ${rep.error}`, rep.position);
-    // Artifacts after every job whose script ran, even a failed one; not once the build is being torn down.
+    // Artifacts after every job whose script ran, even a failed one. After the build's timeout, those of
+    // the job it stopped too (they often show why it hung), within a budget; not after a cancel, which
+    // wants the machine gone now.
     if (scriptRan && !b.stopReason())
         await collectArtifacts(o, b, job);
+    else if (scriptRan && b.stopReason() === 'timed_out' && job.artifacts.length) {
+        reporter.info(`The build timed out; collecting the artifacts of job ${rep.name} (at most ${formatDuration(AFTER_TIMEOUT_BUDGET_MS)})...`);
+        await collectArtifacts(o, b, job, Date.now() + AFTER_TIMEOUT_BUDGET_MS);
+    }
     reporter.jobEnd(rep);
 }
-async function collectArtifacts(o, b, job) {
+/** How long, after the build's timeout, we still collect the stopped job's artifacts (checked between files). */
+const AFTER_TIMEOUT_BUDGET_MS = 60_000;
+async function collectArtifacts(o, b, job, deadline = Infinity) {
     const { reporter, driver } = o;
+    const outOfTime = () => {
+        if (Date.now() < deadline)
+            return false;
+        reporter.error(`artifact error: gave up collecting the artifacts of job ${job.name}: no time left after the build's timeout.`);
+        return true;
+    };
     for (const art of job.artifacts) {
+        if (outOfTime())
+            return;
         reporter.info('');
         reporter.info(`Collecting artifact ${art.src} => ${art.dst}`);
         let matches;
@@ -42032,6 +42048,8 @@ async function collectArtifacts(o, b, job) {
             continue;
         }
         for (const m of matches) {
+            if (outOfTime())
+                return;
             const rel = starred ? art.dst.replaceAll('*', external_node_path_default().posix.basename(m)) : art.dst;
             const dest = artifactDestination(o.artifactsDir, rel);
             if ('error' in dest) {
