@@ -1,5 +1,5 @@
 // The SSH transport against a real OpenSSH sshd on loopback (see helpers/sshd.ts).
-import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobExecution } from '../src/drivers/driver.js';
 import type { Reporter } from '../src/runner/reporter.js';
-import { jobScript } from '../src/runner/script.js';
+import { jobScript, shellQuote } from '../src/runner/script.js';
 import { SshSession, waitForBanner } from '../src/transport/ssh/index.js';
 import { freePort, startSshd, type Sshd } from './helpers/sshd.js';
 
@@ -218,6 +218,16 @@ describe('jobs', () => {
     expect(failed.exitCode).toBe(1);
     expect(failed.output).toContain('before');
     expect(failed.output).not.toContain('+ echo after');
+  });
+
+  it('runs small scripts from the command line and big ones (over 16 KiB, quotes and all) from stdin, byte for byte', async () => {
+    for (const size of [100, 200_000]) {
+      const body = `it's "${'x'.repeat(size)}" \\ $HOME`;
+      const r = await run(s, job(`size${size}`, [`printf '%s' ${shellQuote(body)} | wc -c`, `printf '%s' ${shellQuote(body)} | sha256sum`]));
+      expect(r.exitCode).toBe(0);
+      expect(r.output).toContain(`\n${Buffer.byteLength(body)}\n`);
+      expect(r.output).toContain(createHash('sha256').update(body).digest('hex'));
+    }
   });
 
   it('never loses an exit status, even when the whole job fits in one packet burst (300 quick jobs)', async () => {

@@ -15,6 +15,11 @@ import { stat as statLocal } from 'node:fs/promises';
 import { BULK_MIN_BYTES, BulkCopyError, catDownload, catUpload, NO_CAT } from './bulk.js';
 import { getFile, keepExecBits, putFile, sftpGlobFs, stat } from './sftp.js';
 
+/**
+ * Scripts up to this size travel on the command line. Quoting can grow them 4x
+ * and Linux caps one argument (the whole command, for the login shell) at 128 KiB.
+ */
+const INLINE_SCRIPT_MAX = 16 * 1024;
 /** After SIGTERM to a stopped job's process group, how long before SIGKILL. */
 const KILL_GRACE_MS = 2000;
 /** After SIGKILL, how long we still wait for the channel before closing it ourselves. */
@@ -30,13 +35,14 @@ if [ ! -d "$d" ] || [ -L "$d" ] || [ ! -O "$d" ]; then echo "djinn: cannot make 
 `;
 
 // Runs one job: $1 the private folder, $2 the script's name, $3 the name of
-// the file for the job's process-group id. The script comes on stdin; the job
+// the file for the job's process-group id, $4 the script; without $4 the
+// script comes on stdin (a big one: a command line has a size limit). The job
 // itself reads /dev/null. sshd makes each command a session (and group)
 // leader; if some server does not, setsid makes one, so that a stop reaches
 // everything the job started.
 const RUNNER = `d=$1
 umask 077
-${ENSURE_DIR}cat >"$d/$2" || exit 125
+${ENSURE_DIR}if [ $# -ge 4 ]; then printf '%s' "$4" >"$d/$2" || exit 125; else cat >"$d/$2" || exit 125; fi
 cd || exit 125
 if kill -0 -$$ 2>/dev/null; then
   echo $$ >"$d/$3"
@@ -122,8 +128,12 @@ export class SshSession {
     if (signal.aborted) return { exitCode: null, error: 'stopped before it started' };
     const n = ++this.jobCount;
     const pidFile = `${this.dir}/${n}.pid`;
-    const script = Buffer.from(`${envFile(job.env)}${job.script}`);
-    const cmd = `exec /bin/sh -c ${shellQuote(RUNNER)} sh ${[this.dir, job.scriptName, `${n}.pid`].map(shellQuote).join(' ')}`;
+    const script = `${envFile(job.env)}${job.script}`;
+    // A small script goes on the command line and the shell's printf writes it: one program fewer
+    // to start in the guest (cat) than reading it from stdin, which counts under emulation.
+    const inline = Buffer.byteLength(script) <= INLINE_SCRIPT_MAX && !script.includes('\0');
+    const args = [this.dir, job.scriptName, `${n}.pid`, ...(inline ? [script] : [])];
+    const cmd = `exec /bin/sh -c ${shellQuote(RUNNER)} sh ${args.map(shellQuote).join(' ')}`;
 
     return new Promise<ExecResult>((resolve) => {
       let code: number | null | undefined;
@@ -160,7 +170,7 @@ export class SshSession {
       };
       const attach = (ch: ClientChannel) => {
         channel = ch;
-        ch.end(script);
+        ch.end(inline ? undefined : script);
         ch.on('data', (c: Buffer) => pauseWhile(ch, sink.write(c)));
         ch.stderr.on('data', (c: Buffer) => pauseWhile(ch.stderr, sink.write(c)));
         ch.on('exit', (c: number | null, s?: string) => {
