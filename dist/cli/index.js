@@ -39073,6 +39073,11 @@ function sftpGlobFs(s) {
 
 
 
+/**
+ * Scripts up to this size travel on the command line. Quoting can grow them 4x
+ * and Linux caps one argument (the whole command, for the login shell) at 128 KiB.
+ */
+const INLINE_SCRIPT_MAX = 16 * 1024;
 /** After SIGTERM to a stopped job's process group, how long before SIGKILL. */
 const session_KILL_GRACE_MS = 2000;
 /** After SIGKILL, how long we still wait for the channel before closing it ourselves. */
@@ -39086,13 +39091,14 @@ const ENSURE_DIR = `[ -d "$d" ] || mkdir -m 700 "$d" 2>/dev/null
 if [ ! -d "$d" ] || [ -L "$d" ] || [ ! -O "$d" ]; then echo "djinn: cannot make the private folder $d" >&2; exit 125; fi
 `;
 // Runs one job: $1 the private folder, $2 the script's name, $3 the name of
-// the file for the job's process-group id. The script comes on stdin; the job
+// the file for the job's process-group id, $4 the script; without $4 the
+// script comes on stdin (a big one: a command line has a size limit). The job
 // itself reads /dev/null. sshd makes each command a session (and group)
 // leader; if some server does not, setsid makes one, so that a stop reaches
 // everything the job started.
 const RUNNER = `d=$1
 umask 077
-${ENSURE_DIR}cat >"$d/$2" || exit 125
+${ENSURE_DIR}if [ $# -ge 4 ]; then printf '%s' "$4" >"$d/$2" || exit 125; else cat >"$d/$2" || exit 125; fi
 cd || exit 125
 if kill -0 -$$ 2>/dev/null; then
   echo $$ >"$d/$3"
@@ -39161,8 +39167,12 @@ class SshSession {
             return { exitCode: null, error: 'stopped before it started' };
         const n = ++this.jobCount;
         const pidFile = `${this.dir}/${n}.pid`;
-        const script = Buffer.from(`${envFile(job.env)}${job.script}`);
-        const cmd = `exec /bin/sh -c ${shellQuote(RUNNER)} sh ${[this.dir, job.scriptName, `${n}.pid`].map(shellQuote).join(' ')}`;
+        const script = `${envFile(job.env)}${job.script}`;
+        // A small script goes on the command line and the shell's printf writes it: one program fewer
+        // to start in the guest (cat) than reading it from stdin, which counts under emulation.
+        const inline = Buffer.byteLength(script) <= INLINE_SCRIPT_MAX && !script.includes('\0');
+        const args = [this.dir, job.scriptName, `${n}.pid`, ...(inline ? [script] : [])];
+        const cmd = `exec /bin/sh -c ${shellQuote(RUNNER)} sh ${args.map(shellQuote).join(' ')}`;
         return new Promise((resolve) => {
             let code;
             let sig;
@@ -39196,7 +39206,7 @@ class SshSession {
             };
             const attach = (ch) => {
                 channel = ch;
-                ch.end(script);
+                ch.end(inline ? undefined : script);
                 ch.on('data', (c) => pauseWhile(ch, sink.write(c)));
                 ch.stderr.on('data', (c) => pauseWhile(ch.stderr, sink.write(c)));
                 ch.on('exit', (c, s) => {
