@@ -1,4 +1,5 @@
 // Which Debian suites the builder knows, and what `stable`/`oldstable` mean today.
+import { readSmallBody, request } from '../fetch/http.js';
 import { MIRROR } from './packages.js';
 
 /** Codenames the builder has been checked with (kernel, busybox, OpenSSH layout). */
@@ -19,11 +20,12 @@ export function buildableSuite(imageName: string): string | undefined {
 export async function codenameFor(suite: string, signal?: AbortSignal): Promise<string> {
   if (!(ALIASES as readonly string[]).includes(suite)) return suite;
   try {
-    const res = await fetch(`${MIRROR}/dists/${suite}/Release`, { signal: signal ?? AbortSignal.timeout(15_000) });
-    if (res.ok) {
-      const m = /^Codename:\s*(\S+)/m.exec(await res.text());
+    // Through our HTTP client, so that HTTPS_PROXY / HTTP_PROXY apply as for image downloads.
+    const { res } = await request(`${MIRROR}/dists/${suite}/Release`, { idleTimeoutMs: 15_000, signal });
+    if (res.statusCode === 200) {
+      const m = /^Codename:\s*(\S+)/m.exec(await readSmallBody(res));
       if (m && (KNOWN_CODENAMES as readonly string[]).includes(m[1])) return m[1];
-    }
+    } else res.resume();
   } catch {
     // Offline or slow mirror: the table below is right until the next Debian release.
   }

@@ -1,7 +1,9 @@
 // A small streaming HTTP GET over node:http/https: redirects, an idle timeout
-// that also covers the body, and abort. The body is never buffered here.
+// that also covers the body, abort, and the environment's proxy (proxy.ts).
+// The body is never buffered here.
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { proxyAgent } from './proxy.js';
 
 export interface RequestOptions {
   headers?: Record<string, string>;
@@ -40,7 +42,9 @@ function requestOnce(url: string, opts: RequestOptions): Promise<IncomingMessage
   const lib = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : undefined;
   if (!lib) return Promise.reject(new Error(`unsupported URL scheme ${u.protocol} in ${url}`));
   return new Promise((resolve, reject) => {
+    const agent = proxyAgent(u);
     const req = lib.request(u, {
+      ...(agent ? { agent } : {}),
       method: opts.method ?? 'GET',
       headers: { 'user-agent': 'djinn-vm-action', ...opts.headers },
       signal: opts.signal,
