@@ -46,7 +46,10 @@ describe('downloading through a proxy', () => {
     proxy = http.createServer((req, res) => {
       seen.push(`${req.method} ${req.url}`);
       const target = new URL(req.url!);
-      if (target.hostname !== 'images.example.test') return res.writeHead(502).end();
+      if (target.hostname !== 'images.example.test') {
+        res.writeHead(502).end();
+        return;
+      }
       const up = http.request({ host: '127.0.0.1', port: originPort, path: target.pathname, method: req.method }, (r) => {
         res.writeHead(r.statusCode!, r.headers);
         r.pipe(res);

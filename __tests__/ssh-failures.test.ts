@@ -11,7 +11,7 @@ import type { JobExecution } from '../src/drivers/driver.js';
 import { silentReporter } from '../src/runner/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 import { SshSession } from '../src/transport/ssh/index.js';
-import { startSshd, type Sshd } from './helpers/sshd.js';
+import { childrenOf, startSshd, type Sshd } from './helpers/sshd.js';
 
 function job(name: string, commands: string[]): JobExecution {
   return { stage: 'test', name, scriptName: `${name}.sh`, script: jobScript(commands), env: [] };
@@ -35,18 +35,8 @@ function killGroup(pgid: number): void {
 /** Every descendant of `pid` whose command is sshd. */
 function sshdDescendants(pid: number): number[] {
   const out: number[] = [];
-  const kids = (p: number) => {
-    try {
-      return execFileSync('pgrep', ['-P', String(p)], { encoding: 'utf8' })
-        .split('\n')
-        .filter(Boolean)
-        .map(Number);
-    } catch {
-      return [];
-    }
-  };
   const walk = (p: number) => {
-    for (const k of kids(p)) {
+    for (const k of childrenOf(p)) {
       let comm = '';
       try {
         comm = readFileSync(`/proc/${k}/comm`, 'utf8').trim();

@@ -159,7 +159,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   }
 }
 
-function childrenOf(pid: number): number[] {
+/** Direct children of `pid` (pgrep -P); [] when there are none. */
+export function childrenOf(pid: number): number[] {
   try {
     return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
       .split('\n')
