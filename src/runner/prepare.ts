@@ -33,7 +33,6 @@ export function parseEnvLines(lines: string[], field: string): EnvVar[] {
  * a folder (its *.yml and *.yaml files, as Djinn's server reads .djinn/*.yml)
  * or a glob; in a stable order, without duplicates.
  */
-
 export async function findManifests(spec: string, workspace: string, field = 'input manifest'): Promise<string[]> {
   const found: string[] = [];
   const lines = spec

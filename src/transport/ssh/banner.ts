@@ -34,14 +34,6 @@ export function toDeadline(deadlineMs: number): number {
   return deadlineMs >= ABSOLUTE_AFTER ? deadlineMs : Date.now() + deadlineMs;
 }
 
-/** One probe: resolves with null when `SSH-` arrived, else with the reason. */
-export async function probeBanner(host: string, port: number, timeoutMs: number): Promise<string | null> {
-  const r = await probeBannerKeep(host, port, timeoutMs);
-  if (typeof r === 'string') return r;
-  r.destroy();
-  return null;
-}
-
 /**
  * One probe that keeps the connection: resolves with the open socket, paused,
  * with every byte read so far pushed back, so an SSH client can take it over.

@@ -21,10 +21,6 @@ function call<T>(fn: (cb: (err: SftpError | null | undefined, v: T) => void) => 
 
 export const stat = (s: SFTPWrapper, p: string) => call<Stats>((cb) => s.stat(p, cb));
 
-export function writeFile(s: SFTPWrapper, p: string, data: string | Buffer, mode: number): Promise<void> {
-  return call<void>((cb) => s.writeFile(p, data, { mode }, (err) => cb(err, undefined)));
-}
-
 export function chmod(s: SFTPWrapper, p: string, mode: number): Promise<void> {
   return call<void>((cb) => s.chmod(p, mode, (err) => cb(err, undefined)));
 }
@@ -63,8 +59,8 @@ export async function putFile(s: SFTPWrapper, local: string, remote: string, mod
 }
 
 /** Streams a remote file to a local one, a few chunks in memory at a time. */
-export async function getFile(s: SFTPWrapper, remote: string, local: string): Promise<void> {
-  await call<void>((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
+export function getFile(s: SFTPWrapper, remote: string, local: string): Promise<void> {
+  return call<void>((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
 }
 
 /**
