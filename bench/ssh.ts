@@ -14,7 +14,7 @@ import { silentReporter } from '../src/runner/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 import { openClient, type SshTarget } from '../src/transport/ssh/connect.js';
 import { SshSession } from '../src/transport/ssh/index.js';
-import { execCollect } from '../src/transport/ssh/session.js';
+import { execCollect } from '../src/transport/ssh/exec.js';
 import { startSshd, type Sshd } from '../__tests__/helpers/sshd.js';
 
 const MB = 1e6;

@@ -6,13 +6,14 @@
 // an sshd fork, so the first job's output waits on nothing else: the SFTP
 // channel (objects, artifacts) opens on first use.
 import { randomBytes } from 'node:crypto';
+import { stat as statLocal } from 'node:fs/promises';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from '../../drivers/driver.js';
 import { envFile, shellQuote } from '../../runner/script.js';
 import { globFiles } from '../../util/glob.js';
 import { openClient, openExec, type SshTarget } from './connect.js';
-import { stat as statLocal } from 'node:fs/promises';
-import { BULK_MIN_BYTES, BulkCopyError, catDownload, catUpload, NO_CAT } from './bulk.js';
+import { execCollect, type ExecOutput } from './exec.js';
+import { BULK_MIN_BYTES, catDownload, catUpload } from './bulk.js';
 import { getFile, keepExecBits, putFile, sftpGlobFs, stat } from './sftp.js';
 
 /**
@@ -61,12 +62,6 @@ exec /bin/sh -c "$1"
 export interface ExecOptions {
   stdin?: NodeJS.ReadableStream;
   signal?: AbortSignal;
-}
-
-export interface ExecOutput {
-  code: number | null;
-  stdout: Buffer;
-  stderr: Buffer;
 }
 
 export class SshSession {
@@ -211,14 +206,8 @@ export class SshSession {
 
   /** Copies a host file into the machine (relative to home), parent folders created, then chmod `mode`. */
   async upload(localPath: string, guestPath: string, mode: number): Promise<void> {
-    if ((await statLocal(localPath)).size >= BULK_MIN_BYTES) {
-      try {
-        return await catUpload(this.client, localPath, guestPath, mode);
-      } catch (err) {
-        if (!(err instanceof BulkCopyError && err.code === NO_CAT)) throw err;
-      }
-    }
-    return putFile(await this.sftp(), localPath, guestPath, mode);
+    const big = (await statLocal(localPath)).size >= BULK_MIN_BYTES;
+    if (!(big && (await catUpload(this.client, localPath, guestPath, mode)))) await putFile(await this.sftp(), localPath, guestPath, mode);
   }
 
   /** Regular files matching a Go path.Match pattern (relative to home), sorted. */
@@ -230,16 +219,8 @@ export class SshSession {
   async download(guestPath: string, localPath: string): Promise<void> {
     const sftp = await this.sftp();
     const st = await stat(sftp, guestPath);
-    let copied = false;
-    if (st.size >= BULK_MIN_BYTES) {
-      try {
-        await catDownload(this.client, guestPath, localPath);
-        copied = true;
-      } catch (err) {
-        if (!(err instanceof BulkCopyError && err.code === NO_CAT)) throw err;
-      }
-    }
-    if (!copied) await getFile(sftp, guestPath, localPath);
+    const big = st.size >= BULK_MIN_BYTES;
+    if (!(big && (await catDownload(this.client, guestPath, localPath)))) await getFile(sftp, guestPath, localPath);
     await keepExecBits(localPath, st.mode);
   }
 
@@ -311,48 +292,5 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       (v) => (clearTimeout(t), resolve(v)),
       (e: unknown) => (clearTimeout(t), reject(e instanceof Error ? e : new Error(String(e)))),
     );
-  });
-}
-
-/** exec with stdout/stderr collected; `stdin` may be a string or a stream (e.g. a tar). */
-export async function execCollect(
-  client: Client,
-  command: string,
-  opts: { stdin?: NodeJS.ReadableStream | string; signal?: AbortSignal } = {},
-): Promise<ExecOutput> {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  let code: number | null = null;
-  let closed!: () => void;
-  const isClosed = new Promise<void>((r) => (closed = r));
-  const ch = await openExec(client, command, (c) => {
-    c.on('data', (d: Buffer) => out.push(d));
-    c.stderr.on('data', (d: Buffer) => err.push(d));
-    c.on('exit', (n: number | null) => (code = typeof n === 'number' ? n : null));
-    c.on('close', () => closed());
-  });
-  return new Promise((resolve, reject) => {
-    // On abort, do not wait for the server's close: it may wait for the command first.
-    const onAbort = () => {
-      ch.close();
-      resolve({ code: null, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
-    };
-    if (opts.signal?.aborted) onAbort();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    // A command that exits before reading all its stdin: the writes that fail then are expected.
-    ch.on('error', () => {});
-    void isClosed.then(() => {
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (typeof opts.stdin === 'object') opts.stdin.unpipe?.(ch);
-      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
-    });
-    if (typeof opts.stdin === 'string') ch.end(opts.stdin);
-    else if (opts.stdin) {
-      opts.stdin.on('error', (e: Error) => {
-        ch.close();
-        reject(e);
-      });
-      opts.stdin.pipe(ch);
-    } else ch.end();
   });
 }
