@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { EnvVar } from '../drivers/driver.js';
 import { UsageError } from '../manifest/errors.js';
 import { globFiles, hasMeta } from '../util/glob.js';
-import { hostEntryType } from '../util/fs-type.js';
+import { hostEntryType, hostGlobFs } from '../util/fs-type.js';
 
 /** `KEY=VALUE` lines (blank lines and `#` comments skipped) as env vars; `field` names the flag or input in errors. */
 export function parseEnvLines(lines: string[], field: string): EnvVar[] {
@@ -43,19 +43,10 @@ export async function findManifests(spec: string, workspace: string, field = 'in
     const abs = path.resolve(workspace, line);
     const rel = path.relative(workspace, abs) || '.';
     if (hasMeta(line)) {
-      const matches = await globFiles(rel, {
-        readdir: async (dir) => {
-          try {
-            const names = await readdir(path.resolve(workspace, dir));
-            return Promise.all(
-              names.map(async (name) => ({ name, type: (await hostEntryType(path.resolve(workspace, dir, name))) ?? 'other' })),
-            );
-          } catch {
-            return null;
-          }
-        },
-        stat: (p) => hostEntryType(path.resolve(workspace, p)),
-      });
+      const matches = await globFiles(
+        rel,
+        hostGlobFs((p) => path.resolve(workspace, p)),
+      );
       if (matches.length === 0) throw new UsageError(`no manifest matches "${line}".`, {}, field);
       found.push(...matches);
       continue;

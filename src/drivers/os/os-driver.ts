@@ -2,13 +2,13 @@
 // fresh working folder per build. Unlike Djinn's (which splits commands on
 // spaces and runs them without a shell) ours uses a shell, like every other driver.
 import { spawn } from 'node:child_process';
-import { copyFile, chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pauseWhile, type CreateContext, type Driver, type ExecResult, type JobExecution, type OutputSink } from '../driver.js';
 
-import { globFiles, type GlobFs } from '../../util/glob.js';
-import { hostEntryType } from '../../util/fs-type.js';
+import { globFiles } from '../../util/glob.js';
+import { hostGlobFs } from '../../util/fs-type.js';
 
 const KILL_GRACE_MS = 2000;
 /** How long to wait for output still in the pipes after the script exits. */
@@ -89,20 +89,10 @@ export class OsDriver implements Driver {
   }
 
   glob(pattern: string): Promise<string[]> {
-    const fs: GlobFs = {
-      readdir: async (dir) => {
-        try {
-          const entries = await readdir(this.resolve(dir));
-          return Promise.all(
-            entries.map(async (name) => ({ name, type: (await hostEntryType(this.resolve(path.join(dir, name)))) ?? 'other' })),
-          );
-        } catch {
-          return null;
-        }
-      },
-      stat: (p) => hostEntryType(this.resolve(p)),
-    };
-    return globFiles(pattern, fs);
+    return globFiles(
+      pattern,
+      hostGlobFs((p) => this.resolve(p)),
+    );
   }
 
   async download(guestPath: string, localPath: string): Promise<void> {
