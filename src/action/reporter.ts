@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import * as core from '@actions/core';
 import type { BuildReport, JobReport, Reporter, SourcePosition } from '../runner/reporter.js';
+import { drained } from '../util/drain.js';
 import { formatDuration } from '../util/duration.js';
 
 /** Writes to the log; `false` (as stream.write returns) means the buffer is full: wait for stdout's drain. */
@@ -68,15 +69,7 @@ export class ActionsReporter implements Reporter {
     this.atLineStart = chunk[chunk.length - 1] === 0x0a;
     if (this.write(chunk) !== false) return;
     // The runner's stdout pipe is full: hold the job's output back until it drains.
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        process.stdout.off('drain', done);
-        process.stdout.off('close', done);
-        resolve();
-      };
-      process.stdout.on('drain', done);
-      process.stdout.on('close', done);
-    });
+    return drained(process.stdout);
   }
 
   jobEnd(job: JobReport): void {

@@ -5,6 +5,7 @@ import { formatLocated } from '../manifest/errors.js';
 import type { BuildReport, JobReport, Reporter, SourcePosition } from '../runner/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import { progressBar, type ProgressEvent } from '../images/fetch/progress.js';
+import { drained } from '../util/drain.js';
 
 export interface Streams {
   out: NodeJS.WritableStream;
@@ -72,19 +73,7 @@ export class TerminalReporter implements Reporter {
   }
   /** When stdout's buffer is full, a promise for its drain: the job's output source waits. */
   private drained(ok: boolean): void | Promise<void> {
-    if (ok) return;
-    return new Promise<void>((resolve) => {
-      const out = this.s.out;
-      const done = () => {
-        out.off('drain', done);
-        out.off('close', done);
-        out.off('error', done);
-        resolve();
-      };
-      out.on('drain', done);
-      out.on('close', done);
-      out.on('error', done);
-    });
+    if (!ok) return drained(this.s.out);
   }
   private flushOutput(): void {
     const rest = this.pending + this.decoder.end();

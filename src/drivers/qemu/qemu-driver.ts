@@ -15,6 +15,7 @@ import { planAccel, type Accel } from './accel.js';
 import { consoleHints } from './console-hints.js';
 import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
+import { sleep } from '../../util/sleep.js';
 
 export const TCG_BOOT_TIMEOUT_MS = 5 * 60_000;
 export const KVM_BOOT_TIMEOUT_MS = 2 * 60_000;
@@ -267,8 +268,8 @@ export class QemuDriver implements Driver {
     const session = this.session;
     this.session = undefined;
     if (session) {
-      // At most 5 s: a hung guest must not hold up stopping it. (unref: the timer must not keep the CLI alive.)
-      await Promise.race([session.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
+      // At most 5 s: a hung guest must not hold up stopping it.
+      await Promise.race([session.close().catch(() => {}), sleep(5000, undefined, { unref: true })]);
     }
     await this.stopQemu().catch(() => {});
     if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
