@@ -5,8 +5,6 @@ import * as core from '@actions/core';
 import type { BuildReport } from '../runner/reporter.js';
 import { formatBytes } from '../util/bytes.js';
 import { formatDuration } from '../util/duration.js';
-
-export { formatBytes };
 import { statusMark } from './reporter.js';
 
 export interface BuildResult {

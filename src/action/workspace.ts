@@ -14,7 +14,7 @@ import type { Plan } from '../manifest/plan.js';
 import type { Source } from '../manifest/types.js';
 import type { Reporter } from '../runner/reporter.js';
 import { formatDuration } from '../util/duration.js';
-import { formatBytes } from './summary.js';
+import { formatBytes } from '../util/bytes.js';
 
 function normalise(url: string): string {
   let u = url

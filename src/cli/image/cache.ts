@@ -6,7 +6,7 @@ import { UsageError } from '../../manifest/errors.js';
 import { diskPath, listDiskImages } from '../../images/local.js';
 import { builtImagesDir } from '../../images/resolve.js';
 import { ImageCache, imageRevision, type CacheEntry } from '../../images/cache/store.js';
-import { formatBytes } from '../../images/fetch/progress.js';
+import { formatBytes } from '../../util/bytes.js';
 import { parseFlags, str, type FlagSpec } from '../flags.js';
 import { defaultCacheDir } from '../settings.js';
 

@@ -3,8 +3,6 @@
 import type { Reporter } from '../../runner/reporter.js';
 import { formatBytes } from '../../util/bytes.js';
 
-export { formatBytes };
-
 export interface ProgressEvent {
   label: string;
   done: number;
