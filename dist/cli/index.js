@@ -38410,6 +38410,7 @@ class DockerDriver {
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: ./src/util/fs-type.ts
 
+
 /** What a host path is (following symlinks), for globbing on this host; null when it does not exist. */
 async function hostEntryType(p) {
     try {
@@ -38419,6 +38420,21 @@ async function hostEntryType(p) {
     catch {
         return null;
     }
+}
+/** The host's file system as glob.ts sees it, with pattern paths mapped to host paths by `resolve`. */
+function hostGlobFs(resolve) {
+    return {
+        readdir: async (dir) => {
+            try {
+                const names = await (0,promises_namespaceObject.readdir)(resolve(dir));
+                return Promise.all(names.map(async (name) => ({ name, type: (await hostEntryType(resolve(external_node_path_default().join(dir, name)))) ?? 'other' })));
+            }
+            catch {
+                return null;
+            }
+        },
+        stat: (p) => hostEntryType(resolve(p)),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/os/os-driver.ts
@@ -38513,19 +38529,7 @@ class OsDriver {
         await (0,promises_namespaceObject.chmod)(dst, mode);
     }
     glob(pattern) {
-        const fs = {
-            readdir: async (dir) => {
-                try {
-                    const entries = await (0,promises_namespaceObject.readdir)(this.resolve(dir));
-                    return Promise.all(entries.map(async (name) => ({ name, type: (await hostEntryType(this.resolve(external_node_path_default().join(dir, name)))) ?? 'other' })));
-                }
-                catch {
-                    return null;
-                }
-            },
-            stat: (p) => hostEntryType(this.resolve(p)),
-        };
-        return globFiles(pattern, fs);
+        return globFiles(pattern, hostGlobFs((p) => this.resolve(p)));
     }
     async download(guestPath, localPath) {
         await (0,promises_namespaceObject.copyFile)(this.resolve(guestPath), localPath);
@@ -39322,7 +39326,6 @@ function formatBytes(n) {
 }
 
 ;// CONCATENATED MODULE: ./src/images/fetch/progress.ts
-
 
 function progressLine(e) {
     if (e.total)
@@ -40352,14 +40355,6 @@ const WAIT_LOG_EVERY_MS = 5000;
 function toDeadline(deadlineMs) {
     return deadlineMs >= ABSOLUTE_AFTER ? deadlineMs : Date.now() + deadlineMs;
 }
-/** One probe: resolves with null when `SSH-` arrived, else with the reason. */
-async function probeBanner(host, port, timeoutMs) {
-    const r = await probeBannerKeep(host, port, timeoutMs);
-    if (typeof r === 'string')
-        return r;
-    r.destroy();
-    return null;
-}
 /**
  * One probe that keeps the connection: resolves with the open socket, paused,
  * with every byte read so far pushed back, so an SSH client can take it over.
@@ -40829,6 +40824,60 @@ function openExec(client, command, attach) {
     }));
 }
 
+;// CONCATENATED MODULE: ./src/transport/ssh/exec.ts
+
+/** exec with stdout/stderr collected (keep them small, or give `stdout` a stream); `stdin` may be a string or a stream (e.g. a tar). */
+async function execCollect(client, command, opts = {}) {
+    const out = [];
+    const err = [];
+    let code = null;
+    let closed;
+    const isClosed = new Promise((r) => (closed = r));
+    const stdoutDone = opts.stdout ? new Promise((r) => opts.stdout.once('finish', r)) : Promise.resolve();
+    const ch = await openExec(client, command, (c) => {
+        if (opts.stdout)
+            c.pipe(opts.stdout);
+        else
+            c.on('data', (d) => out.push(d));
+        c.stderr.on('data', (d) => err.push(d));
+        c.on('exit', (n) => (code = typeof n === 'number' ? n : null));
+        c.on('close', () => closed());
+    });
+    return new Promise((resolve, reject) => {
+        // On abort, do not wait for the server's close: it may wait for the command first.
+        const onAbort = () => {
+            ch.close();
+            resolve({ code: null, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
+        };
+        if (opts.signal?.aborted)
+            onAbort();
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        // A command that exits before reading all its stdin: the writes that fail then are expected.
+        ch.on('error', () => { });
+        opts.stdout?.on('error', (e) => {
+            ch.close();
+            reject(e);
+        });
+        void Promise.all([isClosed, stdoutDone]).then(() => {
+            opts.signal?.removeEventListener('abort', onAbort);
+            if (typeof opts.stdin === 'object')
+                opts.stdin.unpipe?.(ch);
+            resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
+        });
+        if (typeof opts.stdin === 'string')
+            ch.end(opts.stdin);
+        else if (opts.stdin) {
+            opts.stdin.on('error', (e) => {
+                ch.close();
+                reject(e);
+            });
+            opts.stdin.pipe(ch);
+        }
+        else
+            ch.end();
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/transport/ssh/bulk.ts
 // Big files go through an exec channel running `cat` rather than SFTP. ssh2's
 // SFTP client reassembles every 255 KiB reply and answers every request, which
@@ -40851,68 +40900,26 @@ umask 077
 case $f in */*) [ -d "\${f%/*}" ] || mkdir -p -- "\${f%/*}" || exit 1 ;; esac
 cat >"$f" || exit 1
 exec chmod "$2" -- "$f"`;
-class BulkCopyError extends Error {
-    code;
-    constructor(message, code) {
-        super(message);
-        this.code = code;
-    }
-}
-/** Runs `command` with `stdin` piped in and stdout piped to `stdout`; resolves with the exit status. */
-function pipeThrough(client, command, io) {
-    return new Promise((resolve, reject) => {
-        let code = null;
-        let stderr = '';
-        let pending = io.stdout ? 2 : 1;
-        const settle = () => {
-            if (--pending === 0)
-                resolve({ code, stderr: stderr.trim() });
-        };
-        const attach = (ch) => {
-            ch.stderr.on('data', (d) => {
-                if (stderr.length < 4096)
-                    stderr += d.toString();
-            });
-            ch.on('exit', (n) => (code = typeof n === 'number' ? n : null));
-            ch.on('close', settle);
-            // A command that stops reading early: the failed writes are expected, the status tells.
-            ch.on('error', () => { });
-            if (io.stdout) {
-                ch.pipe(io.stdout);
-                io.stdout.on('finish', settle);
-                io.stdout.on('error', (e) => {
-                    ch.close();
-                    reject(e);
-                });
-            }
-            else
-                ch.resume();
-            if (io.stdin) {
-                io.stdin.on('error', (e) => {
-                    ch.close();
-                    reject(e);
-                });
-                io.stdin.pipe(ch);
-            }
-            else
-                ch.end();
-        };
-        openExec(client, command, attach).catch(reject);
-    });
+/** true when copied; false when the guest has no `cat` (copy another way); throws on any other failure. */
+function copied(r, what) {
+    if (r.code === 0)
+        return true;
+    if (r.code === NO_CAT)
+        return false;
+    throw new Error(`${what}: ${r.stderr.toString().trim() || `exit status ${r.code}`}`);
 }
 /** Copies a host file to `remote` (relative to home), parent folders made, then chmod `mode`. */
 async function catUpload(client, local, remote, mode) {
     const cmd = `exec /bin/sh -c ${shellQuote(PUT)} sh ${shellQuote(remote)} ${mode.toString(8)}`;
-    const r = await pipeThrough(client, cmd, { stdin: (0,external_node_fs_namespaceObject.createReadStream)(local, { highWaterMark: FILE_BUFFER }) });
-    if (r.code !== 0)
-        throw new BulkCopyError(`cannot write ${remote} in the machine: ${r.stderr || `exit status ${r.code}`}`, r.code);
+    const r = await execCollect(client, cmd, { stdin: (0,external_node_fs_namespaceObject.createReadStream)(local, { highWaterMark: FILE_BUFFER }) });
+    return copied(r, `cannot write ${remote} in the machine`);
 }
 /** Copies the guest file `remote` (relative to home) to `local`. */
 async function catDownload(client, remote, local) {
-    const cmd = `exec cat -- ${shellQuote(remote)}`;
-    const r = await pipeThrough(client, cmd, { stdout: (0,external_node_fs_namespaceObject.createWriteStream)(local, { highWaterMark: FILE_BUFFER }) });
-    if (r.code !== 0)
-        throw new BulkCopyError(`cannot read ${remote} in the machine: ${r.stderr || `exit status ${r.code}`}`, r.code);
+    const r = await execCollect(client, `exec cat -- ${shellQuote(remote)}`, {
+        stdout: (0,external_node_fs_namespaceObject.createWriteStream)(local, { highWaterMark: FILE_BUFFER }),
+    });
+    return copied(r, `cannot read ${remote} in the machine`);
 }
 
 ;// CONCATENATED MODULE: ./src/transport/ssh/sftp.ts
@@ -40928,9 +40935,6 @@ function call(fn) {
     return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
 }
 const stat = (s, p) => call((cb) => s.stat(p, cb));
-function writeFile(s, p, data, mode) {
-    return call((cb) => s.writeFile(p, data, { mode }, (err) => cb(err, undefined)));
-}
 function chmod(s, p, mode) {
     return call((cb) => s.chmod(p, mode, (err) => cb(err, undefined)));
 }
@@ -40971,8 +40975,8 @@ async function putFile(s, local, remote, mode) {
     await chmod(s, remote, mode);
 }
 /** Streams a remote file to a local one, a few chunks in memory at a time. */
-async function getFile(s, remote, local) {
-    await call((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
+function getFile(s, remote, local) {
+    return call((cb) => s.fastGet(remote, local, { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY }, (err) => cb(err, undefined)));
 }
 /**
  * Keeps a collected file's execute bits, so a binary built in the machine runs
@@ -41023,6 +41027,7 @@ function sftpGlobFs(s) {
 // could clobber a file. Under software emulation every channel costs the guest
 // an sshd fork, so the first job's output waits on nothing else: the SFTP
 // channel (objects, artifacts) opens on first use.
+
 
 
 
@@ -41208,16 +41213,9 @@ class SshSession {
     }
     /** Copies a host file into the machine (relative to home), parent folders created, then chmod `mode`. */
     async upload(localPath, guestPath, mode) {
-        if ((await (0,promises_namespaceObject.stat)(localPath)).size >= BULK_MIN_BYTES) {
-            try {
-                return await catUpload(this.client, localPath, guestPath, mode);
-            }
-            catch (err) {
-                if (!(err instanceof BulkCopyError && err.code === NO_CAT))
-                    throw err;
-            }
-        }
-        return putFile(await this.sftp(), localPath, guestPath, mode);
+        const big = (await (0,promises_namespaceObject.stat)(localPath)).size >= BULK_MIN_BYTES;
+        if (!(big && (await catUpload(this.client, localPath, guestPath, mode))))
+            await putFile(await this.sftp(), localPath, guestPath, mode);
     }
     /** Regular files matching a Go path.Match pattern (relative to home), sorted. */
     async glob(pattern) {
@@ -41227,18 +41225,8 @@ class SshSession {
     async download(guestPath, localPath) {
         const sftp = await this.sftp();
         const st = await stat(sftp, guestPath);
-        let copied = false;
-        if (st.size >= BULK_MIN_BYTES) {
-            try {
-                await catDownload(this.client, guestPath, localPath);
-                copied = true;
-            }
-            catch (err) {
-                if (!(err instanceof BulkCopyError && err.code === NO_CAT))
-                    throw err;
-            }
-        }
-        if (!copied)
+        const big = st.size >= BULK_MIN_BYTES;
+        if (!(big && (await catDownload(this.client, guestPath, localPath))))
             await getFile(sftp, guestPath, localPath);
         await keepExecBits(localPath, st.mode);
     }
@@ -41309,53 +41297,11 @@ function withTimeout(p, ms) {
         p.then((v) => (clearTimeout(t), resolve(v)), (e) => (clearTimeout(t), reject(e instanceof Error ? e : new Error(String(e)))));
     });
 }
-/** exec with stdout/stderr collected; `stdin` may be a string or a stream (e.g. a tar). */
-async function execCollect(client, command, opts = {}) {
-    const out = [];
-    const err = [];
-    let code = null;
-    let closed;
-    const isClosed = new Promise((r) => (closed = r));
-    const ch = await openExec(client, command, (c) => {
-        c.on('data', (d) => out.push(d));
-        c.stderr.on('data', (d) => err.push(d));
-        c.on('exit', (n) => (code = typeof n === 'number' ? n : null));
-        c.on('close', () => closed());
-    });
-    return new Promise((resolve, reject) => {
-        // On abort, do not wait for the server's close: it may wait for the command first.
-        const onAbort = () => {
-            ch.close();
-            resolve({ code: null, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
-        };
-        if (opts.signal?.aborted)
-            onAbort();
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
-        // A command that exits before reading all its stdin: the writes that fail then are expected.
-        ch.on('error', () => { });
-        void isClosed.then(() => {
-            opts.signal?.removeEventListener('abort', onAbort);
-            if (typeof opts.stdin === 'object')
-                opts.stdin.unpipe?.(ch);
-            resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
-        });
-        if (typeof opts.stdin === 'string')
-            ch.end(opts.stdin);
-        else if (opts.stdin) {
-            opts.stdin.on('error', (e) => {
-                ch.close();
-                reject(e);
-            });
-            opts.stdin.pipe(ch);
-        }
-        else
-            ch.end();
-    });
-}
 
 ;// CONCATENATED MODULE: ./src/transport/ssh/index.ts
 // The SSH transport: one ssh2 connection per build, used by every driver that
 // reaches its machine over SSH (ssh, qemu). Contract: ./README.md.
+
 
 
 
@@ -42852,6 +42798,7 @@ async function bootWarm(o) {
 
 
 
+
 const TCG_BOOT_TIMEOUT_MS = 5 * 60_000;
 const KVM_BOOT_TIMEOUT_MS = 2 * 60_000;
 /** In `-kvm auto`, a KVM boot that shows no SSH banner by then is given up for TCG. */
@@ -43106,8 +43053,8 @@ class QemuDriver {
         const session = this.session;
         this.session = undefined;
         if (session) {
-            // At most 5 s: a hung guest must not hold up stopping it. (unref: the timer must not keep the CLI alive.)
-            await Promise.race([session.close().catch(() => { }), new Promise((r) => setTimeout(r, 5000).unref())]);
+            // At most 5 s: a hung guest must not hold up stopping it.
+            await Promise.race([session.close().catch(() => { }), sleep(5000, undefined, { unref: true })]);
         }
         await this.stopQemu().catch(() => { });
         if (this.dir)
@@ -44211,9 +44158,30 @@ function settingsFromFlags(flags, conf, tempDir) {
 
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
+;// CONCATENATED MODULE: ./src/util/drain.ts
+/**
+ * A promise for a stream's `drain` (or its end: close, error) after a write
+ * that returned false, so that a job's output source can wait for a full
+ * stdout instead of piling up in our memory.
+ */
+function drained(stream) {
+    return new Promise((resolve) => {
+        const done = () => {
+            stream.off('drain', done);
+            stream.off('close', done);
+            stream.off('error', done);
+            resolve();
+        };
+        stream.on('drain', done);
+        stream.on('close', done);
+        stream.on('error', done);
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/cli/terminal-reporter.ts
 // The CLI's reporter: Djinn's lines on stdout, a header before each job,
 // live output, and a summary table at the end. Warnings and errors on stderr.
+
 
 
 
@@ -44284,20 +44252,8 @@ class TerminalReporter {
     }
     /** When stdout's buffer is full, a promise for its drain: the job's output source waits. */
     drained(ok) {
-        if (ok)
-            return;
-        return new Promise((resolve) => {
-            const out = this.s.out;
-            const done = () => {
-                out.off('drain', done);
-                out.off('close', done);
-                out.off('error', done);
-                resolve();
-            };
-            out.on('drain', done);
-            out.on('close', done);
-            out.on('error', done);
-        });
+        if (!ok)
+            return drained(this.s.out);
     }
     flushOutput() {
         const rest = this.pending + this.decoder.end();
@@ -44565,18 +44521,7 @@ async function findManifests(spec, workspace, field = 'input manifest') {
         const abs = external_node_path_default().resolve(workspace, line);
         const rel = external_node_path_default().relative(workspace, abs) || '.';
         if (hasMeta(line)) {
-            const matches = await globFiles(rel, {
-                readdir: async (dir) => {
-                    try {
-                        const names = await (0,promises_namespaceObject.readdir)(external_node_path_default().resolve(workspace, dir));
-                        return Promise.all(names.map(async (name) => ({ name, type: (await hostEntryType(external_node_path_default().resolve(workspace, dir, name))) ?? 'other' })));
-                    }
-                    catch {
-                        return null;
-                    }
-                },
-                stat: (p) => hostEntryType(external_node_path_default().resolve(workspace, p)),
-            });
+            const matches = await globFiles(rel, hostGlobFs((p) => external_node_path_default().resolve(workspace, p)));
             if (matches.length === 0)
                 throw new errors_UsageError(`no manifest matches "${line}".`, {}, field);
             found.push(...matches);
