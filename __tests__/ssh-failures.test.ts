@@ -8,10 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobExecution } from '../src/drivers/driver.js';
-import { silentReporter } from '../src/runner/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 import { SshSession } from '../src/transport/ssh/index.js';
-import { childrenOf, startSshd, type Sshd } from './helpers/sshd.js';
+import { childrenOf, startSshd, targetFor, type Sshd } from './helpers/sshd.js';
 
 function job(name: string, commands: string[]): JobExecution {
   return { stage: 'test', name, scriptName: `${name}.sh`, script: jobScript(commands), env: [] };
@@ -63,14 +62,7 @@ const sessions: SshSession[] = [];
 const groups: number[] = [];
 
 async function connect() {
-  const s = await SshSession.connect({
-    host: sshd.host,
-    port: sshd.port,
-    user: 'root',
-    privateKey: sshd.ed25519Key,
-    connectTimeoutMs: 20_000,
-    reporter: silentReporter,
-  });
+  const s = await SshSession.connect(targetFor(sshd));
   sessions.push(s);
   return s;
 }

@@ -10,7 +10,7 @@ import type { JobExecution } from '../src/drivers/driver.js';
 import type { Reporter } from '../src/runner/reporter.js';
 import { jobScript, shellQuote } from '../src/runner/script.js';
 import { SshSession, waitForBanner } from '../src/transport/ssh/index.js';
-import { freePort, startSshd, type Sshd } from './helpers/sshd.js';
+import { freePort, startSshd, targetFor, type Sshd } from './helpers/sshd.js';
 
 function recorder(): Reporter & { lines: string[] } {
   const lines: string[] = [];
@@ -41,15 +41,7 @@ let tmp: string;
 const sessions: SshSession[] = [];
 
 async function connect(opts: Partial<Parameters<typeof SshSession.connect>[0]> = {}) {
-  const s = await SshSession.connect({
-    host: sshd.host,
-    port: sshd.port,
-    user: 'root',
-    privateKey: sshd.ed25519Key,
-    connectTimeoutMs: 20_000,
-    reporter: recorder(),
-    ...opts,
-  });
+  const s = await SshSession.connect(targetFor(sshd, { reporter: recorder(), ...opts }));
   sessions.push(s);
   return s;
 }
@@ -223,7 +215,10 @@ describe('jobs', () => {
   it('runs small scripts from the command line and big ones (over 16 KiB, quotes and all) from stdin, byte for byte', async () => {
     for (const size of [100, 200_000]) {
       const body = `it's "${'x'.repeat(size)}" \\ $HOME`;
-      const r = await run(s, job(`size${size}`, [`printf '%s' ${shellQuote(body)} | wc -c`, `printf '%s' ${shellQuote(body)} | sha256sum`]));
+      const r = await run(
+        s,
+        job(`size${size}`, [`printf '%s' ${shellQuote(body)} | wc -c`, `printf '%s' ${shellQuote(body)} | sha256sum`]),
+      );
       expect(r.exitCode).toBe(0);
       expect(r.output).toContain(`\n${Buffer.byteLength(body)}\n`);
       expect(r.output).toContain(createHash('sha256').update(body).digest('hex'));
@@ -372,7 +367,9 @@ describe('files', () => {
     // The guest's execute bits are kept (never group- or world-writable).
     expect(statSync(back).mode & 0o777).toBe(0o755);
     writeFileSync(path.join(sshd.home, 'existing-file-as-folder.txt'), 'x');
-    await expect(s.upload(src, 'existing-file-as-folder.txt/x.bin', 0o700)).rejects.toThrow(/cannot write existing-file-as-folder.txt\/x.bin in the machine: /);
+    await expect(s.upload(src, 'existing-file-as-folder.txt/x.bin', 0o700)).rejects.toThrow(
+      /cannot write existing-file-as-folder.txt\/x.bin in the machine: /,
+    );
   });
 
   it('globs artifacts with Go path.Match rules over SFTP and downloads them', async () => {

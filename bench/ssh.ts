@@ -15,7 +15,7 @@ import { jobScript } from '../src/runner/script.js';
 import { openClient, type SshTarget } from '../src/transport/ssh/connect.js';
 import { SshSession } from '../src/transport/ssh/index.js';
 import { execCollect } from '../src/transport/ssh/exec.js';
-import { startSshd, type Sshd } from '../__tests__/helpers/sshd.js';
+import { startSshd, targetFor, type Sshd } from '../__tests__/helpers/sshd.js';
 
 const MB = 1e6;
 const BIG = 256 * 1024 * 1024;
@@ -121,14 +121,7 @@ async function setup(): Promise<Ctx> {
     cfg,
     cm: path.join(dir, 'cm-default'),
     cmGcm: path.join(dir, 'cm-gcm'),
-    target: {
-      host: sshd.host,
-      port: sshd.port,
-      user: 'root',
-      privateKey: sshd.ed25519Key,
-      connectTimeoutMs: 20_000,
-      reporter: silentReporter,
-    },
+    target: targetFor(sshd),
   };
   // ControlMaster sockets: one with OpenSSH's default cipher, one forced to AES-GCM (its fastest path).
   await timed('ssh', [...ssh(c, c.cm), '-o', 'ControlPersist=600', '-fNM', 'bench']);

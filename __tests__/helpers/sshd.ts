@@ -9,6 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { silentReporter } from '../../src/runner/reporter.js';
+import type { SshTarget } from '../../src/transport/ssh/connect.js';
 
 export interface SshdOptions {
   /** Allow root to log in with an empty password (Djinn's images). */
@@ -175,4 +177,17 @@ function killQuietly(pid: number): void {
   try {
     process.kill(pid, 'SIGKILL');
   } catch {}
+}
+
+/** Where the transport logs in to `sshd`: root by its ed25519 key, 20 s to connect, a silent reporter unless `extra` says otherwise. */
+export function targetFor(sshd: Sshd, extra: Partial<SshTarget> = {}): SshTarget {
+  return {
+    host: sshd.host,
+    port: sshd.port,
+    user: 'root',
+    privateKey: sshd.ed25519Key,
+    connectTimeoutMs: 20_000,
+    reporter: silentReporter,
+    ...extra,
+  };
 }
