@@ -184,9 +184,7 @@ describe('env lines', () => {
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(UsageError);
-      expect((err as UsageError).format()).toBe(
-        'input env: expected KEY=VALUE lines with a valid variable name, found a line starting "(no "=")".',
-      );
+      expect((err as UsageError).format()).toBe('input env: line 1: expected KEY=VALUE; the line has no "=".');
     }
   });
 });

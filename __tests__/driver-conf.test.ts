@@ -50,7 +50,7 @@ driver os {}
     expect(conf.warnings).toEqual([]);
   });
 
-  it('accepts durations quoted (as Djinn\'s sample file writes them) and bare', () => {
+  it("accepts durations quoted (as Djinn's sample file writes them) and bare", () => {
     expect(confDuration(conf, 'ssh', 'timeout')).toBe(60_000);
     expect(confDuration(parse('driver ssh { timeout 1h30m }'), 'ssh', 'timeout')).toBe(5_400_000);
     expect(confDuration(parse('driver ssh { timeout 500ms }'), 'ssh', 'timeout')).toBe(500);
@@ -66,9 +66,20 @@ driver os {}
     expect([c.blocks.qemu.a.value, c.blocks.qemu.b.value, c.blocks.qemu.c.value]).toEqual([2048, 3 * 1024 ** 2, 1024 ** 3]);
   });
 
-  it('expands ${ENV} in quoted strings only, unset variables to nothing', () => {
-    const c = parse('driver qemu { disks "${HOME}/x/${UNSET}y" }');
+  it('expands ${ENV} in quoted strings; an unset variable is an error naming it, not a silent ""', () => {
+    const c = parse('driver qemu { disks "${HOME}/x/y" }');
     expect(confString(c, 'qemu', 'disks')).toBe('/home/me/x/y');
+    expect(errorOf(() => parse('driver qemu {\n  disks "${HOME}/${UNSET}"\n}'))).toBe(
+      'driver.conf:2:9: ${UNSET} is not set in the environment; set it or write the value.',
+    );
+  });
+
+  it('takes a bare word as a string (the README writes kvm auto), and checks it where it is used', () => {
+    const c = parse('driver qemu { disks "/d" cpus 2 memory 2048 kvm auto boot_timeout 5m }');
+    expect(confString(c, 'qemu', 'kvm')).toBe('auto');
+    expect(errorOf(() => confInt(parse('driver qemu {\n  cpus two\n}'), 'qemu', 'cpus'))).toBe(
+      'driver.conf:2:8: driver qemu cpus: expected a positive whole number, found a string.',
+    );
   });
 
   it('keeps # inside quoted strings and handles escapes', () => {
@@ -97,7 +108,14 @@ driver os {}
 
 describe('driver.conf errors name file, line, column and key', () => {
   it.each([
-    ['driver qemu {\n  cpus two\n}', 'driver.conf:2:8: driver qemu cpus: "two" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.'],
+    [
+      'driver qemu {\n  cpus 2x\n}',
+      'driver.conf:2:8: driver qemu cpus: "2x" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.',
+    ],
+    [
+      'driver qemu {\n  cpus 123456789012345678901234567\n}',
+      'driver.conf:2:8: driver qemu cpus: 123456789012345678901234567 is too large a number.',
+    ],
     ['driver qemu {\n  disks "/x\n}', 'driver.conf:2:9: unterminated string.'],
     ['driver qemu {\n  cpus 2\n', 'driver.conf:2:8: unexpected end of file: expected a key or "}".'],
     ['qemu {\n}', 'driver.conf:1:1: expected "driver <name> { ... }", found "qemu".'],
@@ -112,9 +130,15 @@ describe('driver.conf errors name file, line, column and key', () => {
     expect(errorOf(() => confInt(c, 'qemu', 'memory'))).toBe(
       'driver.conf:2:10: driver qemu memory: expected a positive whole number, found a size (memory is in MiB: write 2048, not 2GB).',
     );
-    expect(errorOf(() => confInt(c, 'qemu', 'cpus'))).toBe('driver.conf:3:8: driver qemu cpus: expected a positive whole number, found a quoted string.');
-    expect(errorOf(() => confString(c, 'qemu', 'disks'))).toBe('driver.conf:4:9: driver qemu disks: expected a "quoted string", found a number.');
-    expect(errorOf(() => confDuration(c, 'ssh', 'timeout'))).toBe('driver.conf:7:11: driver ssh timeout: expected a duration like 60s or 5m.');
+    expect(errorOf(() => confInt(c, 'qemu', 'cpus'))).toBe(
+      'driver.conf:3:8: driver qemu cpus: expected a positive whole number, found a string.',
+    );
+    expect(errorOf(() => confString(c, 'qemu', 'disks'))).toBe(
+      'driver.conf:4:9: driver qemu disks: expected a "quoted string", found a number.',
+    );
+    expect(errorOf(() => confDuration(c, 'ssh', 'timeout'))).toBe(
+      'driver.conf:7:11: driver ssh timeout: expected a duration like 60s or 5m.',
+    );
   });
 });
 
@@ -136,7 +160,9 @@ describe('include', () => {
 
   it('a missing include names the including file and line', () => {
     writeFileSync(path.join(dir, 'bad.conf'), '\ninclude "nope.conf"\n');
-    expect(errorOf(() => readDriverConf(path.join(dir, 'bad.conf'), env))).toMatch(/bad\.conf:2:9: included file .*nope\.conf does not exist\.$/);
+    expect(errorOf(() => readDriverConf(path.join(dir, 'bad.conf'), env))).toMatch(
+      /bad\.conf:2:9: include: cannot read the included file .*nope\.conf: no such file\.$/,
+    );
   });
 
   it('an include loop stops with an error instead of hanging', () => {

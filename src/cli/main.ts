@@ -1,7 +1,7 @@
 // The `djinn` command line: the offline runner's flags, plus lint, plan,
 // image and workflow commands. A thin front end over the engine.
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readDriverConf, type DriverConf } from '../config/driver-conf.js';
@@ -13,9 +13,12 @@ import { UsageError, formatLocated } from '../manifest/errors.js';
 import { parseManifestFile } from '../manifest/parse.js';
 import { makePlan, planToJson } from '../manifest/plan.js';
 import type { Manifest } from '../manifest/types.js';
+import { parseEnvAssignment, parseEnvLines } from '../runner/prepare.js';
 import { runBuild } from '../runner/runner.js';
 import { exitCodeFor } from '../runner/status.js';
 import { parseDuration } from '../util/duration.js';
+import { readInputText } from '../util/input-file.js';
+import { removeTree } from '../util/remove-tree.js';
 import { RUN_FLAGS } from './flag-specs.js';
 import { all, parseFlags, str, type FlagSpec, type FlagValues } from './flags.js';
 import { settingsFromFlags } from './settings.js';
@@ -32,12 +35,12 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> =
   lint: { help: 'check a manifest and print its warnings and errors', load: async () => lintCommand },
   plan: { help: 'print what a manifest would run (--json for the plan as JSON)', load: async () => planCommand },
   image: { help: 'build, list or remove images: image build|ls|rm', load: async () => imageCommand },
-  workflow: { help: 'print a GitHub Actions workflow for the repository\'s manifests', load: async () => workflowCommand },
+  workflow: { help: "print a GitHub Actions workflow for the repository's manifests", load: async () => workflowCommand },
 };
 
 export async function main(argv: string[]): Promise<number> {
   try {
-    const cmd = argv[0] && COMMANDS[argv[0]];
+    const cmd = argv[0] && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
     if (cmd) return await (await cmd.load())(argv.slice(1));
     return await runCommand(argv);
   } catch (err) {
@@ -71,17 +74,51 @@ export function usage(specs: FlagSpec[], head: string): string {
   }
   lines.push('', 'commands:');
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${c.help}`);
-  lines.push('', 'Exit status: 0 passed (or passed with failures), 1 failed/killed/timed out, 2 bad usage, manifest or configuration; 130/143 after SIGINT/SIGTERM.');
+  lines.push(
+    '',
+    'Exit status: 0 passed (or passed with failures), 1 failed/killed/timed out, 2 bad usage, manifest or configuration; 130/143 after SIGINT/SIGTERM.',
+  );
   return lines.join('\n') + '\n';
 }
 
-function loadManifest(flags: FlagValues): Manifest {
-  const m = parseManifestFile(str(flags, 'manifest') ?? '.djinn.yml');
-  return m;
+function loadManifest(flags: FlagValues, file = str(flags, 'manifest') ?? '.djinn.yml'): Manifest {
+  return parseManifestFile(file);
+}
+
+/** A word where no positional argument belongs: a mistyped command, most likely. */
+function unexpectedArgument(arg: string, where: string): UsageError {
+  const near = closest(arg, Object.keys(COMMANDS));
+  const hint = near ? `; did you mean "${near}"?` : `; the commands are ${Object.keys(COMMANDS).join(', ')}, and flags start with "-".`;
+  return new UsageError(`unexpected argument "${arg.slice(0, 60)}" ${where}${hint}`);
+}
+
+/** The candidate within two edits of `word` (case aside), if any. */
+export function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance, with a swap of two neighbours (`lnit`) counted as one edit. */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
 }
 
 function printWarnings(m: Manifest): void {
-  for (const w of m.warnings) process.stderr.write(`warning: ${formatLocated(w.message, { file: w.file ?? m.file, line: w.line, column: w.column })}\n`);
+  for (const w of m.warnings)
+    process.stderr.write(`warning: ${formatLocated(w.message, { file: w.file ?? m.file, line: w.line, column: w.column })}\n`);
 }
 
 const LINT_FLAGS: FlagSpec[] = [
@@ -95,7 +132,9 @@ async function lintCommand(argv: string[]): Promise<number> {
     process.stdout.write(usage(LINT_FLAGS, 'usage: djinn lint [-manifest FILE] [FILE...]'));
     return 0;
   }
-  const files = args.length ? args : [str(flags, 'manifest') ?? '.djinn.yml'];
+  const given = str(flags, 'manifest');
+  const files = [...(given !== undefined ? [given] : []), ...args];
+  if (files.length === 0) files.push('.djinn.yml');
   let code = 0;
   for (const f of files) {
     try {
@@ -117,19 +156,28 @@ const PLAN_FLAGS: FlagSpec[] = [
 ];
 
 async function planCommand(argv: string[]): Promise<number> {
-  const { flags } = parseFlags(argv, PLAN_FLAGS);
+  const { flags, args } = parseFlags(argv, PLAN_FLAGS);
   if (flags.help) {
-    process.stdout.write(usage(PLAN_FLAGS, 'usage: djinn plan [-manifest FILE] [-stage NAME] [--json]'));
+    process.stdout.write(usage(PLAN_FLAGS, 'usage: djinn plan [-manifest FILE | FILE] [-stage NAME] [--json]'));
     return 0;
   }
-  const m = loadManifest(flags);
+  if (args.length > 1 || (args.length === 1 && str(flags, 'manifest') !== undefined)) {
+    throw new UsageError(
+      `plan takes one manifest, found ${args.length + (str(flags, 'manifest') !== undefined ? 1 : 0)}; lint checks several.`,
+    );
+  }
+  const m = loadManifest(flags, args[0]);
   const plan = makePlan(m, { stage: str(flags, 'stage') });
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
     return 0;
   }
   printWarnings(m);
-  const out: string[] = [`driver: ${Object.entries(plan.driver).map(([k, v]) => `${k}=${v}`).join(' ')}`];
+  const out: string[] = [
+    `driver: ${Object.entries(plan.driver)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  ];
   if (plan.env.length) out.push(`env: ${plan.env.map((e) => e.split('=')[0]).join(', ')}`);
   for (const o of plan.objects) out.push(`object: ${o.src} => ${o.dst}`);
   for (const s of plan.stages) {
@@ -157,24 +205,22 @@ function loadConf(flags: FlagValues): DriverConf {
     return emptyConf(file);
   }
   const conf = readDriverConf(file);
-  for (const w of conf.warnings) process.stderr.write(`warning: ${formatLocated(w.message, { file: w.file ?? file, line: w.line, column: w.column })}\n`);
+  for (const w of conf.warnings)
+    process.stderr.write(`warning: ${formatLocated(w.message, { file: w.file ?? file, line: w.line, column: w.column })}\n`);
   return conf;
 }
 
-/** Extra env from -env and -env-file, after the manifest's. Their values are masked in the log. */
+/** Extra env from -env-file and -env, after the manifest's. Their values are masked in the log. */
 function extraEnv(flags: FlagValues): EnvVar[] {
-  const lines: string[] = [];
+  const out: EnvVar[] = [];
   const f = str(flags, 'env-file');
-  if (f) {
-    if (!existsSync(f)) throw new UsageError(`env file ${f} does not exist.`, {}, '-env-file');
-    lines.push(...readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#')));
+  if (f !== undefined) {
+    const read = readInputText(f);
+    if ('error' in read) throw new UsageError(`cannot read the env file: ${read.error}.`, { file: f }, '-env-file');
+    out.push(...parseEnvLines(read.text.split('\n'), '-env-file', f));
   }
-  lines.push(...all(flags, 'env'));
-  return lines.map((l) => {
-    const eq = l.indexOf('=');
-    if (eq <= 0) throw new UsageError(`expected KEY=VALUE, found "${l}".`, {}, '-env');
-    return { key: l.slice(0, eq), value: l.slice(eq + 1) };
-  });
+  for (const e of all(flags, 'env')) out.push(parseEnvAssignment(e, '-env'));
+  return out;
 }
 
 function durationFlag(flags: FlagValues, name: string): number | undefined {
@@ -186,7 +232,7 @@ function durationFlag(flags: FlagValues, name: string): number | undefined {
 }
 
 async function runCommand(argv: string[]): Promise<number> {
-  const { flags } = parseFlags(argv, RUN_FLAGS);
+  const { flags, args } = parseFlags(argv, RUN_FLAGS);
   if (flags.help || flags.h) {
     process.stdout.write(usage(RUN_FLAGS, 'usage: djinn [flags]            run a manifest\n       djinn <command> [flags]'));
     return 0;
@@ -195,6 +241,7 @@ async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(`djinn ${VERSION} ${process.platform}/${process.arch}\n`);
     return 0;
   }
+  if (args.length > 0) throw unexpectedArgument(args[0], 'before or after the flags');
   const manifest = loadManifest(flags);
   printWarnings(manifest);
   const plan = makePlan(manifest, { stage: str(flags, 'stage') });
@@ -208,15 +255,18 @@ async function runCommand(argv: string[]): Promise<number> {
   try {
     mkdirSync(artifactsDir, { recursive: true });
   } catch (err) {
-    throw new UsageError(`cannot create the artifacts folder ${artifactsDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`, {}, '-artifacts');
+    throw new UsageError(
+      `cannot create the artifacts folder ${artifactsDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`,
+      {},
+      '-artifacts',
+    );
   }
   if (!statSync(artifactsDir).isDirectory()) throw new UsageError(`${artifactsDir} is not a folder.`, {}, '-artifacts');
   if (!statSync(objectsDir).isDirectory()) throw new UsageError(`${objectsDir} is not a folder.`, {}, '-objects');
+  // Every setting is checked before anything is created, so that a bad one leaves nothing behind.
+  settingsFromFlags(flags, conf, '');
 
   const tempDir = await mkdtemp(path.join(os.tmpdir(), 'djinn-build-'));
-  const settings = settingsFromFlags(flags, conf, tempDir);
-  const reporter = new TerminalReporter(undefined, extra.map((e) => e.value).filter((v) => v.length >= 3));
-
   const stop = new AbortController();
   let signalled: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -231,6 +281,11 @@ async function runCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    const settings = settingsFromFlags(flags, conf, tempDir);
+    const reporter = new TerminalReporter(
+      undefined,
+      extra.map((e) => e.value).filter((v) => v.length >= 3),
+    );
     const driver = makeDriver(manifest.driver, settings);
     const report = await runBuild({
       plan,
@@ -249,6 +304,6 @@ async function runCommand(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await rm(tempDir, { recursive: true, force: true });
+    await removeTree(tempDir);
   }
 }

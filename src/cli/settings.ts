@@ -1,16 +1,18 @@
 // CLI flags over driver.conf over defaults.
 import os from 'node:os';
 import path from 'node:path';
-import { confDuration, confInt, confString, type DriverConf } from '../config/driver-conf.js';
+import { confChoice, confDuration, confInt, confString, type DriverConf } from '../config/driver-conf.js';
 import type { DriverSettings, Tristate } from '../drivers/settings.js';
 import { UsageError } from '../manifest/errors.js';
-import { parseDuration } from '../util/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+import { MAX_TIMER_MS } from '../util/long-timer.js';
 import { str, type FlagValues } from './flags.js';
 
 function oneOf<T extends string>(flags: FlagValues, name: string, allowed: readonly T[]): T | undefined {
   const v = str(flags, name);
   if (v === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`expected one of ${allowed.join(', ')}, found "${v}".`, {}, `-${name}`);
+  if (!(allowed as readonly string[]).includes(v))
+    throw new UsageError(`expected one of ${allowed.join(', ')}, found "${v}".`, {}, `-${name}`);
   return v as T;
 }
 
@@ -18,6 +20,7 @@ function intFlag(flags: FlagValues, name: string): number | undefined {
   const v = str(flags, name);
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) <= 0) throw new UsageError(`expected a positive whole number, found "${v}".`, {}, `-${name}`);
+  if (Number(v) > 2 ** 31 - 1) throw new UsageError(`${v} is too large a number.`, {}, `-${name}`);
   return Number(v);
 }
 
@@ -26,6 +29,8 @@ function durFlag(flags: FlagValues, name: string): number | undefined {
   if (v === undefined) return undefined;
   const d = parseDuration(v);
   if (d === undefined) throw new UsageError(`invalid duration "${v}": write e.g. 90s, 30m or 1h30m.`, {}, `-${name}`);
+  if (d > MAX_TIMER_MS && name !== 'image-max-age')
+    throw new UsageError(`${v} is too long; the longest is ${formatDuration(MAX_TIMER_MS)}.`, {}, `-${name}`);
   return d;
 }
 
@@ -35,14 +40,13 @@ export function defaultCacheDir(): string {
 }
 
 export function settingsFromFlags(flags: FlagValues, conf: DriverConf, tempDir: string): DriverSettings {
-  const kvmConf = confString(conf, 'qemu', 'kvm');
   return {
     conf,
     tempDir,
     disks: str(flags, 'disks') ?? confString(conf, 'qemu', 'disks'),
     cpus: intFlag(flags, 'cpus') ?? confInt(conf, 'qemu', 'cpus'),
     memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
-    kvm: oneOf<Tristate>(flags, 'kvm', ['auto', 'on', 'off']) ?? (kvmConf as Tristate | undefined),
+    kvm: oneOf<Tristate>(flags, 'kvm', ['auto', 'on', 'off']) ?? confChoice<Tristate>(conf, 'qemu', 'kvm', ['auto', 'on', 'off']),
     bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
     image: str(flags, 'image'),
     imageFile: str(flags, 'image-file'),

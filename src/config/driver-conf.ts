@@ -2,11 +2,11 @@
 //   driver qemu { disks "/var/lib/djinn/images" cpus 2 memory 2048 }
 // Blocks, `#` comments, "quoted strings" with ${ENV} expansion, integers,
 // durations (60s, 1h30m), sizes (2KB/MB/GB), booleans, `include "file"`.
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../manifest/errors.js';
 import type { Warning } from '../manifest/types.js';
 import { parseDuration } from '../util/duration.js';
+import { readInputText } from '../util/input-file.js';
 
 export type ConfValue =
   | { kind: 'string'; value: string; line: number; column?: number }
@@ -86,8 +86,13 @@ function tokenize(text: string, file: string): Token[] {
   return out;
 }
 
-function expandEnv(s: string, env: NodeJS.ProcessEnv): string {
-  return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, k: string) => env[k] ?? '');
+/** `${NAME}` from the environment; an unset one is an error, not a silent "". */
+function expandEnv(s: string, env: NodeJS.ProcessEnv, where: { file: string; line: number; column: number }): string {
+  return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, k: string) => {
+    const v = env[k];
+    if (v === undefined) throw new UsageError(`\${${k}} is not set in the environment; set it or write the value.`, where);
+    return v;
+  });
 }
 
 const SIZE = /^(\d+)(KB|MB|GB|TB)$/;
@@ -95,13 +100,20 @@ const SIZE_MULT: Record<string, number> = { KB: 1024, MB: 1024 ** 2, GB: 1024 **
 
 function literal(t: Token, file: string, env: NodeJS.ProcessEnv, field: string): ConfValue {
   const at = { line: t.line, column: t.col };
-  if (t.quoted) return { kind: 'string', value: expandEnv(t.text, env), ...at };
-  if (/^-?\d+$/.test(t.text)) return { kind: 'int', value: Number(t.text), ...at };
+  if (t.quoted) return { kind: 'string', value: expandEnv(t.text, env, { file, ...at }), ...at };
+  if (/^-?\d+$/.test(t.text)) {
+    if (!Number.isSafeInteger(Number(t.text)) || Math.abs(Number(t.text)) > 2 ** 31 - 1) {
+      throw new UsageError(`${t.text} is too large a number.`, { file, ...at }, field);
+    }
+    return { kind: 'int', value: Number(t.text), ...at };
+  }
   if (t.text === 'true' || t.text === 'false') return { kind: 'bool', value: t.text === 'true', ...at };
   const size = SIZE.exec(t.text);
   if (size) return { kind: 'size', value: Number(size[1]) * SIZE_MULT[size[2]], ...at };
   const d = parseDuration(t.text);
   if (d !== undefined && /[a-z]$/.test(t.text)) return { kind: 'duration', value: d, ...at };
+  // A bare word (`kvm auto`), as the README's examples write the choices.
+  if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(t.text)) return { kind: 'string', value: t.text, ...at };
   throw new UsageError(
     `"${t.text}" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.`,
     { file, line: t.line, column: t.col },
@@ -135,10 +147,11 @@ export function parseDriverConf(text: string, file: string, env: NodeJS.ProcessE
         expect('"]"');
       } else files.push(expect('a file name'));
       for (const f of files) {
-        const p = path.resolve(path.dirname(file), expandEnv(f.text, env));
+        const p = path.resolve(path.dirname(file), expandEnv(f.text, env, { file, line: f.line, column: f.col }));
         if (depth > 8) throw new UsageError('include nests too deeply.', at(f));
-        if (!existsSync(p)) throw new UsageError(`included file ${p} does not exist.`, at(f));
-        const sub = parseDriverConf(readFileSync(p, 'utf8'), p, env, depth + 1);
+        const read = readInputText(p);
+        if ('error' in read) throw new UsageError(`cannot read the included file ${p}: ${read.error}.`, at(f), 'include');
+        const sub = parseDriverConf(read.text, p, env, depth + 1);
         for (const [k, v] of Object.entries(sub.blocks)) conf.blocks[k] = { ...(conf.blocks[k] ?? {}), ...v };
         conf.warnings.push(...sub.warnings);
       }
@@ -163,7 +176,12 @@ export function parseDriverConf(text: string, file: string, env: NodeJS.ProcessE
       }
       const k = key.text.toLowerCase();
       if (CONF_KEYS[name.text] && !CONF_KEYS[name.text].includes(k)) {
-        conf.warnings.push({ file, line: key.line, column: key.col, message: `unknown key "${key.text}" in driver ${name.text} is ignored.` });
+        conf.warnings.push({
+          file,
+          line: key.line,
+          column: key.col,
+          message: `unknown key "${key.text}" in driver ${name.text} is ignored.`,
+        });
       }
       block[k] = literal(val, file, env, `driver ${name.text} ${key.text}`);
     }
@@ -173,19 +191,13 @@ export function parseDriverConf(text: string, file: string, env: NodeJS.ProcessE
 }
 
 export function readDriverConf(file: string, env: NodeJS.ProcessEnv = process.env): DriverConf {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message;
-    throw new UsageError(`cannot read the driver configuration: ${why}.`, { file });
-  }
-  return parseDriverConf(text, file, env);
+  const read = readInputText(file);
+  if ('error' in read) throw new UsageError(`cannot read the driver configuration: ${read.error}.`, { file }, '-driver');
+  return parseDriverConf(read.text, file, env);
 }
 
 const KIND_NAMES: Record<ConfValue['kind'], string> = {
-  string: 'a quoted string',
+  string: 'a string',
   int: 'a number',
   duration: 'a duration',
   size: 'a size',
@@ -196,7 +208,12 @@ const KIND_NAMES: Record<ConfValue['kind'], string> = {
 export function confString(conf: DriverConf, block: string, key: string): string | undefined {
   const v = conf.blocks[block]?.[key];
   if (!v) return undefined;
-  if (v.kind !== 'string') throw new UsageError(`expected a "quoted string", found ${KIND_NAMES[v.kind]}.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
+  if (v.kind !== 'string')
+    throw new UsageError(
+      `expected a "quoted string", found ${KIND_NAMES[v.kind]}.`,
+      { file: conf.file, line: v.line, column: v.column },
+      `driver ${block} ${key}`,
+    );
   return v.value;
 }
 
@@ -205,9 +222,28 @@ export function confInt(conf: DriverConf, block: string, key: string): number | 
   if (!v) return undefined;
   if (v.kind !== 'int' || v.value <= 0) {
     const hint = v.kind === 'size' ? ' (memory is in MiB: write 2048, not 2GB)' : '';
-    throw new UsageError(`expected a positive whole number, found ${v.kind === 'int' ? v.value : KIND_NAMES[v.kind]}${hint}.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
+    throw new UsageError(
+      `expected a positive whole number, found ${v.kind === 'int' ? v.value : KIND_NAMES[v.kind]}${hint}.`,
+      { file: conf.file, line: v.line, column: v.column },
+      `driver ${block} ${key}`,
+    );
   }
   return v.value;
+}
+
+/** A string that must be one of `allowed`. */
+export function confChoice<T extends string>(conf: DriverConf, block: string, key: string, allowed: readonly T[]): T | undefined {
+  const v = conf.blocks[block]?.[key];
+  const text = v?.kind === 'bool' ? (v.value ? 'on' : 'off') : confString(conf, block, key);
+  if (text === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new UsageError(
+      `expected one of ${allowed.join(', ')}, found "${text}".`,
+      { file: conf.file, line: v?.line, column: v?.column },
+      `driver ${block} ${key}`,
+    );
+  }
+  return text as T;
 }
 
 /** Durations may be written quoted ("60s", as Djinn's sample file does) or bare (60s). */
@@ -219,5 +255,9 @@ export function confDuration(conf: DriverConf, block: string, key: string): numb
     const d = parseDuration(v.value);
     if (d !== undefined) return d;
   }
-  throw new UsageError(`expected a duration like 60s or 5m.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
+  throw new UsageError(
+    `expected a duration like 60s or 5m.`,
+    { file: conf.file, line: v.line, column: v.column },
+    `driver ${block} ${key}`,
+  );
 }

@@ -1,10 +1,10 @@
 // Reads a .djinn.yml into a Manifest, keeping every item's position so that
 // errors and warnings can name the file, line and column. Djinn's documented
 // (v1.3.0) behaviour, with its bugs fixed: see README "Differences".
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { SourcePosition } from '../runner/reporter.js';
+import { readInputText } from '../util/input-file.js';
 import { UsageError } from './errors.js';
 import type { DriverSpec, Manifest, ManifestJob, Passthrough, Source, Warning } from './types.js';
 
@@ -68,31 +68,53 @@ function keyName(pair: Pair): string {
 let currentDoc: Document | undefined;
 
 /** Follows a YAML alias (`*name`) to the node it names, so anchors work as in Djinn's YAML library. */
-function deref(node: unknown): Node | null {
-  if (isAlias(node) && currentDoc) return (node.resolve(currentDoc) ?? null) as Node | null;
+function deref(r: Reader, node: unknown): Node | null {
+  if (isAlias(node) && currentDoc) {
+    const target = node.resolve(currentDoc);
+    if (!target)
+      r.fail(`the alias *${node.source} names no anchor (&${node.source}) defined before it.`, node as unknown as Node, 'manifest');
+    return target as Node;
+  }
   return (node ?? null) as Node | null;
 }
 
 /** A map's keys in order; YAML merge keys (`<<: *base`) add the keys the map does not set itself. */
-function entries(map: YAMLMap): { key: string; keyNode: Node; value: Node | null }[] {
+function entries(r: Reader, map: YAMLMap): { key: string; keyNode: Node; value: Node | null }[] {
   const own = map.items
     .filter((pair) => keyName(pair) !== '<<')
-    .map((pair) => ({ key: keyName(pair), keyNode: pair.key as Node, value: deref(pair.value) }));
+    .map((pair) => ({ key: keyName(pair), keyNode: pair.key as Node, value: deref(r, pair.value) }));
   for (const pair of map.items) {
     if (keyName(pair) !== '<<') continue;
-    const v = deref(pair.value);
-    const bases = isSeq(v) ? v.items.map(deref) : [v];
+    const v = deref(r, pair.value);
+    const bases = isSeq(v) ? v.items.map((x) => deref(r, x)) : [v];
     for (const base of bases) {
       if (!isMap(base)) continue;
-      for (const e of entries(base)) if (!own.some((o) => o.key === e.key)) own.push(e);
+      for (const e of entries(r, base)) if (!own.some((o) => o.key === e.key)) own.push(e);
     }
   }
   return own;
 }
 
+/**
+ * A string field read as go-yaml v2 reads one into a Go string (Djinn's
+ * decoder): any scalar gives its text as written (`true`, `1.10`, `0x1F`
+ * stay those characters), null (`~`, `null`, nothing) gives "". A map or a
+ * list is an error.
+ */
 function readString(r: Reader, node: Node | null, field: string, what: string, fallback: SourcePosition): string {
-  if (isScalar(node) && typeof node.value === 'string') return node.value;
+  const text = scalarText(node);
+  if (text !== undefined) return text;
   return r.fail(`expected ${what}, found ${describe(node)}.`, node, field, fallback);
+}
+
+/** The text of a scalar as written (undefined for a map, a list or nothing at all); null is "". */
+export function scalarText(node: Node | null): string | undefined {
+  if (node === null) return '';
+  if (!isScalar(node)) return undefined;
+  if (typeof node.value === 'string') return node.value;
+  if (node.value === null) return '';
+  // Plain scalars keep their source text; the resolved value (a number, a boolean) is not what Djinn sees.
+  return typeof node.source === 'string' ? node.source : String(node.value);
 }
 
 /** A list of strings; a missing or null field is an empty list. */
@@ -102,7 +124,7 @@ function readStringList(
   field: string,
   what: string,
   fallback: SourcePosition,
-  item = "a string",
+  item = 'a string',
 ): { value: string; node: Node | null }[] {
   if (node === null || (isScalar(node) && node.value === null)) return [];
   if (!isSeq(node)) {
@@ -110,11 +132,11 @@ function readStringList(
     return r.fail(`expected a list of ${what}, found ${describe(node)}.${hint}`, node, field, fallback);
   }
   return node.items.map((entry, i) => {
-    const n = deref(entry);
-    if (isScalar(n) && (typeof n.value === 'number' || typeof n.value === 'boolean')) {
-      r.fail(`expected ${item}, found ${describe(n)}; put it in quotes to make it a string.`, n, `${field}[${i}]`);
-    }
-    return { value: readString(r, n, `${field}[${i}]`, item, r.pos(node)), node: n };
+    const n = deref(r, entry);
+    const value = readString(r, n, `${field}[${i}]`, item, r.pos(node));
+    if (value.includes('\0'))
+      r.fail('contains a NUL byte, which no command line or environment can carry.', n, `${field}[${i}]`, r.pos(node));
+    return { value, node: n };
   });
 }
 
@@ -159,6 +181,16 @@ export function parseSource(text: string): Source | { error: string } {
     if (colon >= 0) dir = dir.slice(colon + 1);
     if (!dir) return { error: `cannot tell a folder name from the URL "${url}"; add "=> dir".` };
   }
+  // git would read a leading "-" as an option (`--upload-pack=...` runs a command).
+  for (const [what, v] of [
+    ['URL', url],
+    ['ref', ref],
+    ['folder', dir],
+  ]) {
+    if (v.startsWith('-')) return { error: `the ${what} "${v}" starts with "-", which git would take for an option.` };
+  }
+  if (dir.split('/').includes('..') || dir.startsWith('/'))
+    return { error: `the folder "${dir}" leaves the home folder; name a folder inside it.` };
   return { url, ref, dir, position: {} };
 }
 
@@ -168,26 +200,70 @@ export interface ParseOptions {
 }
 
 export function parseManifestFile(file: string, options: ParseOptions = {}): Manifest {
-  let text: string;
   const name = options.displayName ?? file;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message;
-    throw new UsageError(`cannot read the manifest: ${why}.`, { file: name }, 'manifest');
+  const read = readInputText(file);
+  if ('error' in read) throw new UsageError(`cannot read the manifest: ${read.error}.`, { file: name }, 'manifest');
+  return parseManifest(read.text, name);
+}
+
+/** Where the unclosed quote before `end` opened: the last one not escaped (`\\"`) nor doubled (`''`). */
+function openingQuote(text: string, end: number, quote: string): number {
+  for (let i = Math.min(end, text.length) - 1; i >= 0; i--) {
+    if (text[i] !== quote) continue;
+    if (quote === '"' && text[i - 1] === '\\') continue;
+    if (quote === "'" && (text[i - 1] === "'" || text[i + 1] === "'")) {
+      i--;
+      continue;
+    }
+    return i;
   }
-  return parseManifest(text, name);
+  return -1;
+}
+
+/** Text that is not UTF-8 YAML at all, said plainly before the YAML parser gives a puzzling message. */
+function checkEncoding(text: string, file: string): void {
+  const at = (offset: number) => {
+    const before = text.slice(0, offset).split('\n');
+    return { file, line: before.length, column: before[before.length - 1].length + 1 };
+  };
+  // UTF-16 read as UTF-8: its byte-order mark becomes two replacement characters, ASCII alternates with NULs.
+  if (text.startsWith('\uFFFD\uFFFD') || /^[^\0]\0[^\0]\0|^\0[^\0]\0[^\0]/.test(text)) {
+    throw new UsageError('the file looks like UTF-16 text; save it as UTF-8.', { file, line: 1, column: 1 }, 'manifest');
+  }
+  const nul = text.indexOf('\0');
+  if (nul >= 0) throw new UsageError('the file contains a NUL byte; a manifest is UTF-8 text.', at(nul), 'manifest');
+  const bad = text.indexOf('\uFFFD');
+  if (bad >= 0) throw new UsageError('the file is not valid UTF-8 here; save it as UTF-8.', at(bad), 'manifest');
 }
 
 export function parseManifest(text: string, file = '.djinn.yml'): Manifest {
+  checkEncoding(text, file);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const r = new Reader(file, lines);
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
-    const { line, col } = lines.linePos(e.pos[0]);
-    const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(/\.?$/, '.');
+    let offset = e.pos[0];
+    let msg = e.message
+      .split('\n')[0]
+      .replace(/ at line \d+, column \d+:?$/, '')
+      .replace(/\.?$/, '.');
+    if (e.code === 'RESOURCE_EXHAUSTION') {
+      msg = 'the document nests too deeply to read.';
+      // Where the parser ran out of stack varies; the line it happened on does not.
+      offset = text.lastIndexOf('\n', offset - 1) + 1;
+    }
+    if (e.code === 'MULTIPLE_DOCS') msg = 'a manifest is one YAML document; this file holds several (a "---" line starts another).';
+    if (e.code === 'MISSING_CHAR' && /closing ["']quote/.test(e.message)) {
+      // The parser reports the end of the file; the quote that was never closed is more use.
+      const quote = e.message.includes('closing "') ? '"' : "'";
+      const opened = openingQuote(text, offset, quote);
+      if (opened >= 0) {
+        offset = opened;
+        msg = `this ${quote === '"' ? 'double' : 'single'}-quoted string is never closed.`;
+      }
+    }
+    const { line, col } = lines.linePos(offset);
     throw new UsageError(`not valid YAML: ${msg}`, { file, line, column: col }, 'manifest');
   }
   currentDoc = doc;
@@ -196,11 +272,15 @@ export function parseManifest(text: string, file = '.djinn.yml'): Manifest {
     throw new UsageError('the manifest is empty; it needs at least a driver and jobs.', { file, line: 1, column: 1 }, 'manifest');
   }
   if (!isMap(root)) {
-    return r.fail(`expected a map of manifest fields (driver, stages, jobs, ...) at the top level, found ${describe(root)}.`, root, 'manifest');
+    return r.fail(
+      `expected a map of manifest fields (driver, stages, jobs, ...) at the top level, found ${describe(root)}.`,
+      root,
+      'manifest',
+    );
   }
   const top = r.pos(root);
   const fields = new Map<string, { keyNode: Node; value: Node | null }>();
-  for (const e of entries(root)) {
+  for (const e of entries(r, root)) {
     if (!TOP_KEYS.includes(e.key)) r.warn(`unknown field "${e.key}" is ignored.`, e.keyNode);
     fields.set(e.key, e);
   }
@@ -210,7 +290,8 @@ export function parseManifest(text: string, file = '.djinn.yml'): Manifest {
   if (fields.has('namespace')) {
     const n = field('namespace');
     if (!(isScalar(n) && n.value === null)) namespace = readString(r, n, 'namespace', 'a string', top);
-    if (namespace) r.warn(`namespace "${namespace}" is only used by a Djinn server; it is ignored when running here.`, fields.get('namespace')?.keyNode);
+    if (namespace)
+      r.warn(`namespace "${namespace}" is only used by a Djinn server; it is ignored when running here.`, fields.get('namespace')?.keyNode);
   }
 
   const driver = readDriver(r, fields.get('driver'), top);
@@ -237,7 +318,8 @@ export function parseManifest(text: string, file = '.djinn.yml'): Manifest {
   );
 
   const stages: Manifest['stages'] = [];
-  for (const { value, node } of readStringList(r, field('stages'), 'stages', 'stage names', top, 'a stage name')) {
+  for (const [i, { value, node }] of readStringList(r, field('stages'), 'stages', 'stage names', top, 'a stage name').entries()) {
+    if (!value.trim()) r.fail(`expected a stage name, found ${value ? 'only blanks' : 'an empty one'}.`, node, `stages[${i}]`, top);
     if (stages.some((s) => s.name === value)) r.warn(`stage "${value}" is listed twice; it runs once.`, node);
     else stages.push({ name: value, position: r.pos(node) });
   }
@@ -250,7 +332,12 @@ export function parseManifest(text: string, file = '.djinn.yml'): Manifest {
     allowFailures.push({ name: value, position: r.pos(node) });
   }
 
-  const jobs = readJobs(r, field('jobs'), top, stages.map((s) => s.name));
+  const jobs = readJobs(
+    r,
+    field('jobs'),
+    top,
+    stages.map((s) => s.name),
+  );
 
   if (jobs.length === 0 && !fields.has('jobs')) r.warn('the manifest has no jobs; only the setup stage would run.', root);
 
@@ -263,18 +350,22 @@ function readDriver(r: Reader, entry: { keyNode: Node; value: Node | null } | un
   if (!isMap(node)) return r.fail(`expected a map with a "type" key, found ${describe(node)}.`, node, 'driver', r.pos(entry.keyNode));
   const options: Record<string, string> = {};
   const keyNodes: Record<string, Node> = {};
-  for (const e of entries(node)) {
+  for (const e of entries(r, node)) {
     const v = e.value;
-    if (!isScalar(v) || v.value === null || typeof v.value === 'object') {
-      r.fail(`expected a single value, found ${describe(v)}.`, v ?? e.keyNode, `driver.${e.key}`);
-    }
-    options[e.key] = String(v.value);
+    const text = scalarText(v);
+    if (text === undefined) r.fail(`expected a single value, found ${describe(v)}.`, v ?? e.keyNode, `driver.${e.key}`);
+    if (text.includes('\0')) r.fail('contains a NUL byte.', v, `driver.${e.key}`);
+    options[e.key] = text;
     keyNodes[e.key] = e.keyNode;
   }
   const type = options.type;
   if (type === undefined) return r.fail(`"type" is missing; expected one of ${DRIVER_TYPES.join(', ')}.`, node, 'driver.type');
   if (!(DRIVER_TYPES as readonly string[]).includes(type)) {
-    return r.fail(`unknown driver type "${type}"; expected one of ${DRIVER_TYPES.join(', ')}.`, node.get('type', true) as Node, 'driver.type');
+    return r.fail(
+      `unknown driver type "${type}"; expected one of ${DRIVER_TYPES.join(', ')}.`,
+      node.get('type', true) as Node,
+      'driver.type',
+    );
   }
   const spec = DRIVER_KEYS[type];
   for (const k of spec.required) {
@@ -287,7 +378,8 @@ function readDriver(r: Reader, entry: { keyNode: Node; value: Node | null } | un
     }
   }
   if (type === 'qemu') {
-    if (options.arch && options.arch !== 'x86_64') r.warn(`driver qemu: arch "${options.arch}" is not supported; x86_64 is used, as Djinn does.`, keyNodes.arch);
+    if (options.arch && options.arch !== 'x86_64')
+      r.warn(`driver qemu: arch "${options.arch}" is not supported; x86_64 is used, as Djinn does.`, keyNodes.arch);
     options.arch = 'x86_64';
   }
   return { type: type as DriverSpec['type'], options, position: r.pos(node) };
@@ -314,22 +406,23 @@ function readJobs(r: Reader, node: Node | null, top: SourcePosition, stages: str
   const jobs: ManifestJob[] = [];
   node.items.forEach((item, i) => {
     const f = `jobs[${i}]`;
-    const jn = deref(item);
+    const jn = deref(r, item);
     if (!isMap(jn)) return r.fail(`expected a job (a map with stage, commands, ...), found ${describe(jn)}.`, jn, f, r.pos(node));
     const pos = r.pos(jn);
     const got = new Map<string, Node | null>();
-    for (const e of entries(jn)) {
+    for (const e of entries(r, jn)) {
       if (!JOB_KEYS.includes(e.key)) r.warn(`unknown field "${e.key}" in ${f} is ignored.`, e.keyNode);
       got.set(e.key, e.value);
     }
     if (!got.has('stage')) r.fail('required field "stage" is missing.', jn, `${f}.stage`);
     const stage = readString(r, got.get('stage') ?? null, `${f}.stage`, 'a stage name', pos);
-    let name = '';
-    if (got.has('name') && !(isScalar(got.get('name')) && (got.get('name') as { value: unknown }).value === null)) {
-      name = readString(r, got.get('name') ?? null, `${f}.name`, 'a string', pos);
-      if (!name.trim()) r.fail('expected a name, found an empty string.', got.get('name'), `${f}.name`);
-    }
-    const commands = readStringList(r, got.get('commands') ?? null, `${f}.commands`, 'commands (strings)', pos, 'a command (a string)').map((c) => c.value);
+    if (!stage.trim())
+      r.fail(`expected a stage name, found ${stage ? 'only blanks' : 'an empty one'}.`, got.get('stage'), `${f}.stage`, pos);
+    // No name, null and "" are the same to go-yaml v2: an unnamed job, named <stage>.<n>.
+    const name = readString(r, got.get('name') ?? null, `${f}.name`, 'a string', pos);
+    if (name && !name.trim()) r.fail('expected a name, found only blanks.', got.get('name'), `${f}.name`);
+    if (name.includes('\0') || stage.includes('\0')) r.fail('contains a NUL byte.', jn, f);
+    const commands = readStringList(r, got.get('commands') ?? null, `${f}.commands`, 'commands', pos, 'a command').map((c) => c.value);
     const artifacts = readPassthroughs(r, got.get('artifacts') ?? null, `${f}.artifacts`, pos);
     jobs.push({ stage, name, commands, artifacts, position: pos });
   });

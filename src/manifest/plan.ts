@@ -33,10 +33,17 @@ export const SETUP_STAGE = 'setup';
 /** Djinn's offline clone commands for one source. */
 export function cloneCommands(source: Source): string[] {
   const commands: string[] = [];
-  if (source.dir) commands.push(`mkdir -p ${source.dir}`);
-  commands.push(`git clone ${source.url} ${source.dir}`.trimEnd());
-  if (source.ref) commands.push(`cd ${source.dir}`, `git checkout -q ${source.ref}`);
+  // Quoted where needed: a URL, ref or folder is text from the manifest, never shell syntax.
+  const dir = shellWord(source.dir);
+  if (source.dir) commands.push(`mkdir -p ${dir}`);
+  commands.push(`git clone ${shellWord(source.url)} ${source.dir ? dir : ''}`.trimEnd());
+  if (source.ref) commands.push(`cd ${dir}`, `git checkout -q ${shellWord(source.ref)}`);
   return commands;
+}
+
+/** The word as it is when the shell would read it unchanged, else single-quoted. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./~^-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 export interface PlanOptions {

@@ -8,24 +8,55 @@ import { UsageError } from '../manifest/errors.js';
 import { globFiles, hasMeta } from '../util/glob.js';
 import { hostEntryType, hostGlobFs } from '../util/fs-type.js';
 
-/** `KEY=VALUE` lines (blank lines and `#` comments skipped) as env vars; `field` names the flag or input in errors. */
-export function parseEnvLines(lines: string[], field: string): EnvVar[] {
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * `KEY=VALUE` lines (blank lines and `#` comments skipped, a CR before the LF
+ * dropped) as env vars; `field` names the flag or input in errors, `file` the
+ * env file when there is one. Errors never show a value: these lines usually
+ * carry secrets.
+ */
+export function parseEnvLines(lines: string[], field: string, file?: string): EnvVar[] {
   const out: EnvVar[] = [];
-  for (const raw of lines) {
+  for (const [index, raw] of lines.entries()) {
     const l = raw.replace(/\r$/, '');
     if (!l.trim() || l.trimStart().startsWith('#')) continue;
     const eq = l.indexOf('=');
     const key = eq > 0 ? l.slice(0, eq).trim() : '';
-    // Never echo the value: these lines usually carry secrets.
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+    const where = file ? { file, line: index + 1 } : {};
+    const at = file ? '' : `line ${index + 1}: `;
+    if (eq < 0) throw new UsageError(`${at}expected KEY=VALUE; the line has no "=".`, where, field);
+    if (!ENV_NAME.test(key)) {
       throw new UsageError(
-        `expected KEY=VALUE lines with a valid variable name, found a line starting "${l.slice(0, Math.max(0, eq)).slice(0, 20) || '(no "=")'}".`,
-        {},
+        `${at}expected KEY=VALUE with a variable name before "=" (letters, digits and _, not starting with a digit).`,
+        where,
         field,
       );
-    out.push({ key, value: l.slice(eq + 1) });
+    }
+    out.push(checkEnvValue({ key, value: l.slice(eq + 1) }, field, where));
   }
   return out;
+}
+
+/** One `-env KEY=VALUE`: the value runs to the end, newlines included. */
+export function parseEnvAssignment(text: string, field: string): EnvVar {
+  const eq = text.indexOf('=');
+  if (eq < 0) throw new UsageError('expected KEY=VALUE; the value has no "=".', {}, field);
+  const key = text.slice(0, eq);
+  if (!ENV_NAME.test(key)) {
+    throw new UsageError(
+      `"${key.slice(0, 40)}" is not a valid variable name (letters, digits and _, not starting with a digit).`,
+      {},
+      field,
+    );
+  }
+  return checkEnvValue({ key, value: text.slice(eq + 1) }, field, {});
+}
+
+function checkEnvValue(e: EnvVar, field: string, where: { file?: string; line?: number }): EnvVar {
+  if (e.value.includes('\0'))
+    throw new UsageError(`the value of ${e.key} contains a NUL byte, which no environment can carry.`, where, field);
+  return e;
 }
 
 /**

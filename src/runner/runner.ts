@@ -8,6 +8,7 @@ import type { Driver, EnvVar } from '../drivers/driver.js';
 import type { Plan, PlanJob } from '../manifest/plan.js';
 import { formatDuration } from '../util/duration.js';
 import { hasMeta } from '../util/glob.js';
+import { setLongTimeout } from '../util/long-timer.js';
 import { artifactDestination, objectSource } from '../util/paths.js';
 import type { ArtifactReport, BuildReport, JobReport, Reporter } from './reporter.js';
 import { jobScript, scriptFileName } from './script.js';
@@ -36,6 +37,10 @@ export interface RunOptions {
 class Build {
   readonly jobs: JobReport[];
   readonly artifacts: ArtifactReport[] = [];
+  /** Artifacts that could not be collected: the build fails at its end, after every job ran. */
+  artifactErrors = 0;
+  /** Destination path -> the machine file collected there, so that nothing is overwritten within a build. */
+  readonly collected = new Map<string, string>();
   readonly stop = new AbortController();
   private readonly started = Date.now();
 
@@ -54,7 +59,7 @@ class Build {
     for (const j of this.jobs) if (j.status !== 'queued' && j.status !== 'skipped') status = worst(status, j.status);
     const stopped = this.stopReason();
     if (stopped) status = worst(status, stopped);
-    if (reason && status === 'passed') status = 'failed';
+    if (reason && (status === 'passed' || status === 'passed_with_failures')) status = 'failed';
     return {
       status,
       durationMs: Date.now() - this.started,
@@ -72,7 +77,7 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
   const onOuterAbort = () => b.stop.abort('killed');
   if (o.signal?.aborted) onOuterAbort();
   o.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  const timer = o.timeoutMs ? setTimeout(() => b.stop.abort('timed_out'), o.timeoutMs) : undefined;
+  const timer = o.timeoutMs ? setLongTimeout(() => b.stop.abort('timed_out'), o.timeoutMs) : undefined;
 
   let reason: string | undefined;
   try {
@@ -84,7 +89,11 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
       reporter.error(reason);
       return finish(b, reason);
     }
-    await placeObjects(o, b);
+    const objectErrors = await placeObjects(o, b);
+    if (objectErrors > 0) {
+      reason = `${objectErrors} object${objectErrors > 1 ? 's' : ''} could not be placed (see above); no job ran`;
+      return finish(b, reason);
+    }
     if (o.beforeJobs && !b.stopReason()) {
       try {
         await o.beforeJobs(driver);
@@ -97,13 +106,18 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
     reason = await runStages(o, b);
     return finish(b, reason);
   } finally {
-    if (timer) clearTimeout(timer);
+    timer?.clear();
     o.signal?.removeEventListener('abort', onOuterAbort);
     await driver.destroy();
   }
 
   function finish(build: Build, why?: string): BuildReport {
     for (const j of build.jobs) if (j.status === 'queued') j.status = 'skipped';
+    if (!why && build.artifactErrors > 0 && !build.jobs.some((j) => j.status === 'failed' || j.status === 'timed_out')) {
+      const n = build.artifactErrors;
+      why = `${n} artifact${n > 1 ? 's' : ''} could not be collected (see the artifact errors above)`;
+      reporter.error(why);
+    }
     const rep = build.report(why ?? (build.stopReason() ? stopMessage(build.stopReason()!, '') : undefined));
     if (!rep.reason && (rep.status === 'failed' || rep.status === 'timed_out')) {
       const bad = rep.jobs.find((j) => j.status === rep.status);
@@ -142,22 +156,36 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-async function placeObjects(o: RunOptions, b: Build): Promise<void> {
+/** Places every object; returns how many failed (each reported). Any failure stops the build before its first job. */
+async function placeObjects(o: RunOptions, b: Build): Promise<number> {
+  let errors = 0;
   for (const obj of o.plan.objects) {
-    if (b.stopReason()) return;
+    if (b.stopReason()) return errors;
     o.reporter.info(`Placing object ${obj.src} => ${obj.dst}`);
     const src = objectSource(o.objectsDir, obj.src);
     if ('error' in src) {
       o.reporter.error(`object error: ${src.error}`, obj.position);
+      errors++;
+      continue;
+    }
+    const st = await stat(src.path).catch(() => undefined);
+    if (!st?.isFile()) {
+      o.reporter.error(
+        `object error: object "${obj.src}" is ${st?.isDirectory() ? 'a folder' : 'not a regular file'}; objects are files.`,
+        obj.position,
+      );
+      errors++;
       continue;
     }
     try {
       await o.driver.upload(src.path, obj.dst, 0o700);
     } catch (err) {
       o.reporter.error(`object error: ${obj.src} => ${obj.dst}: ${message(err)}`, obj.position);
+      errors++;
     }
   }
   if (o.plan.objects.length) o.reporter.info('');
+  return errors;
 }
 
 async function runStages(o: RunOptions, b: Build): Promise<string | undefined> {
@@ -186,7 +214,7 @@ async function runJob(o: RunOptions, b: Build, job: PlanJob, rep: JobReport, all
     return;
   }
   const jobStop = new AbortController();
-  const jobTimer = o.jobTimeoutMs ? setTimeout(() => jobStop.abort('timed_out'), o.jobTimeoutMs) : undefined;
+  const jobTimer = o.jobTimeoutMs ? setLongTimeout(() => jobStop.abort('timed_out'), o.jobTimeoutMs) : undefined;
   const signal = AbortSignal.any([b.stop.signal, jobStop.signal]);
   let scriptRan = false;
   try {
@@ -213,7 +241,7 @@ async function runJob(o: RunOptions, b: Build, job: PlanJob, rep: JobReport, all
     rep.status = b.stopReason() ?? (allowFailures ? 'passed_with_failures' : 'failed');
     rep.error = message(err);
   } finally {
-    if (jobTimer) clearTimeout(jobTimer);
+    jobTimer?.clear();
     rep.durationMs = Date.now() - started;
   }
   if (rep.error && rep.status === 'passed_with_failures') {
@@ -224,7 +252,9 @@ async function runJob(o: RunOptions, b: Build, job: PlanJob, rep: JobReport, all
   // wants the machine gone now.
   if (scriptRan && !b.stopReason()) await collectArtifacts(o, b, job);
   else if (scriptRan && b.stopReason() === 'timed_out' && job.artifacts.length) {
-    reporter.info(`The build timed out; collecting the artifacts of job ${rep.name} (at most ${formatDuration(AFTER_TIMEOUT_BUDGET_MS)})...`);
+    reporter.info(
+      `The build timed out; collecting the artifacts of job ${rep.name} (at most ${formatDuration(AFTER_TIMEOUT_BUDGET_MS)})...`,
+    );
     await collectArtifacts(o, b, job, Date.now() + AFTER_TIMEOUT_BUDGET_MS);
   }
   reporter.jobEnd(rep);
@@ -235,9 +265,13 @@ const AFTER_TIMEOUT_BUDGET_MS = 60_000;
 
 async function collectArtifacts(o: RunOptions, b: Build, job: PlanJob, deadline = Infinity): Promise<void> {
   const { reporter, driver } = o;
+  const fail = (text: string, position?: PlanJob['position']) => {
+    b.artifactErrors++;
+    reporter.error(`artifact error: ${text}`, position);
+  };
   const outOfTime = () => {
     if (Date.now() < deadline) return false;
-    reporter.error(`artifact error: gave up collecting the artifacts of job ${job.name}: no time left after the build's timeout.`);
+    fail(`gave up collecting the artifacts of job ${job.name}: no time left after the build's timeout.`);
     return true;
   };
   for (const art of job.artifacts) {
@@ -248,17 +282,20 @@ async function collectArtifacts(o: RunOptions, b: Build, job: PlanJob, deadline 
     try {
       matches = await driver.glob(art.src);
     } catch (err) {
-      reporter.error(`artifact error: ${art.src}: ${message(err)}`, art.position);
+      fail(`${art.src}: ${message(err)}`, art.position);
       continue;
     }
     if (matches.length === 0) {
-      reporter.warn(`artifact ${art.src}: ${hasMeta(art.src) ? 'no file matches the pattern' : 'no such file in the machine'}; nothing collected.`, art.position);
+      reporter.warn(
+        `artifact ${art.src}: ${hasMeta(art.src) ? 'no file matches the pattern' : 'no such file in the machine'}; nothing collected.`,
+        art.position,
+      );
       continue;
     }
     const starred = art.dst.includes('*');
     if (matches.length > 1 && !starred) {
-      reporter.error(
-        `artifact error: ${art.src} matches ${matches.length} files (${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has no "*"; use "=> dir/*" to keep each file's name.`,
+      fail(
+        `${art.src} matches ${matches.length} files (${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has no "*"; use "=> dir/*" to keep each file's name.`,
         art.position,
       );
       continue;
@@ -268,7 +305,15 @@ async function collectArtifacts(o: RunOptions, b: Build, job: PlanJob, deadline 
       const rel = starred ? art.dst.replaceAll('*', path.posix.basename(m)) : art.dst;
       const dest = artifactDestination(o.artifactsDir, rel);
       if ('error' in dest) {
-        reporter.error(`artifact error: ${dest.error}.`, art.position);
+        fail(`${dest.error}.`, art.position);
+        continue;
+      }
+      const earlier = b.collected.get(dest.path);
+      if (earlier !== undefined) {
+        fail(
+          `${m} => ${rel}: ${rel} already holds ${earlier}, collected earlier in this build; nothing is overwritten. Give each file its own destination.`,
+          art.position,
+        );
         continue;
       }
       const tmp = `${dest.path}.part-${randomBytes(4).toString('hex')}`;
@@ -276,12 +321,13 @@ async function collectArtifacts(o: RunOptions, b: Build, job: PlanJob, deadline 
         await mkdir(path.dirname(dest.path), { recursive: true });
         await driver.download(m, tmp);
         await rename(tmp, dest.path);
+        b.collected.set(dest.path, m);
         const { size } = await stat(dest.path);
         b.artifacts.push({ job: job.name, src: m, dst: rel, path: dest.path, bytes: size });
         if (matches.length > 1 || m !== art.src) reporter.info(`  ${m} => ${rel}`);
       } catch (err) {
         await rm(tmp, { force: true });
-        reporter.error(`artifact error: ${m} => ${rel}: ${message(err)}`, art.position);
+        fail(`${m} => ${rel}: ${message(err)}`, art.position);
       }
     }
   }

@@ -6,6 +6,8 @@ import type { EventEmitter } from 'node:events';
  * stdout instead of piling up in our memory.
  */
 export function drained(stream: EventEmitter): Promise<void> {
+  // A stream already destroyed (a closed pipe) sends no more events.
+  if ((stream as { destroyed?: boolean }).destroyed) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const done = () => {
       stream.off('drain', done);

@@ -2,13 +2,16 @@
 // fresh working folder per build. Unlike Djinn's (which splits commands on
 // spaces and runs them without a shell) ours uses a shell, like every other driver.
 import { spawn } from 'node:child_process';
-import { copyFile, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, chmod, mkdir, mkdtemp, realpath, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pauseWhile, type CreateContext, type Driver, type ExecResult, type JobExecution, type OutputSink } from '../driver.js';
 
 import { globFiles } from '../../util/glob.js';
 import { hostGlobFs } from '../../util/fs-type.js';
+import { isInside } from '../../util/paths.js';
+import { removeTree } from '../../util/remove-tree.js';
+import { ProcessTracker } from './process-tracker.js';
 
 const KILL_GRACE_MS = 2000;
 /** How long to wait for output still in the pipes after the script exits. */
@@ -21,14 +24,31 @@ export class OsDriver implements Driver {
   /** Process groups of every job run, ended in destroy(). */
   private readonly groups = new Set<number>();
 
-  async create(ctx: CreateContext): Promise<void> {
-    this.workdir = await mkdtemp(path.join(os.tmpdir(), 'djinn-os-'));
-    this.scripts = await mkdtemp(path.join(os.tmpdir(), 'djinn-os-scripts-'));
-    ctx.reporter.info(`Created working folder ${this.workdir}...`);
+  /** Every process the build starts, wherever it goes (setsid, double fork): ended in destroy(). */
+  private readonly tracker = new ProcessTracker();
+  private creating: Promise<void> | undefined;
+
+  create(ctx: CreateContext): Promise<void> {
+    // Kept so that destroy() after an early stop (-timeout 1ms) waits for the folders and removes them.
+    this.creating = (async () => {
+      this.workdir = await mkdtemp(path.join(os.tmpdir(), 'djinn-os-'));
+      this.scripts = await mkdtemp(path.join(os.tmpdir(), 'djinn-os-scripts-'));
+      await this.tracker.start();
+    })();
+    return this.creating.then(() => ctx.reporter.info(`Created working folder ${this.workdir}...`));
   }
 
   private resolve(p: string): string {
     return path.resolve(this.workdir, p);
+  }
+
+  /** A path the manifest names, refused when it leads out of the working folder (the host's own files). */
+  private inside(p: string, what: string): string {
+    const full = this.resolve(p);
+    if (!isInside(this.workdir, full) || full === this.workdir) {
+      throw new Error(`${what} "${p}" is outside the build's working folder; the os driver only writes inside it`);
+    }
+    return full;
   }
 
   async execute(job: JobExecution, sink: OutputSink, signal: AbortSignal): Promise<ExecResult> {
@@ -40,9 +60,13 @@ export class OsDriver implements Driver {
       LANG: 'C.UTF-8',
     };
     for (const e of job.env) env[e.key] = e.value;
+    const tooBig = envTooLarge(env);
+    if (tooBig) return { exitCode: null, error: tooBig };
+    Object.assign(env, this.tracker.env());
     return new Promise<ExecResult>((resolve) => {
       // detached: the script leads its own process group, so a stop reaches everything it started.
-      const child = spawn('/bin/sh', [script], { cwd: this.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      const [cmd, args] = this.tracker.command(script);
+      const child = spawn(cmd, args, { cwd: this.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
       if (child.pid) this.groups.add(child.pid);
       child.stdout.on('data', (c: Buffer) => pauseWhile(child.stdout, sink.write(c)));
       child.stderr.on('data', (c: Buffer) => pauseWhile(child.stderr, sink.write(c)));
@@ -66,7 +90,13 @@ export class OsDriver implements Driver {
       if (signal.aborted) stop();
       else signal.addEventListener('abort', stop, { once: true });
       child.on('error', (err) => {
-        result = { exitCode: null, error: `cannot run /bin/sh: ${err.message}` };
+        const big = (err as NodeJS.ErrnoException).code === 'E2BIG';
+        result = {
+          exitCode: null,
+          error: big
+            ? `the job's environment is too large for this host (${envBytes(env)} bytes in total)`
+            : `cannot run /bin/sh: ${err.message}`,
+        };
         finish();
       });
       child.on('exit', (code, sig) => {
@@ -82,7 +112,7 @@ export class OsDriver implements Driver {
   }
 
   async upload(localPath: string, guestPath: string, mode: number): Promise<void> {
-    const dst = this.resolve(guestPath);
+    const dst = this.inside(guestPath, 'destination');
     await mkdir(path.dirname(dst), { recursive: true });
     await copyFile(localPath, dst);
     await chmod(dst, mode);
@@ -95,14 +125,23 @@ export class OsDriver implements Driver {
     );
   }
 
+  /** Only regular files; a symlink only when it leads to one inside the working folder (never the host's /etc/shadow). */
   async download(guestPath: string, localPath: string): Promise<void> {
-    await copyFile(this.resolve(guestPath), localPath);
+    const full = this.resolve(guestPath);
+    const real = await realpath(full);
+    const root = await realpath(this.workdir);
+    if (!isInside(root, real))
+      throw new Error(`${guestPath} is a symbolic link to ${real}, outside the build's working folder; not collected`);
+    if (!(await stat(real)).isFile()) throw new Error(`${guestPath} is not a regular file; not collected`);
+    await copyFile(real, localPath);
   }
 
   async destroy(): Promise<void> {
+    await this.creating?.catch(() => {});
     for (const pid of this.groups) killGroup(pid, 'SIGKILL');
     this.groups.clear();
-    for (const d of [this.workdir, this.scripts]) if (d) await rm(d, { recursive: true, force: true }).catch(() => {});
+    await this.tracker.endAll();
+    for (const d of [this.workdir, this.scripts]) await removeTree(d);
   }
 }
 
@@ -113,4 +152,22 @@ function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/** Linux refuses one environment string over 128 KiB (MAX_ARG_STRLEN), whatever the total. */
+const MAX_ENV_STRING = 128 * 1024;
+
+function envBytes(env: Record<string, string>): number {
+  return Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
+}
+
+/** Why this environment cannot be handed to a process, naming the variable; undefined when it can. */
+function envTooLarge(env: Record<string, string>): string | undefined {
+  for (const [k, v] of Object.entries(env)) {
+    const bytes = Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+    if (bytes > MAX_ENV_STRING) {
+      return `the variable ${k} is ${bytes} bytes; a single environment variable can hold at most ${MAX_ENV_STRING} bytes on this host (pass large data as an object instead)`;
+    }
+  }
+  return undefined;
 }
