@@ -19,8 +19,12 @@ const DRIVER_KEYS: Record<string, { required: string[]; optional: string[] }> = 
 };
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** Merge keys followed while reading one manifest: far beyond any real one, short of an alias bomb. */
+const MAX_MERGES = 10_000;
+
 class Reader {
   readonly warnings: Warning[] = [];
+  merges = 0;
   constructor(
     readonly file: string,
     private readonly lines: LineCounter,
@@ -89,6 +93,8 @@ function entries(r: Reader, map: YAMLMap): { key: string; keyNode: Node; value: 
     const bases = isSeq(v) ? v.items.map((x) => deref(r, x)) : [v];
     for (const base of bases) {
       if (!isMap(base)) continue;
+      if (++r.merges > MAX_MERGES)
+        r.fail(`more than ${MAX_MERGES} merges (<<: *alias) to follow; is this an alias bomb?`, pair.key as Node, 'manifest');
       for (const e of entries(r, base)) if (!own.some((o) => o.key === e.key)) own.push(e);
     }
   }

@@ -19,7 +19,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function parseEnvLines(lines: string[], field: string, file?: string): EnvVar[] {
   const out: EnvVar[] = [];
   for (const [index, raw] of lines.entries()) {
-    const l = raw.replace(/\r$/, '');
+    const l = (index === 0 ? raw.replace(/^\uFEFF/, '') : raw).replace(/\r$/, '');
     if (!l.trim() || l.trimStart().startsWith('#')) continue;
     const eq = l.indexOf('=');
     const key = eq > 0 ? l.slice(0, eq).trim() : '';

@@ -326,7 +326,7 @@ async function collectArtifacts(o: RunOptions, b: Build, job: PlanJob, deadline 
         b.artifacts.push({ job: job.name, src: m, dst: rel, path: dest.path, bytes: size });
         if (matches.length > 1 || m !== art.src) reporter.info(`  ${m} => ${rel}`);
       } catch (err) {
-        await rm(tmp, { force: true });
+        await rm(tmp, { force: true }).catch(() => {});
         fail(`${m} => ${rel}: ${message(err)}`, art.position);
       }
     }
