@@ -801,6 +801,8 @@ function bomb(): string {
   return `${y}stages: [a]\njobs:\n  - <<: *a11\n    stage: a\n`;
 }
 
+/** Shell that makes `name` next to the os driver's home, without a blank or a "/" (a source splits on both). */
+const touchBesideHome = (name: string) => `$(cd;cd\${IFS}..;touch\${IFS}${name})`;
 const outside = () => path.join(base, 'outside-secret.txt');
 const runs: Case[] = [
   {
@@ -947,22 +949,46 @@ const runs: Case[] = [
     stderr: ["is outside the build's working folder; the os driver only writes inside it"],
     effect: () => expect(existsSync(outside())).toBe(false),
   },
+  // Each substitution would make a file in the case's TMPDIR (the os driver's home is a folder in it), were it run.
   {
     name: 'a command substitution in a source URL is not run',
-    manifest: `${OS}sources: ["https://example.invalid/$(touch\${IFS}${path.join(base, 'pwned-url')}).git"]\n`,
+    manifest: `${OS}sources: ["https://example.invalid/${touchBesideHome('pwned-url')}/r.git"]\n`,
     args: R,
     code: 1,
-    effect: () => expect(existsSync(path.join(base, 'pwned-url'))).toBe(false),
+    effect: (d) => expect(existsSync(path.join(d, '.tmp', 'pwned-url'))).toBe(false),
   },
   {
-    name: 'a command substitution in a source ref and folder is not run',
-    manifest: `${OS}sources: ["https://example.invalid/r.git $(touch\${IFS}${path.join(base, 'pwned-ref')}) => $(touch\${IFS}${path.join(base, 'pwned-dir')})"]\n`,
+    name: 'a command substitution in a source ref is not run',
+    // A clone that works, so that the checkout of the ref runs.
+    manifest: `${OS}sources: ["${path.join(base, 'repo')} ${touchBesideHome('pwned-ref')}"]\n`,
+    setup: () => {
+      if (existsSync(path.join(base, 'repo'))) return;
+      execFileSync('git', ['init', '-q', path.join(base, 'repo')]);
+      execFileSync('git', [
+        '-C',
+        path.join(base, 'repo'),
+        '-c',
+        'user.email=t@example.invalid',
+        '-c',
+        'user.name=t',
+        'commit',
+        '-q',
+        '--allow-empty',
+        '-m',
+        'x',
+      ]);
+    },
+    args: R,
+    stdout: ['+ git checkout -q'],
+    code: 1,
+    effect: (d) => expect(existsSync(path.join(d, '.tmp', 'pwned-ref'))).toBe(false),
+  },
+  {
+    name: 'a command substitution in a source folder is not run',
+    manifest: `${OS}sources: ["https://example.invalid/r.git => ${touchBesideHome('pwned-dir')}"]\n`,
     args: R,
     code: 1,
-    effect: () => {
-      expect(existsSync(path.join(base, 'pwned-ref'))).toBe(false);
-      expect(existsSync(path.join(base, 'pwned-dir'))).toBe(false);
-    },
+    effect: (d) => expect(existsSync(path.join(d, '.tmp', 'pwned-dir'))).toBe(false),
   },
   {
     name: 'a 200 KiB manifest env value names the variable',
