@@ -1,5 +1,6 @@
 // The stall watch on its own (no VM): a console file that keeps growing is
 // never a stall; one that stops growing is, once the window has passed.
+import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,6 +51,35 @@ describe('watchStall', () => {
       expect((w.signal.reason as Error).message).toBe('no serial console output at all and no SSH banner within 0.5s');
     } finally {
       w.stop();
+    }
+  });
+
+  it('before the first console output, a QEMU that uses CPU is booting: stalled only after three windows', async () => {
+    const hog = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    try {
+      const w = watchStall(path.join(dir, 'busy-never-created.log'), 1000, hog.pid);
+      const reason = await new Promise<BootStalled>((resolve) =>
+        w.signal.addEventListener('abort', () => resolve(w.signal.reason as BootStalled), { once: true }),
+      );
+      expect(reason.idle).toBe(false);
+      expect(reason.message).toBe('no serial console output at all and no SSH banner within 3s');
+    } finally {
+      hog.kill('SIGKILL');
+    }
+  });
+
+  it('before the first console output, a stopped QEMU (no CPU time) is stalled after one window', async () => {
+    const hog = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    hog.kill('SIGSTOP');
+    try {
+      const w = watchStall(path.join(dir, 'stopped-never-created.log'), 1000, hog.pid);
+      const reason = await new Promise<BootStalled>((resolve) =>
+        w.signal.addEventListener('abort', () => resolve(w.signal.reason as BootStalled), { once: true }),
+      );
+      expect(reason.idle).toBe(true);
+      expect(reason.message).toBe('QEMU used no CPU time and the guest gave no serial console output and no SSH banner for 1s');
+    } finally {
+      hog.kill('SIGKILL');
     }
   });
 

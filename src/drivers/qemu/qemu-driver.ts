@@ -196,7 +196,7 @@ export class QemuDriver implements Driver {
       const qemu = await QemuProcess.start(spec);
       this.qemu = qemu;
       this.info.sshPort = port;
-      const stall = watchStall(spec.consoleLog, stallMs);
+      const stall = watchStall(spec.consoleLog, stallMs, qemu.pid);
       // Aborted by a stop and by a stall; the outer catch tells them apart.
       const watched = AbortSignal.any([signal, stall.signal]);
       try {

@@ -85,7 +85,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       // SIGKILL: a QEMU that is not used keeps nothing worth a clean exit, and a frozen one ignores SIGTERM.
       stop: async (q) => void (await q.kill()),
       waitForSsh: async (q, deadline) => {
-        const stall = watchStall(q.spec.consoleLog, o.stallMs);
+        const stall = watchStall(q.spec.consoleLog, o.stallMs, q.pid);
         try {
           await waitForBanner('127.0.0.1', port, deadline, AbortSignal.any([untilExit(q), stall.signal]));
         } catch (err) {
