@@ -184,7 +184,8 @@ describe('qemu driver: stalled boots', () => {
         rmSync(raw, { force: true });
       }
     },
-    VM_TEST_MS,
+    // A raw copy of the image and a boot made slow on purpose (~3.5 min here under TCG).
+    2 * VM_TEST_MS,
   );
 
   it(
