@@ -44,6 +44,8 @@ const DRIVER_INPUTS = [
   'memory',
   'kvm',
   'boot-timeout',
+  'boot-stall',
+  'boot-retries',
 ];
 
 function opt(name: string): string | undefined {

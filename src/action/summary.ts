@@ -57,6 +57,9 @@ export async function writeSummary(builds: BuildResult[], upload?: UploadResult)
     if (accel !== undefined) machine.push(`accelerator ${escape(String(accel))}`);
     const boot = bootSeconds(facts);
     if (boot !== undefined) machine.push(`${fact(facts, 'start') === 'restored' ? 'restored from a saved state' : 'booted'} in ${boot} s`);
+    const retries = fact(facts, 'bootRetries');
+    if (retries !== undefined)
+      machine.push(`booted again ${retries}× after a stall (${escape(String(fact(facts, 'bootStallReason') ?? ''))})`);
     machine.push(`total ${formatDuration(r.durationMs)}`);
     s.addRaw(`<p>${machine.filter((m) => m !== 'driver').join(' · ')}</p>`, true);
     if (r.reason) s.addRaw(`<p><strong>${escape(r.reason)}</strong></p>`, true);

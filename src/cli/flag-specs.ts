@@ -19,6 +19,8 @@ export const RUN_FLAGS: FlagSpec[] = [
   { group: 'qemu', name: 'memory', kind: 'string', default: 'min(4096, half of host)', help: 'memory in MiB (driver.conf: memory)' },
   { group: 'qemu', name: 'kvm', kind: 'string', default: 'auto', help: 'auto|on|off: use KVM when it works, else software emulation' },
   { group: 'qemu', name: 'boot-timeout', kind: 'string', default: '5m (TCG), 2m (KVM)', help: 'give up when the machine has no SSH login after this long' },
+  { group: 'qemu', name: 'boot-stall', kind: 'string', default: '20s (TCG), 10s (KVM)', help: 'a boot with no console output and no SSH banner for this long has stalled: kill it and boot again' },
+  { group: 'qemu', name: 'boot-retries', kind: 'string', default: '1', help: 'how many times to boot again after a stalled boot (0: fail at once)' },
   { group: 'qemu', name: 'warm', kind: 'string', default: 'on', help: 'on|off|refresh: start from a saved running machine when one matches' },
   { group: 'image', name: 'image', kind: 'string', help: "use this image name instead of the manifest's" },
   { group: 'image', name: 'image-file', kind: 'string', help: 'boot this qcow2 file' },

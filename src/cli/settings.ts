@@ -24,6 +24,13 @@ function intFlag(flags: FlagValues, name: string): number | undefined {
   return Number(v);
 }
 
+function countFlag(flags: FlagValues, name: string): number | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`expected a whole number (0 or more), found "${v}".`, {}, `-${name}`);
+  return Number(v);
+}
+
 function durFlag(flags: FlagValues, name: string): number | undefined {
   const v = str(flags, name);
   if (v === undefined) return undefined;
@@ -48,6 +55,8 @@ export function settingsFromFlags(flags: FlagValues, conf: DriverConf, tempDir: 
     memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
     kvm: oneOf<Tristate>(flags, 'kvm', ['auto', 'on', 'off']) ?? confChoice<Tristate>(conf, 'qemu', 'kvm', ['auto', 'on', 'off']),
     bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
+    bootStallMs: durFlag(flags, 'boot-stall'),
+    bootRetries: countFlag(flags, 'boot-retries'),
     image: str(flags, 'image'),
     imageFile: str(flags, 'image-file'),
     imageFormat: oneOf(flags, 'image-format', ['qcow2', 'raw'] as const),

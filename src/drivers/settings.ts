@@ -16,6 +16,10 @@ export interface DriverSettings {
   memoryMiB?: number;
   kvm?: Tristate;
   bootTimeoutMs?: number;
+  /** No console output and no SSH banner for this long while booting = stalled (issue 14). */
+  bootStallMs?: number;
+  /** Boots again this many times after a stall (default 1). */
+  bootRetries?: number;
   /** Overrides the manifest's image name. */
   image?: string;
   imageFile?: string;

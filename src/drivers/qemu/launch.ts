@@ -114,6 +114,12 @@ export class QemuProcess {
     return this.exited;
   }
 
+  /** SIGKILL at once (a frozen or SIGSTOPped QEMU ignores SIGTERM); resolves when the process is gone. */
+  async kill(): Promise<QemuExit> {
+    if (!this.done) this.child.kill('SIGKILL');
+    return this.exited;
+  }
+
   /** The last `lines` lines of the serial console. */
   consoleTail(lines = 40): Promise<string> {
     return consoleTail(this.spec.consoleLog, lines);

@@ -15,6 +15,7 @@ import { planAccel, type Accel } from './accel.js';
 import { consoleHints } from './console-hints.js';
 import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
+import { BootStalled, DEFAULT_BOOT_RETRIES, defaultStallMs, watchStall } from './stall.js';
 import { sleep } from '../../util/sleep.js';
 
 export const TCG_BOOT_TIMEOUT_MS = 5 * 60_000;
@@ -23,6 +24,8 @@ export const KVM_BOOT_TIMEOUT_MS = 2 * 60_000;
 export const KVM_PROBE_MS = 45_000;
 const PORT_ATTEMPTS = 10;
 const CONSOLE_LINES = 40;
+/** Console lines in the one log line about a stalled boot. */
+const STALL_CONSOLE_LINES = 5;
 
 export function defaultCpus(): number {
   return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
@@ -87,12 +90,37 @@ export class QemuDriver implements Driver {
     const plan = await planAccel(s.kvm);
     if (plan.note) reporter.info(plan.note);
     reporter.info(`Booting machine with image ${name}...`);
+    let retriesLeft = s.bootRetries ?? DEFAULT_BOOT_RETRIES;
     for (let i = 0; i < plan.order.length; i++) {
       const accel = plan.order[i];
       const fallback = i + 1 < plan.order.length;
       const timeoutMs = fallback ? KVM_PROBE_MS : (s.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
+      // Retries after a stall share this deadline: the boot timeout bounds them all.
+      const deadline = Date.now() + timeoutMs;
+      const stallMs = s.bootStallMs ?? defaultStallMs(accel);
       try {
-        await this.bootWith(accel, image, cpus, memoryMiB, timeoutMs, reporter, signal);
+        for (;;) {
+          try {
+            await this.bootWith(accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal);
+            break;
+          } catch (err) {
+            if (!(err instanceof BootStalled) || signal.aborted) throw err;
+            const tail = this.qemu ? await this.qemu.consoleTail(CONSOLE_LINES) : '';
+            const pid = this.qemu?.pid;
+            await this.killQemu();
+            this.info.bootStalls = Number(this.info.bootStalls ?? 0) + 1;
+            this.info.bootStallReason = err.message;
+            const left = deadline - Date.now();
+            if (retriesLeft <= 0 || left <= 1000) throw new DriverError(this.stallMessage(err, tail, retriesLeft <= 0));
+            retriesLeft--;
+            this.info.bootRetries = Number(this.info.bootRetries ?? 0) + 1;
+            const last = tail.split('\n').slice(-STALL_CONSOLE_LINES).join('\n');
+            const console = tail ? `; last console lines:\n${last}` : '; the serial console is empty';
+            reporter.warn(
+              `The machine stalled while booting (${err.message}): killed QEMU (pid ${pid}) and booting again (within the ${Math.round(timeoutMs / 1000)}s boot timeout)${console}`,
+            );
+          }
+        }
         this.info.accelerator = accel;
         this.info.bootSeconds = Math.round((Date.now() - started) / 100) / 10;
         if (this.info.start === undefined) {
@@ -115,9 +143,21 @@ export class QemuDriver implements Driver {
     return this.settings.sshUser ?? 'root';
   }
 
-  /** One boot attempt with one accelerator; retries the port while QEMU reports it taken. */
-  private async bootWith(accel: Accel, image: ResolvedImage, cpus: number, memoryMiB: number, timeoutMs: number, reporter: Reporter, signal: AbortSignal): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+  /**
+   * One boot attempt with one accelerator; retries the port while QEMU reports
+   * it taken. Throws BootStalled when the guest goes quiet for `stallMs`.
+   */
+  private async bootWith(
+    accel: Accel,
+    image: ResolvedImage,
+    cpus: number,
+    memoryMiB: number,
+    timeoutMs: number,
+    deadline: number,
+    stallMs: number,
+    reporter: Reporter,
+    signal: AbortSignal,
+  ): Promise<void> {
     const dir = this.dir!;
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
@@ -135,14 +175,14 @@ export class QemuDriver implements Driver {
       if (warmMode(this.settings) !== 'off') {
         // Warm starts (warm/, docs/warm-start.md): restore a saved machine, or boot and save one.
         try {
-          const warm = await bootWarm({ settings: this.settings, image, spec, tempDir: dir, deadline, reporter, signal, onProcess: (q) => (this.qemu = q) });
+          const warm = await bootWarm({ settings: this.settings, image, spec, tempDir: dir, deadline, stallMs, reporter, signal, onProcess: (q) => (this.qemu = q) });
           this.session = warm.session;
           this.info.sshPort = port;
           Object.assign(this.info, warm.facts);
           this.info.sshLoginMs = Date.now() - this.t0;
           return;
         } catch (err) {
-          if (signal.aborted) throw err;
+          if (signal.aborted || err instanceof BootStalled) throw err;
           const q = this.qemu;
           if (q && !q.running) {
             const exit = await q.exited;
@@ -156,28 +196,38 @@ export class QemuDriver implements Driver {
       const qemu = await QemuProcess.start(spec);
       this.qemu = qemu;
       this.info.sshPort = port;
-      // Whichever comes first: the forward is up, or QEMU has exited.
-      const up = await waitForForward(qemu, port, deadline, signal);
-      if (signal.aborted) throw new DriverError('stopped');
-      if (!up && !qemu.running) {
-        const exit = await qemu.exited;
-        if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-        throw new QemuExited(bootFailure(image.path, exit.stderr, exit.code));
-      }
-      if (!up) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
-      this.info.qemuRunningMs = Date.now() - this.t0;
+      const stall = watchStall(spec.consoleLog, stallMs, qemu.pid);
+      // Aborted by a stop and by a stall; the outer catch tells them apart.
+      const watched = AbortSignal.any([signal, stall.signal]);
       try {
-        await this.connect(port, deadline, reporter, signal);
-        return;
-      } catch (err) {
-        if (signal.aborted) throw err;
-        if (!qemu.running) {
+        // Whichever comes first: the forward is up, or QEMU has exited.
+        const up = await waitForForward(qemu, port, deadline, watched);
+        if (watched.aborted) throw new DriverError('stopped');
+        if (!up && !qemu.running) {
           const exit = await qemu.exited;
           if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-          throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+          throw new QemuExited(bootFailure(image.path, exit.stderr, exit.code));
         }
-        if (err instanceof BootTimeout) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
+        if (!up) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
+        this.info.qemuRunningMs = Date.now() - this.t0;
+        try {
+          await this.connect(port, deadline, reporter, watched, stall.stop);
+          return;
+        } catch (err) {
+          if (watched.aborted) throw err;
+          if (!qemu.running) {
+            const exit = await qemu.exited;
+            if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
+            throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+          }
+          if (err instanceof BootTimeout) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
+          throw err;
+        }
+      } catch (err) {
+        if (stall.signal.aborted && !signal.aborted) throw stall.signal.reason as BootStalled;
         throw err;
+      } finally {
+        stall.stop();
       }
     }
   }
@@ -187,7 +237,7 @@ export class QemuDriver implements Driver {
    * banner itself; a probe of our own on top cost the guest extra sshd sessions
    * (fork + exec of sshd-session, slow under emulation) and made boots slower.
    */
-  private async connect(port: number, deadline: number, reporter: Reporter, signal: AbortSignal): Promise<void> {
+  private async connect(port: number, deadline: number, reporter: Reporter, signal: AbortSignal, bannerSeen: () => void): Promise<void> {
     const qemu = this.qemu!;
     const died = new AbortController();
     void qemu.exited.then(() => died.abort());
@@ -197,7 +247,11 @@ export class QemuDriver implements Driver {
     const timed: Reporter = {
       ...reporter,
       info: (m) => {
-        if (this.info.sshBannerMs === undefined && m.startsWith('Host key of')) this.info.sshBannerMs = Date.now() - this.t0;
+        if (this.info.sshBannerMs === undefined && m.startsWith('Host key of')) {
+          this.info.sshBannerMs = Date.now() - this.t0;
+          // The guest answers: from here on it is logging in, not stalled.
+          bannerSeen();
+        }
         reporter.info(m);
       },
     };
@@ -223,6 +277,17 @@ export class QemuDriver implements Driver {
   private async consoleSection(): Promise<string> {
     const log = this.qemu ? await this.qemu.consoleTail(CONSOLE_LINES) : '';
     return log ? `\nLast lines of the machine's serial console:\n${log}` : "\nThe machine's serial console is empty.";
+  }
+
+  /** The error when a stalled boot is not booted again. */
+  private stallMessage(err: BootStalled, tail: string, noRetriesLeft: boolean): string {
+    const why = noRetriesLeft
+      ? this.info.bootRetries
+        ? `it stalled again after ${this.info.bootRetries} retr${this.info.bootRetries === 1 ? 'y' : 'ies'} (see -boot-retries)`
+        : 'booting again is off (-boot-retries 0)'
+      : 'no time was left to boot again within -boot-timeout';
+    const console = tail ? `\nLast lines of the machine's serial console:\n${tail}` : "\nThe machine's serial console is empty.";
+    return `failed to boot machine: it stalled (${err.message}; see -boot-stall) and ${why}.${console}`;
   }
 
   private async timeoutMessage(timeoutMs: number, port: number): Promise<string> {
@@ -255,6 +320,13 @@ export class QemuDriver implements Driver {
     return this.requireSession().exec(command, opts);
   }
 
+  /** SIGKILL: a frozen QEMU does not act on SIGTERM. */
+  private async killQemu(): Promise<void> {
+    const q = this.qemu;
+    this.qemu = undefined;
+    if (q) await q.kill();
+  }
+
   private async stopQemu(): Promise<void> {
     const q = this.qemu;
     this.qemu = undefined;
@@ -283,7 +355,8 @@ function firstLine(text: string): string {
 
 function bootFailure(image: string, stderr: string, code: number | null): string {
   const why = stderr || `exit status ${code}`;
-  if (/Failed to get .*lock/.test(stderr)) return `failed to boot machine: image ${image} is currently being modified by another program.\n${why}`;
+  if (/Failed to get .*lock/.test(stderr))
+    return `failed to boot machine: image ${image} is currently being modified by another program.\n${why}`;
   return `failed to boot machine: QEMU exited (status ${code}):\n${why}`;
 }
 

@@ -7,6 +7,7 @@ import type { Reporter } from '../../../runner/reporter.js';
 import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
 import type { DriverSettings } from '../../settings.js';
 import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
+import { BootStalled, watchStall } from '../stall.js';
 import { afterConnect, warmBoot } from './boot.js';
 import { applyLaunchChange, keyDigest, type WarmMode } from './index.js';
 
@@ -25,6 +26,8 @@ export interface DriverWarmBoot {
   tempDir: string;
   /** Absolute time by which a cold boot must answer on SSH. */
   deadline: number;
+  /** A cold boot quiet this long (no console output, no banner) throws BootStalled; a restore gets at most this long to answer. */
+  stallMs: number;
   reporter: Reporter;
   signal: AbortSignal;
   /** Called with every QEMU started, so the driver can stop it whatever happens. */
@@ -79,8 +82,19 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
         return q;
       },
       alive: (q) => q.running,
-      stop: async (q) => void (await q.stop()),
-      waitForSsh: async (q, deadline) => waitForBanner('127.0.0.1', port, deadline, untilExit(q)),
+      // SIGKILL: a QEMU that is not used keeps nothing worth a clean exit, and a frozen one ignores SIGTERM.
+      stop: async (q) => void (await q.kill()),
+      waitForSsh: async (q, deadline) => {
+        const stall = watchStall(q.spec.consoleLog, o.stallMs, q.pid);
+        try {
+          await waitForBanner('127.0.0.1', port, deadline, AbortSignal.any([untilExit(q), stall.signal]));
+        } catch (err) {
+          if (stall.signal.aborted && !o.signal.aborted && q.running) throw stall.signal.reason as BootStalled;
+          throw err;
+        } finally {
+          stall.stop();
+        }
+      },
       connectRestored: async (q, deadline) => {
         if (!q.running) throw new Error('QEMU exited');
         await connect(deadline);
@@ -89,7 +103,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       isTransient: (stderr) => HOSTFWD_TAKEN.test(stderr),
       log: (line) => o.reporter.info(line),
     },
-    { bootTimeoutMs: Math.max(1, o.deadline - Date.now()), restoreBannerMs: RESTORE_CONNECT_MS, signal: o.signal },
+    { bootTimeoutMs: Math.max(1, o.deadline - Date.now()), restoreBannerMs: Math.min(RESTORE_CONNECT_MS, o.stallMs), signal: o.signal },
   );
   if (!session) await connect(o.deadline);
   const facts: Record<string, string | number | boolean> = {

@@ -1,0 +1,141 @@
+// Stall detection while a machine boots (issue 14). A guest that keeps
+// writing to its serial console is slow, not stalled; one that writes nothing
+// and shows no SSH banner for a whole stall window is hung (a frozen QEMU, a
+// guest stuck with its console silent): the driver kills it and boots again
+// instead of waiting out the boot timeout.
+//
+// Before its first console line a healthy guest is silent too: firmware, boot
+// loader and a `quiet` kernel print nothing, for 7-16 s under TCG on a busy
+// 2-core host (bench/boot-hangs.ts). In that phase QEMU's own CPU time counts
+// as progress (a frozen QEMU uses none), but only for FIRST_OUTPUT_WINDOWS
+// stall windows: a guest that never prints is stalled after that, busy or not.
+import { readFile, stat } from 'node:fs/promises';
+import type { Accel } from './accel.js';
+
+export const TCG_STALL_MS = 20_000;
+export const KVM_STALL_MS = 10_000;
+/** Boots again this many times after a stall unless told otherwise. */
+export const DEFAULT_BOOT_RETRIES = 1;
+/** How many stall windows a busy QEMU may take to its first console output. */
+export const FIRST_OUTPUT_WINDOWS = 3;
+const POLL_MS = 250;
+const CPU_SAMPLE_MS = 1000;
+/** Less CPU than this (in cores, over a sample) is a QEMU that does not run. */
+const BUSY_CORES = 0.05;
+/** Linux's USER_HZ: /proc/PID/stat counts CPU time in these ticks. */
+const TICKS_PER_SECOND = 100;
+
+export function defaultStallMs(accel: Accel): number {
+  return accel === 'kvm' ? KVM_STALL_MS : TCG_STALL_MS;
+}
+
+/** Thrown by a boot attempt whose guest stalled; the message is the log line's reason. */
+export class BootStalled extends Error {
+  constructor(
+    readonly windowMs: number,
+    /** Console bytes written before the silence. */
+    readonly consoleBytes: number,
+    /** How long the guest showed no progress. */
+    readonly silentMs = windowMs,
+    /** Set when QEMU itself used no CPU time (frozen, stopped). */
+    readonly idle = false,
+  ) {
+    super(
+      consoleBytes > 0
+        ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
+        : idle
+          ? `QEMU used no CPU time and the guest gave no serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
+          : `no serial console output at all and no SSH banner within ${fmtSeconds(silentMs)}`,
+    );
+    this.name = 'BootStalled';
+  }
+}
+
+export interface StallWatch {
+  /** Aborts (with a BootStalled reason) when the guest stalls. */
+  readonly signal: AbortSignal;
+  /** The banner came (or the boot ended): stop watching. */
+  stop(): void;
+}
+
+/** utime + stime of a process in ticks, undefined where /proc cannot tell (not Linux, gone). */
+async function cpuTicks(pid: number): Promise<number | undefined> {
+  try {
+    const st = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    return Number.isFinite(ticks) ? ticks : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Watches the console file's size (and, before the first output, QEMU's CPU
+ * time when `pid` is given): aborts `signal` once the guest has shown no
+ * progress for `windowMs`. Starts counting now (QEMU just started).
+ */
+export function watchStall(consoleLog: string, windowMs: number, pid?: number): StallWatch {
+  const ctl = new AbortController();
+  const started = Date.now();
+  let size = 0;
+  let changedAt = started;
+  let busyAt = started;
+  let sample: { at: number; ticks: number } | undefined;
+  let busy = false;
+  let stopped = false;
+  // Several CPU samples per window, so that a busy QEMU shows it in time.
+  const sampleMs = Math.min(CPU_SAMPLE_MS, windowMs / 4);
+  const poll = async () => {
+    const now = Date.now();
+    const bytes = await stat(consoleLog).then(
+      (st) => st.size,
+      () => 0,
+    );
+    if (bytes !== size) {
+      size = bytes;
+      changedAt = now;
+    }
+    if (size === 0 && pid !== undefined && (!sample || now - sample.at >= sampleMs)) {
+      const ticks = await cpuTicks(pid);
+      if (ticks !== undefined) {
+        if (sample && (ticks - sample.ticks) / TICKS_PER_SECOND >= (BUSY_CORES * (now - sample.at)) / 1000) busyAt = now;
+        sample = { at: now, ticks };
+      }
+    }
+    if (size > 0) {
+      if (now - changedAt >= windowMs) return new BootStalled(windowMs, size);
+    } else if (!sample) {
+      // No CPU figures (not Linux): the console alone decides.
+      if (now - started >= windowMs) return new BootStalled(windowMs, 0);
+    } else if (now - started >= FIRST_OUTPUT_WINDOWS * windowMs) {
+      return new BootStalled(windowMs, 0, FIRST_OUTPUT_WINDOWS * windowMs);
+    } else if (now - busyAt >= windowMs) {
+      return new BootStalled(windowMs, 0, windowMs, true);
+    }
+    return undefined;
+  };
+  const timer = setInterval(() => {
+    if (busy || ctl.signal.aborted) return;
+    busy = true;
+    void poll().then((stalled) => {
+      busy = false;
+      if (stalled && !stopped && !ctl.signal.aborted) {
+        clearInterval(timer);
+        ctl.abort(stalled);
+      }
+    });
+  }, POLL_MS);
+  timer.unref();
+  return {
+    signal: ctl.signal,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
+
+function fmtSeconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10}s`;
+}
