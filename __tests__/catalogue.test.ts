@@ -188,3 +188,23 @@ describe('names', () => {
     for (const r of names) expect(findInCatalogue(r.name)?.release.version, r.name).toBe(r.release.version);
   });
 });
+
+describe('djinn image ls --catalogue', () => {
+  it('lists every name with its image and checksum URL (mirrors applied), as text and JSON', async () => {
+    const { runCli } = await import('./helpers/cli.js');
+    const json = await runCli(['image', 'ls', '--catalogue', '--json', '-image-mirror', 'debian=https://mirror.example/cloud']);
+    expect(json.code, json.stderr).toBe(0);
+    const rows = JSON.parse(json.stdout) as { name: string; imageUrl: string; checksumUrl: string; bootable: boolean }[];
+    expect(rows.map((r) => r.name)).toEqual(catalogueNames().map((r) => r.name));
+    expect(rows.find((r) => r.name === 'debian/stable')).toMatchObject({
+      imageUrl: 'https://mirror.example/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2',
+      checksumUrl: 'https://mirror.example/cloud/trixie/latest/SHA512SUMS',
+    });
+    expect(rows.find((r) => r.name === 'freebsd/14.3')?.bootable).toBe(false);
+    const text = await runCli(['image', 'ls', '--catalogue']);
+    expect(text.stdout).toContain(
+      'ubuntu/noble\n    image    https://cloud-images.ubuntu.com/releases/noble/release/ubuntu-24.04-server-cloudimg-amd64.img\n    checksum https://cloud-images.ubuntu.com/releases/noble/release/SHA256SUMS (sha256 gnu)',
+    );
+    expect(text.stdout).toMatch(new RegExp(`^${rows.length} names from 9 distributions`, 'm'));
+  });
+});
