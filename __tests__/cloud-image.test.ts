@@ -130,7 +130,8 @@ describe('a catalogue image through a cloud.debian.org stand-in', () => {
     expect(readFileSync(path.join(first.dir, 'artifacts', 'out.txt'), 'utf8')).toBe('hello\n');
     // The save came after cloud-init: its wait is logged before the save.
     expect(first.stdout.indexOf('cloud-init finished')).toBeLessThan(first.stdout.indexOf('saved the booted machine'));
-    const booted = /Machine booted in ([\d.]+)s/.exec(first.stdout)?.[1];
+    const booted = /Machine ready in ([\d.]+)s \(root logged in, cloud-init done\)/.exec(first.stdout)?.[1];
+    expect(booted, show(first)).toBeDefined();
 
     const second = await build('second');
     expect(second.code, show(second)).toBe(0);

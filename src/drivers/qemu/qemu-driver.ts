@@ -229,6 +229,7 @@ export class QemuDriver implements Driver {
       const session = this.session;
       await waitForCloudInit((c) => session.exec(c), (l) => reporter.info(l), (l) => reporter.warn(l));
       this.info.cloudInitMs = Date.now() - this.t0;
+      reporter.info(`Machine ready in ${(this.info.cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
     }
   }
 
