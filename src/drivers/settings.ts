@@ -31,6 +31,8 @@ export interface DriverSettings {
   imageMirrors?: string[];
   /** -image-checksum off boots a catalogue image its checksum file does not vouch for. */
   imageChecksum?: 'required' | 'off';
+  /** -image-file is a catalogue image (the action's image cache hands those over as files): boot it with the cloud-init seed. */
+  imageCloudInit?: boolean;
   /** The CLI's image cache folder. */
   cacheDir?: string;
   warm?: 'on' | 'off' | 'refresh';

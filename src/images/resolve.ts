@@ -46,7 +46,7 @@ const fromFile: Source = async ({ name, settings }) => {
   if (!settings.imageFile) return undefined;
   const file = path.resolve(settings.imageFile);
   if (!existsSync(file)) throw new DriverError(`image file ${file} (-image-file) does not exist.`);
-  return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file' };
+  return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file', cloudInit: settings.imageCloudInit };
 };
 
 /** 2. The disks folder: <disks>/qemu/x86_64/<name>, as Djinn looks. */
@@ -85,6 +85,14 @@ const fromCacheOrDownload: Source = async (req) => {
   }
 };
 
+/** Whether a name that no local source has would come from the catalogue (not the image server's URL, not our builder). */
+export function catalogueFirst(name: string, settings: DriverSettings): boolean {
+  const only = settings.imageSource ?? 'auto';
+  if (settings.imageFile || settings.imageUrl || only === 'server' || only === 'build' || settings.imageBuild === 'always') return false;
+  if (only === 'auto' && buildableSuite(name) && settings.imageBuild !== 'never' && builtImagesDir(settings)) return false;
+  return !!catalogueRef(name, settings);
+}
+
 /** The Djinn server's failure, kept so that a catalogue failure can say both. */
 const serverFailure = new WeakMap<ResolveRequest, Error>();
 
@@ -95,9 +103,7 @@ const serverFailure = new WeakMap<ResolveRequest, Error>();
  */
 const fromCatalogueSource: Source = async (req) => {
   const { name, settings } = req;
-  const only = settings.imageSource ?? 'auto';
-  if (settings.imageFile || settings.imageUrl || only === 'server' || only === 'build' || settings.imageBuild === 'always') return undefined;
-  if (only === 'auto' && buildableSuite(name) && settings.imageBuild !== 'never' && builtImagesDir(settings)) return undefined;
+  if (!catalogueFirst(name, settings)) return undefined;
   try {
     return await fromCatalogue(req);
   } catch (err) {
