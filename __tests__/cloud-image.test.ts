@@ -124,7 +124,8 @@ describe('a catalogue image through a cloud.debian.org stand-in', () => {
     );
     expect(first.stdout).toMatch(/cloud-init finished \(waited [\d.]+s\)/);
     expect(first.stdout).toMatch(/whoami=root home=\/root pwd=\/root/);
-    expect(first.stdout).toMatch(/cloud=status: done/);
+    // Not running any more when the first job starts (done, or done with errors of modules our image lacks).
+    expect(first.stdout).toMatch(/cloud=status: (done|error|degraded)/);
     expect(first.stdout).toMatch(/keys=1/);
     expect(first.stdout).toMatch(/saved the booted machine/);
     expect(readFileSync(path.join(first.dir, 'artifacts', 'out.txt'), 'utf8')).toBe('hello\n');

@@ -29,6 +29,6 @@ const SYSTEMD = ['systemd-sysv', 'udev', 'dbus'];
 /** cloud: like Debian's genericcloud image, root login only through what cloud-init writes from a seed. */
 export function packagesFor(flavor: Flavor): string[] {
   if (flavor === 'systemd') return [...COMMON, ...SYSTEMD];
-  if (flavor === 'cloud') return [...COMMON, ...SYSTEMD, 'cloud-init'];
+  if (flavor === 'cloud') return [...COMMON, ...SYSTEMD, 'cloud-init', 'sudo'];
   return COMMON;
 }
