@@ -26,9 +26,9 @@ const COMMON = [
 
 const SYSTEMD = ['systemd-sysv', 'udev', 'dbus'];
 
-/** cloud: like Debian's genericcloud image, root login only through what cloud-init writes from a seed. */
+/** cloud: like Debian's genericcloud image (sudo, e2fsprogs for cloud-init's resizefs), root login only through what cloud-init writes from a seed. */
 export function packagesFor(flavor: Flavor): string[] {
   if (flavor === 'systemd') return [...COMMON, ...SYSTEMD];
-  if (flavor === 'cloud') return [...COMMON, ...SYSTEMD, 'cloud-init', 'sudo'];
+  if (flavor === 'cloud') return [...COMMON, ...SYSTEMD, 'cloud-init', 'sudo', 'e2fsprogs'];
   return COMMON;
 }
