@@ -29,7 +29,7 @@ import { formatDuration } from '../util/duration.js';
 import { downloadUrl, originFor } from '../images/fetch/through-cache.js';
 import { serverModTime } from '../images/fetch/server.js';
 import { diskPath } from '../images/local.js';
-import { resolveImage } from '../images/resolve.js';
+import { catalogueFirst, resolveImage } from '../images/resolve.js';
 import type { ActionInputs } from './inputs.js';
 
 export const IMAGE_ARCH = 'x86_64';
@@ -205,6 +205,8 @@ export async function prepareImage(
     reporter.info(
       `Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}${vs}.`,
     );
+    // A catalogue image needs its cloud-init seed also when it comes back as a file.
+    settings.imageCloudInit = catalogueFirst(name, settings);
     settings.imageFile = hit.path;
     return {
       name,
@@ -219,6 +221,7 @@ export async function prepareImage(
   reporter.info(`Image ${name} came from ${resolved.source} in ${formatDuration(fetchMs)}.`);
   settings.imageFile = resolved.path;
   settings.imageFormat = resolved.format;
+  settings.imageCloudInit = resolved.cloudInit;
   if (resolved.source === 'download' || resolved.source === 'cache' || resolved.source === 'build')
     pending.set(settings, { name, rev, file: resolved.path, fetchMs });
   return {

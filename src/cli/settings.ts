@@ -6,7 +6,7 @@ import type { DriverSettings, Tristate } from '../drivers/settings.js';
 import { UsageError } from '../manifest/errors.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { MAX_TIMER_MS } from '../util/long-timer.js';
-import { str, type FlagValues } from './flags.js';
+import { all, str, type FlagValues } from './flags.js';
 
 function oneOf<T extends string>(flags: FlagValues, name: string, allowed: readonly T[]): T | undefined {
   const v = str(flags, name);
@@ -65,6 +65,10 @@ export function settingsFromFlags(flags: FlagValues, conf: DriverConf, tempDir: 
     imageServer: str(flags, 'image-server'),
     imageBuild: oneOf(flags, 'image-build', ['auto', 'always', 'never'] as const),
     imageMaxAgeMs: durFlag(flags, 'image-max-age'),
+    imageSource: oneOf(flags, 'image-source', ['auto', 'server', 'catalogue', 'build'] as const),
+    // The action passes its multi-line input as one value: one DISTRO=URL per line.
+    imageMirrors: all(flags, 'image-mirror').flatMap((v) => v.split(/\s+/).filter(Boolean)),
+    imageChecksum: oneOf(flags, 'image-checksum', ['required', 'off'] as const),
     cacheDir: str(flags, 'cache-dir') ?? defaultCacheDir(),
     warm: oneOf(flags, 'warm', ['on', 'off', 'refresh'] as const),
     sshUser: str(flags, 'ssh-user') ?? confString(conf, 'ssh', 'user'),

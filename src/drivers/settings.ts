@@ -29,6 +29,14 @@ export interface DriverSettings {
   imageServer?: string;
   imageBuild?: 'auto' | 'always' | 'never';
   imageMaxAgeMs?: number;
+  /** -image-source: which network source to ask (auto: the Djinn server, then the catalogue or our builder). */
+  imageSource?: 'auto' | 'server' | 'catalogue' | 'build';
+  /** -image-mirror DISTRO=URL values (catalogue base URLs). */
+  imageMirrors?: string[];
+  /** -image-checksum off boots a catalogue image its checksum file does not vouch for. */
+  imageChecksum?: 'required' | 'off';
+  /** -image-file is a catalogue image (the action's image cache hands those over as files): boot it with the cloud-init seed. */
+  imageCloudInit?: boolean;
   /** The CLI's image cache folder. */
   cacheDir?: string;
   warm?: 'on' | 'off' | 'refresh';

@@ -1,5 +1,7 @@
 // Finds the image file a qemu build boots. Sources, in order: an explicit
-// file, the disks folder (Djinn's layout), our cache, a download, our builder.
+// file, the disks folder (Djinn's layout), our cache, a download, our builder,
+// the catalogue of official cloud images (before the builder for names it
+// cannot build; see docs/catalogue.md for the order of debian/* names).
 // (Contract shared by the qemu driver and the image sources; see issue 5.)
 //
 // Each source either returns an image, returns undefined ("not mine, ask the
@@ -14,6 +16,7 @@ import { BuildError, buildImage, buildableSuite } from './builder/index.js';
 import { diskPath, listDiskImages } from './local.js';
 import { DownloadError, ImageNotFoundError } from './fetch/errors.js';
 import { cachedOrDownloaded } from './fetch/through-cache.js';
+import { catalogueRef, fromCatalogue } from './catalogue/source.js';
 
 export interface ResolvedImage {
   /** Absolute path of the file to boot (never written: QEMU runs it with snapshot=on). */
@@ -25,6 +28,8 @@ export interface ResolvedImage {
   source: 'file' | 'disks' | 'cache' | 'download' | 'build';
   /** SHA-256 of the file when known (cache, download, pinned). */
   sha256?: string;
+  /** A catalogue image: boots with a cloud-init NoCloud seed that authorises our key for root. */
+  cloudInit?: boolean;
 }
 
 export interface ResolveRequest {
@@ -41,7 +46,7 @@ const fromFile: Source = async ({ name, settings }) => {
   if (!settings.imageFile) return undefined;
   const file = path.resolve(settings.imageFile);
   if (!existsSync(file)) throw new DriverError(`image file ${file} (-image-file) does not exist.`);
-  return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file' };
+  return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file', cloudInit: settings.imageCloudInit };
 };
 
 /** 2. The disks folder: <disks>/qemu/x86_64/<name>, as Djinn looks. */
@@ -61,6 +66,8 @@ const fromDisks: Source = async ({ name, settings }) => {
 const fromCacheOrDownload: Source = async (req) => {
   const { name, settings, reporter } = req;
   if (settings.imageBuild === 'always') return undefined;
+  const only = settings.imageSource ?? 'auto';
+  if (!settings.imageUrl && (only === 'catalogue' || only === 'build')) return undefined;
   try {
     return await cachedOrDownloaded(req);
   } catch (err) {
@@ -68,6 +75,42 @@ const fromCacheOrDownload: Source = async (req) => {
     if (impossible && settings.imageBuild !== 'never' && buildableSuite(name) && builtImagesDir(settings)) {
       reporter.info(`${err.message} Building ${name} with our builder instead (-image-build auto).`);
       return undefined;
+    }
+    if (impossible && !settings.imageUrl && only === 'auto' && catalogueRef(name, settings)) {
+      reporter.info(`${err.message} Trying the catalogue of official cloud images.`);
+      serverFailure.set(req, err as Error);
+      return undefined;
+    }
+    throw err;
+  }
+};
+
+/** Whether a name that no local source has would come from the catalogue (not the image server's URL, not our builder). */
+export function catalogueFirst(name: string, settings: DriverSettings): boolean {
+  const only = settings.imageSource ?? 'auto';
+  if (settings.imageFile || settings.imageUrl || only === 'server' || only === 'build' || settings.imageBuild === 'always') return false;
+  if (only === 'auto' && buildableSuite(name) && settings.imageBuild !== 'never' && builtImagesDir(settings)) return false;
+  return !!catalogueRef(name, settings);
+}
+
+/** The Djinn server's failure, kept so that a catalogue failure can say both. */
+const serverFailure = new WeakMap<ResolveRequest, Error>();
+
+/**
+ * The catalogue: for names our builder cannot make, after the Djinn server; for
+ * debian/* names only when our builder is not to be used (-image-build never,
+ * -image-source catalogue, no cache folder to keep a build in).
+ */
+const fromCatalogueSource: Source = async (req) => {
+  const { name, settings } = req;
+  if (!catalogueFirst(name, settings)) return undefined;
+  try {
+    return await fromCatalogue(req);
+  } catch (err) {
+    const before = serverFailure.get(req);
+    if (before && err instanceof DownloadError && err.retryable) {
+      before.message += ` The catalogue could not help either: ${err.message}`;
+      throw before;
     }
     throw err;
   }
@@ -82,7 +125,7 @@ export function builtImagesDir(settings: DriverSettings): string | undefined {
 const fromBuilder: Source = async ({ name, settings, reporter, signal }) => {
   const suite = buildableSuite(name);
   const dir = builtImagesDir(settings);
-  if (!suite || !dir || settings.imageBuild === 'never') return undefined;
+  if (!suite || !dir || settings.imageBuild === 'never' || settings.imageSource === 'server' || settings.imageSource === 'catalogue') return undefined;
   const file = diskPath(dir, name);
   if (existsSync(file)) return { path: file, format: 'qcow2', name, source: 'build' };
   reporter.info(`Building image ${name} (flavor fast) with mmdebstrap; this takes about a minute...`);
@@ -96,7 +139,7 @@ const fromBuilder: Source = async ({ name, settings, reporter, signal }) => {
 };
 
 /** The order sources are asked in. */
-const SOURCES: Source[] = [fromFile, fromDisks, fromCacheOrDownload, fromBuilder];
+const SOURCES: Source[] = [fromFile, fromDisks, fromCacheOrDownload, fromBuilder, fromCatalogueSource];
 
 export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> {
   for (const source of SOURCES) {

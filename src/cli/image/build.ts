@@ -1,4 +1,4 @@
-// `djinn image build debian/<suite> [-flavor fast|systemd] [-o FILE | -disks DIR] [-authorized-key FILE]`
+// `djinn image build debian/<suite> [-flavor fast|systemd|cloud] [-o FILE | -disks DIR] [-authorized-key FILE]`
 import path from 'node:path';
 import { BuildError, buildImage, buildableSuite, type Flavor } from '../../images/builder/index.js';
 import { diskPath } from '../../images/local.js';
@@ -6,14 +6,14 @@ import { UsageError } from '../../manifest/errors.js';
 import { parseFlags, str, type FlagSpec } from '../flags.js';
 
 const SPECS: FlagSpec[] = [
-  { group: 'image', name: 'flavor', kind: 'string', default: 'fast', help: 'fast (busybox init, quick boot) or systemd (a stock-like Debian)' },
+  { group: 'image', name: 'flavor', kind: 'string', default: 'fast', help: "fast (busybox init, quick boot), systemd (a stock-like Debian) or cloud (like Debian's genericcloud: cloud-init, root by key from a seed)" },
   { group: 'image', name: 'o', kind: 'string', help: 'write the qcow2 image to this file' },
   { group: 'image', name: 'disks', kind: 'string', help: 'write it as DIR/qemu/x86_64/debian/<suite>, where the qemu driver looks' },
   { group: 'image', name: 'authorized-key', kind: 'string', help: "an OpenSSH public key file for root's authorized_keys" },
   { group: 'image', name: 'size', kind: 'string', default: '8192', help: 'virtual disk size in MiB (sparse)' },
 ];
 
-const USAGE = 'usage: djinn image build debian/<suite> [-flavor fast|systemd] [-o FILE | -disks DIR] [-authorized-key FILE]';
+const USAGE = 'usage: djinn image build debian/<suite> [-flavor fast|systemd|cloud] [-o FILE | -disks DIR] [-authorized-key FILE]';
 
 export async function imageBuildCommand(argv: string[]): Promise<number> {
   const { flags, args } = parseFlags(argv, SPECS);
@@ -22,7 +22,7 @@ export async function imageBuildCommand(argv: string[]): Promise<number> {
   const suite = buildableSuite(name);
   if (!suite) throw new UsageError(`cannot build "${name}": the builder makes debian/<suite> images (stable, oldstable, testing, bullseye, bookworm, trixie, forky).`);
   const flavor = str(flags, 'flavor') ?? 'fast';
-  if (flavor !== 'fast' && flavor !== 'systemd') throw new UsageError(`expected fast or systemd, found "${flavor}".`, {}, '-flavor');
+  if (!['fast', 'systemd', 'cloud'].includes(flavor)) throw new UsageError(`expected fast, systemd or cloud, found "${flavor}".`, {}, '-flavor');
   const o = str(flags, 'o');
   const disks = str(flags, 'disks');
   if (o && disks) throw new UsageError('give either -o FILE or -disks DIR, not both.');

@@ -7,13 +7,20 @@ import { diskPath, listDiskImages } from '../../images/local.js';
 import { builtImagesDir } from '../../images/resolve.js';
 import { ImageCache, imageRevision, type CacheEntry } from '../../images/cache/store.js';
 import { formatBytes } from '../../util/bytes.js';
-import { parseFlags, str, type FlagSpec } from '../flags.js';
+import { all, parseFlags, str, type FlagSpec } from '../flags.js';
 import { defaultCacheDir } from '../settings.js';
+import { catalogueListing } from './catalogue.js';
 
 const CACHE_DIR_FLAG: FlagSpec = { group: 'image', name: 'cache-dir', kind: 'string', default: '$XDG_CACHE_HOME/djinn/images', help: 'the image cache folder' };
 const HELP_FLAG: FlagSpec = { group: 'build', name: 'help', kind: 'bool', help: 'print this help' };
 
-const LS_FLAGS: FlagSpec[] = [HELP_FLAG, CACHE_DIR_FLAG, { group: 'output', name: 'json', kind: 'bool', help: 'print the entries as JSON' }];
+const LS_FLAGS: FlagSpec[] = [
+  HELP_FLAG,
+  CACHE_DIR_FLAG,
+  { group: 'output', name: 'json', kind: 'bool', help: 'print the entries as JSON' },
+  { group: 'image', name: 'catalogue', kind: 'bool', help: 'list the catalogue of official cloud images instead of the cache' },
+  { group: 'image', name: 'image-mirror', kind: 'string', repeatable: true, help: 'DISTRO=URL, as for builds (with --catalogue)' },
+];
 const RM_FLAGS: FlagSpec[] = [HELP_FLAG, CACHE_DIR_FLAG, { group: 'image', name: 'all', kind: 'bool', help: 'remove every cached image' }];
 
 function helpText(specs: FlagSpec[], head: string): string {
@@ -53,10 +60,14 @@ function table(rows: string[][]): string {
 export async function imageLsCommand(argv: string[]): Promise<number> {
   const { flags, args } = parseFlags(argv, LS_FLAGS);
   if (flags.help) {
-    process.stdout.write(helpText(LS_FLAGS, 'usage: djinn image ls [-cache-dir DIR] [--json]\n\nLists the images in the CLI cache.'));
+    process.stdout.write(helpText(LS_FLAGS, 'usage: djinn image ls [-cache-dir DIR] [--json] [--catalogue]\n\nLists the images in the CLI cache (--catalogue: the names the catalogue of official cloud images knows).'));
     return 0;
   }
   if (args.length) throw new UsageError(`image ls takes no arguments; found "${args[0]}".`);
+  if (flags.catalogue) {
+    process.stdout.write(catalogueListing(!!flags.json, all(flags, 'image-mirror')));
+    return 0;
+  }
   const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
   const entries = await new ImageCache(dir).list();
   const built = await builtImages(dir);

@@ -29,6 +29,8 @@ export interface LaunchSpec {
   extraArgs?: string[];
   /** Default true: the image is never written. */
   snapshot?: boolean;
+  /** A read-only cloud-init seed volume (catalogue images), attached after the image. */
+  seed?: { file: string; id: string };
 }
 
 /** Djinn's command line, plus: explicit format, serial console to a file, pidfile, explicit accelerator. */
@@ -44,6 +46,7 @@ export function qemuArgs(s: LaunchSpec): string[] {
     '-net', 'nic,model=virtio',
     '-net', `user,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`,
     '-drive', drive.join(','),
+    ...(s.seed ? ['-drive', `file=${escapeOpt(s.seed.file)},format=raw,if=virtio,media=disk,readonly=on,id=${s.seed.id}`] : []),
     '-serial', `file:${s.consoleLog}`,
     ...(s.extraArgs ?? []),
   ];

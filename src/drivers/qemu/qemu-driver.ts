@@ -16,6 +16,7 @@ import { consoleHints } from './console-hints.js';
 import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
 import { BootStalled, DEFAULT_BOOT_RETRIES, defaultStallMs, watchStall } from './stall.js';
+import { prepareCloudBoot, waitForCloudInit, type CloudBoot } from './cloud-seed.js';
 import { sleep } from '../../util/sleep.js';
 
 export const TCG_BOOT_TIMEOUT_MS = 5 * 60_000;
@@ -50,6 +51,8 @@ export class QemuDriver implements Driver {
   private readonly info: Record<string, string | number | boolean> = {};
   /** When create() started: the origin of the *Ms facts. */
   private t0 = 0;
+  /** Catalogue images: the cloud-init seed and the key it authorises. */
+  private cloud?: CloudBoot;
 
   constructor(
     private readonly settings: DriverSettings,
@@ -87,6 +90,7 @@ export class QemuDriver implements Driver {
     this.info.cpus = cpus;
     this.info.memoryMiB = memoryMiB;
     this.dir = await mkdtemp(path.join(s.tempDir || os.tmpdir(), 'qemu-'));
+    if (image.cloudInit) this.cloud = await prepareCloudBoot({ cacheDir: s.cacheDir, buildDir: this.dir, imageId: image.sha256 ?? image.path });
     const plan = await planAccel(s.kvm);
     if (plan.note) reporter.info(plan.note);
     reporter.info(`Booting machine with image ${name}...`);
@@ -170,12 +174,13 @@ export class QemuDriver implements Driver {
         sshPort: port,
         consoleLog: path.join(dir, 'console.log'),
         pidFile: path.join(dir, 'qemu.pid'),
+        seed: this.cloud?.seed,
       };
       await rm(spec.consoleLog, { force: true });
       if (warmMode(this.settings) !== 'off') {
         // Warm starts (warm/, docs/warm-start.md): restore a saved machine, or boot and save one.
         try {
-          const warm = await bootWarm({ settings: this.settings, image, spec, tempDir: dir, deadline, stallMs, reporter, signal, onProcess: (q) => (this.qemu = q) });
+          const warm = await bootWarm({ settings: this.settings, image, spec, tempDir: dir, deadline, stallMs, reporter, signal, onProcess: (q) => (this.qemu = q), cloud: this.cloud });
           this.session = warm.session;
           this.info.sshPort = port;
           Object.assign(this.info, warm.facts);
@@ -242,7 +247,7 @@ export class QemuDriver implements Driver {
     const died = new AbortController();
     void qemu.exited.then(() => died.abort());
     const both = AbortSignal.any([signal, died.signal]);
-    const key = this.settings.sshKeyFile ? await readFile(this.settings.sshKeyFile) : undefined;
+    const key = this.cloud?.privateKey ?? (this.settings.sshKeyFile ? await readFile(this.settings.sshKeyFile) : undefined);
     // The transport reports the host key right after the banner and key exchange: time that.
     const timed: Reporter = {
       ...reporter,
@@ -266,12 +271,20 @@ export class QemuDriver implements Driver {
         reporter: timed,
         signal: both,
         hints: consoleHints(qemu.spec.consoleLog),
+        // cloud-init authorises the key during the boot, maybe after sshd is up.
+        retryRefusedLogin: this.cloud ? true : undefined,
       });
     } catch (err) {
       if (!both.aborted && Date.now() >= deadline - 1000) throw new BootTimeout((err as Error).message);
       throw err;
     }
     this.info.sshLoginMs = Date.now() - this.t0;
+    if (this.cloud) {
+      const session = this.session;
+      await waitForCloudInit((c) => session.exec(c), (l) => reporter.info(l), (l) => reporter.warn(l));
+      this.info.cloudInitMs = Date.now() - this.t0;
+      reporter.info(`Machine ready in ${(this.info.cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
+    }
   }
 
   private async consoleSection(): Promise<string> {

@@ -16,6 +16,29 @@ AcceptEnv *
 PermitUserEnvironment yes
 `;
 
+/** cloud flavor: as Debian's cloud images, root logs in by key only (the key comes from cloud-init). */
+export const CLOUD_SSHD_CONFIG = `# Djinn cloud flavor: key login only, keys written by cloud-init
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+PubkeyAuthentication yes
+KbdInteractiveAuthentication no
+GSSAPIAuthentication no
+UseDNS no
+AcceptEnv *
+PermitUserEnvironment yes
+`;
+
+/**
+ * cloud flavor: our oneshot network unit configures the NIC (Debian's cloud
+ * images use ifupdown/netplan, which cost seconds under emulation); NoCloud is
+ * the only datasource that can exist under QEMU here.
+ */
+export const CLOUD_CFG = `# Djinn cloud flavor
+datasource_list: [NoCloud, None]
+network:
+  config: disabled
+`;
+
 /**
  * Credits a seed baked in at build time to the kernel RNG (ioctl RNDADDENTROPY):
  * software-emulated CPUs have no RDRAND, and sshd would block in getrandom()

@@ -48,6 +48,7 @@ export async function buildImage(options: BuildOptions, log: (line: string) => v
   const codename = await codenameFor(options.suite, options.signal);
   const out = path.resolve(options.output);
   await mkdir(path.dirname(out), { recursive: true });
+  if (options.flavor === 'cloud' && options.authorizedKeyFile) throw new BuildError('the cloud flavor takes no authorized key: cloud-init writes it from the seed at boot.');
   const authorizedKey = options.authorizedKeyFile ? await readKey(options.authorizedKeyFile) : '';
   const work = await mkdtemp(path.join(os.tmpdir(), 'djinn-image-build-'));
   const partial = `${out}.partial-${process.pid}`;
@@ -63,7 +64,7 @@ export async function buildImage(options: BuildOptions, log: (line: string) => v
     const initrd = path.join(work, 'initrd.img');
     await makeInitrd(tree, kver, initrd);
     let append = `root=/dev/vda2 rw ${KERNEL_ARGS}`;
-    if (options.flavor === 'systemd') append += ' net.ifnames=0';
+    if (options.flavor !== 'fast') append += ' net.ifnames=0';
     step('assembling the disk');
     await makeDisk(
       {
@@ -137,14 +138,15 @@ async function link(tree: string, rel: string, target: string): Promise<void> {
 }
 
 async function configure(tree: string, flavor: Flavor, authorizedKey: string): Promise<void> {
-  // root with an empty password (Djinn's images log in that way).
+  // root with an empty password (Djinn's images log in that way); the cloud flavor's root has none at all ("*").
   const shadow = await readFile(path.join(tree, 'etc/shadow'), 'utf8');
-  await write(tree, 'etc/shadow', shadow.replace(/^root:[^:]*:/m, 'root::'), 0o640);
+  await write(tree, 'etc/shadow', shadow.replace(/^root:[^:]*:/m, flavor === 'cloud' ? 'root:*:' : 'root::'), 0o640);
   await write(tree, 'etc/hostname', 'djinn\n');
   await write(tree, 'etc/hosts', '127.0.0.1 localhost djinn\n::1 localhost ip6-localhost ip6-loopback\n');
   await write(tree, 'etc/resolv.conf', 'nameserver 10.0.2.3\n');
   await write(tree, 'etc/fstab', '/dev/vda2 / ext4 rw,noatime 0 1\n');
-  await write(tree, 'etc/ssh/sshd_config.d/djinn.conf', files.SSHD_CONFIG);
+  await write(tree, 'etc/ssh/sshd_config.d/djinn.conf', flavor === 'cloud' ? files.CLOUD_SSHD_CONFIG : files.SSHD_CONFIG);
+  if (flavor === 'cloud') await write(tree, 'etc/cloud/cloud.cfg.d/90-djinn.cfg', files.CLOUD_CFG);
   // Host keys of this build only (never shared between builds or taken from the host).
   for (const k of ['rsa', 'ecdsa', 'ed25519']) {
     await rm(path.join(tree, `etc/ssh/ssh_host_${k}_key`), { force: true });

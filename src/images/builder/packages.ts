@@ -1,5 +1,5 @@
 // What goes into an image. Part of the builder's inputs: scripts/test-image.sh hashes this folder.
-export type Flavor = 'fast' | 'systemd';
+export type Flavor = 'fast' | 'systemd' | 'cloud';
 
 export const MIRROR = process.env.DJINN_DEBIAN_MIRROR || 'http://deb.debian.org/debian';
 export const SECURITY_MIRROR = process.env.DJINN_DEBIAN_SECURITY_MIRROR || 'http://deb.debian.org/debian-security';
@@ -24,6 +24,11 @@ const COMMON = [
   'perl-base',
 ];
 
+const SYSTEMD = ['systemd-sysv', 'udev', 'dbus'];
+
+/** cloud: like Debian's genericcloud image (sudo, e2fsprogs for cloud-init's resizefs), root login only through what cloud-init writes from a seed. */
 export function packagesFor(flavor: Flavor): string[] {
-  return flavor === 'systemd' ? [...COMMON, 'systemd-sysv', 'udev', 'dbus'] : COMMON;
+  if (flavor === 'systemd') return [...COMMON, ...SYSTEMD];
+  if (flavor === 'cloud') return [...COMMON, ...SYSTEMD, 'cloud-init', 'sudo', 'e2fsprogs'];
+  return COMMON;
 }

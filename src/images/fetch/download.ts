@@ -21,6 +21,8 @@ export interface DownloadOptions {
   reporter: Reporter;
   /** Pinned SHA-256 (hex); the file must have it. */
   sha256?: string;
+  /** A digest from a distribution's checksum file (catalogue images), checked while downloading. */
+  listed?: { algorithm: 'sha256' | 'sha512'; hex: string; source: string };
   /** Conditional headers (If-None-Match / If-Modified-Since): a 304 returns `notModified`. */
   conditional?: { etag?: string; lastModified?: string };
   /** Explains a 404 (e.g. the server's listing); called only then. */
@@ -66,6 +68,9 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
 
   let fh: FileHandle | undefined = await open(part, 'w');
   let hash: Hash = createHash('sha256');
+  let listedHash: Hash | undefined = opts.listed ? createHash(opts.listed.algorithm) : undefined;
+  // One update feeds both: the file is read once.
+  const hashes = { update: (c: Buffer) => (hash.update(c), listedHash?.update(c)) };
   let have = 0;
   let total: number | undefined;
   let validator: { etag?: string; lastModified?: string } = {};
@@ -75,6 +80,7 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
   const restart = async () => {
     await fh!.truncate(0);
     hash = createHash('sha256');
+    listedHash = opts.listed ? createHash(opts.listed.algorithm) : undefined;
     have = 0;
   };
 
@@ -135,7 +141,7 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
           throw new DownloadError(`downloading ${opts.label} from ${url} failed: the server answered HTTP ${status}.`, url, false);
         }
 
-        await receive(res, fh, hash, (n) => {
+        await receive(res, fh, hashes, (n) => {
           have += n;
           progress.update(have, total);
         }, () => have, opts.label, url);
@@ -168,6 +174,15 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
     if (pinned && sha256 !== pinned) {
       throw new ImageRejectedError(`${opts.label} from ${finalUrl} has SHA-256 ${sha256}, but ${pinned} was pinned (-image-sha256); the file was discarded.`);
     }
+    if (opts.listed && !pinned) {
+      const got = listedHash!.digest('hex');
+      if (got !== opts.listed.hex.toLowerCase()) {
+        const alg = opts.listed.algorithm.toUpperCase().replace('SHA', 'SHA-');
+        throw new ImageRejectedError(
+          `${opts.label} from ${finalUrl} has ${alg} ${got}, but the checksum file ${opts.listed.source} lists ${opts.listed.hex}; the file was discarded (a wrong checksum file or a damaged download).`,
+        );
+      }
+    }
     await rename(part, opts.dest);
     return { notModified: false, path: opts.dest, size: have, sha256, url: finalUrl, ...validator };
   } finally {
@@ -180,7 +195,7 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
 const WRITE_BATCH = 1024 * 1024;
 
 /** Copies the body to the file; refuses at once a body that does not start like qcow2. */
-async function receive(res: IncomingMessage, fh: FileHandle, hash: Hash, onBytes: (n: number) => void, have: () => number, label: string, url: string): Promise<void> {
+async function receive(res: IncomingMessage, fh: FileHandle, hash: { update(c: Buffer): unknown }, onBytes: (n: number) => void, have: () => number, label: string, url: string): Promise<void> {
   let head: Buffer | undefined = have() === 0 ? Buffer.alloc(0) : undefined;
   let pending: Buffer[] = [];
   let pendingBytes = 0;

@@ -9,6 +9,7 @@ import type { DriverSettings } from '../../settings.js';
 import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
 import { BootStalled, watchStall } from '../stall.js';
 import { afterConnect, warmBoot } from './boot.js';
+import { waitForCloudInit, type CloudBoot } from '../cloud-seed.js';
 import { applyLaunchChange, keyDigest, type WarmMode } from './index.js';
 
 /** `-warm` as set, `on` by default; off when there is no cache folder to keep states in. */
@@ -32,6 +33,8 @@ export interface DriverWarmBoot {
   signal: AbortSignal;
   /** Called with every QEMU started, so the driver can stop it whatever happens. */
   onProcess(qemu: QemuProcess): void;
+  /** Catalogue images: log in with the seed's key, and save only once cloud-init is done. */
+  cloud?: CloudBoot;
 }
 
 export interface DriverWarmResult {
@@ -46,10 +49,10 @@ export const RESTORE_CONNECT_MS = 30_000;
 export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
   const s = o.settings;
   const port = o.spec.sshPort;
-  const key = s.sshKeyFile ? await readFile(s.sshKeyFile) : undefined;
+  const key = o.cloud?.privateKey ?? (s.sshKeyFile ? await readFile(s.sshKeyFile) : undefined);
   let session: SshSession | undefined;
-  const connect = async (deadline: number) => {
-    session = await SshSession.connect({
+  const open = (deadline: number) =>
+    SshSession.connect({
       host: '127.0.0.1',
       port,
       user: s.sshUser ?? 'root',
@@ -58,7 +61,22 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       connectTimeoutMs: Math.max(5_000, deadline - Date.now()),
       reporter: o.reporter,
       signal: o.signal,
+      retryRefusedLogin: o.cloud ? true : undefined,
     });
+  const connect = async (deadline: number) => {
+    session = await open(deadline);
+  };
+  let cloudInitMs: number | undefined;
+  /** A booted catalogue image is ready (and may be saved) only once cloud-init is done. */
+  const cloudInitDone = async (deadline: number) => {
+    const first = await open(deadline);
+    try {
+      await waitForCloudInit((c) => first.exec(c), (l) => o.reporter.info(l), (l) => o.reporter.warn(l));
+      cloudInitMs = Date.now() - t0;
+      o.reporter.info(`Machine ready in ${(cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
+    } finally {
+      await first.close().catch(() => {});
+    }
   };
   const untilExit = (q: QemuProcess) => {
     const c = new AbortController();
@@ -94,6 +112,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
         } finally {
           stall.stop();
         }
+        if (o.cloud) await cloudInitDone(deadline);
       },
       connectRestored: async (q, deadline) => {
         if (!q.running) throw new Error('QEMU exited');
@@ -111,6 +130,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
     startSeconds: Math.round((Date.now() - t0) / 100) / 10,
     warm: mode,
   };
+  if (cloudInitMs !== undefined) facts.cloudInitMs = cloudInitMs;
   const stateKey = result.stateKey ?? result.plan.key;
   if (stateKey) facts.warmState = keyDigest(stateKey);
   if (result.savedSeconds !== undefined) facts.warmSaveSeconds = Math.round(result.savedSeconds * 10) / 10;
