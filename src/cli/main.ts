@@ -23,6 +23,7 @@ import { TerminalReporter } from './terminal-reporter.js';
 import { VERSION } from '../version.js';
 import { imageCommand } from './image-command.js';
 import { workflowCommand } from './workflow-command.js';
+import { checkHost } from './host-check.js';
 
 export const EXIT_USAGE = 2;
 
@@ -215,6 +216,13 @@ async function runCommand(argv: string[]): Promise<number> {
 
   const tempDir = await mkdtemp(path.join(os.tmpdir(), 'djinn-build-'));
   const settings = settingsFromFlags(flags, conf, tempDir);
+  try {
+    await checkHost(manifest, settings, flags['install-deps'] === true);
+  } catch (err) {
+    await rm(tempDir, { recursive: true, force: true });
+    if (err instanceof Error && err.name === 'InstallError') throw new UsageError(err.message, {}, '-install-deps');
+    throw err;
+  }
   const reporter = new TerminalReporter(undefined, extra.map((e) => e.value).filter((v) => v.length >= 3));
 
   const stop = new AbortController();
