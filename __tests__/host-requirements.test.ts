@@ -1,6 +1,8 @@
 // Host requirements: which programs each capability needs, the one message
 // and apt-get line for everything missing, and the CLI's exit status 2 before
 // any machine starts. PATH lookups against real folders (no VM, no lock).
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +17,7 @@ import {
   REQUIREMENTS,
   type Missing,
 } from '../src/host/requirements.js';
-import { runCli } from './helpers/cli.js';
+import { CLI, runCli } from './helpers/cli.js';
 
 async function binDir(programs: string[]): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'djinn-path-'));
@@ -113,5 +115,41 @@ describe('the CLI before a build', () => {
     expect(res.code, res.stderr).toBe(2);
     expect(res.stderr).toMatch(/building an image needs programs this machine does not have: .*mmdebstrap/);
     expect(res.stderr).toMatch(/apt-get install -y --no-install-recommends .*mmdebstrap/);
+  });
+
+  it('image build as a user without passwordless sudo names the three ways, and leaves nothing', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'djinn-nosudo-'));
+    await chmod(dir, 0o777);
+    // nobody: no sudoers entry (or no sudo at all).
+    const res = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(
+        'runuser',
+        [
+          '-u',
+          'nobody',
+          '--',
+          'env',
+          `HOME=${dir}`,
+          'PATH=/usr/local/bin:/usr/bin:/bin',
+          process.execPath,
+          CLI,
+          'image',
+          'build',
+          'debian/stable',
+          '-o',
+          path.join(dir, 'x.qcow2'),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('close', (code) => resolve({ code, out }));
+    });
+    expect(res.code, res.out).toBe(1);
+    expect(res.out).toMatch(
+      /no passwordless sudo\. Either run it as root, or allow this user passwordless sudo .*, or use a prebuilt image/,
+    );
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
