@@ -2,7 +2,7 @@
 // helpers/fresh-root.ts) where the user `runner` has passwordless sudo and
 // nothing else is installed, the environment a hosted runner gives, and no
 // image server reachable. The first job installs its tools through sudo,
-// builds the image, boots it, runs examples/hello and collects its artifacts;
+// builds the image, boots it, runs a manifest and collects its artifacts;
 // the second job, in a second fresh root, restores the image through the real
 // @actions/cache client (Azurite + the results-service stand-in, which mocks
 // GitHub's own servers) and builds nothing. Heavy: hold /work/vm.lock.
@@ -21,6 +21,25 @@ import { startResultsService, type ResultsService } from './helpers/results-serv
 
 const PARENT = path.join(process.env.DJINN_CI_CACHE || '/var/cache/djinn-ci', 'fresh-roots');
 
+const MANIFEST = `driver:
+  type: qemu
+  image: debian/stable
+objects:
+- greeting.txt => in/greeting.txt
+stages:
+- build
+jobs:
+- stage: build
+  commands:
+  - . /etc/os-release
+  - echo "built on $PRETTY_NAME, $(uname -m)" > build-info.txt
+  - cp /bin/true bin-true
+  - cat in/greeting.txt
+  artifacts:
+  - build-info.txt
+  - bin-true => bin/true
+`;
+
 /** A loopback port nothing listens on: the image server is unreachable. */
 async function closedPort(): Promise<number> {
   const s = net.createServer();
@@ -35,8 +54,9 @@ function runnerLayout(root: FreshRoot, extra: Record<string, string>, inputs: Re
   const inRoot = (p: string) => path.join(root.dir, p);
   const ws = '/home/runner/work/example/example';
   mkdirSync(inRoot(ws), { recursive: true });
-  cpSync(path.join(ROOT, 'examples/hello/.djinn.yml'), inRoot(`${ws}/.djinn.yml`));
-  cpSync(path.join(ROOT, 'examples/hello/hello.c'), inRoot(`${ws}/hello.c`));
+  // Small on purpose (the quickstart test runs examples/hello): an object in, artifacts out.
+  writeFileSync(inRoot(`${ws}/.djinn.yml`), MANIFEST);
+  writeFileSync(inRoot(`${ws}/greeting.txt`), 'hello from the workspace\n');
   // The action as a workflow's `uses:` checks it out: its committed files.
   mkdirSync(inRoot('/home/runner/work/_actions/djinn-vm'), { recursive: true });
   cpSync(path.join(ROOT, 'dist'), inRoot('/home/runner/work/_actions/djinn-vm/dist'), { recursive: true });
@@ -151,8 +171,9 @@ describe('the committed action on a stock hosted runner (user runner with sudo, 
         expect(installed(one.root, pkg), pkg).toBe(true);
       expect(one.res.output).toMatch(/Image debian\/stable came from build in /);
       expect(one.res.output).toMatch(/Image debian\/stable saved to the repository cache in /);
-      expect(readFileSync(path.join(one.artifacts, 'bin/hello')).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
-      expect(readFileSync(path.join(one.artifacts, 'build-info.txt'), 'utf8')).toMatch(/^built on Debian GNU\/Linux/);
+      expect(readFileSync(path.join(one.artifacts, 'bin/true')).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+      expect(readFileSync(path.join(one.artifacts, 'build-info.txt'), 'utf8')).toMatch(/^built on Debian GNU\/Linux .*, x86_64$/m);
+      expect(one.res.output).toContain('hello from the workspace');
       // The image belongs to runner; nothing under its home is left owned by root.
       const rootOwned = execFileSync('find', [path.join(one.root.dir, 'home/runner'), '-uid', '0'])
         .toString()
@@ -199,7 +220,7 @@ describe('the committed action on a stock hosted runner (user runner with sudo, 
       // Only what this build needed: QEMU, not the builder's tools.
       expect(installed(two.root, 'qemu-system-x86')).toBe(true);
       expect(installed(two.root, 'mmdebstrap')).toBe(false);
-      expect(readFileSync(path.join(two.artifacts, 'bin/hello')).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+      expect(readFileSync(path.join(two.artifacts, 'bin/true')).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
       expect(two.root.qemuProcesses()).toEqual([]);
     },
     50 * 60_000,

@@ -8,7 +8,7 @@
 // The minbase tarball is cached under /var/cache/djinn-ci like the test image.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -49,9 +49,10 @@ export async function baseTarball(): Promise<string> {
   const { mirror, suite } = hostMirror();
   const key = createHash('sha256').update(`${suite} ${mirror} ${INCLUDE}`).digest('hex').slice(0, 16);
   const tar = path.join(CACHE_ROOT, `fresh-root-${key}.tar`);
-  if (existsSync(tar)) return tar;
+  if (existsSync(tar) && statSync(tar).isFile()) return tar;
   mkdirSync(CACHE_ROOT, { recursive: true });
-  const partial = `${tar}.partial-${process.pid}`;
+  // mmdebstrap picks the output format from the name: keep .tar last.
+  const partial = path.join(CACHE_ROOT, `fresh-root-${key}.partial-${process.pid}.tar`);
   await execFileP(
     'mmdebstrap',
     ['--variant=minbase', '--mode=root', `--include=${INCLUDE}`, suite, partial, `deb ${mirror} ${suite} main`],
