@@ -157,20 +157,25 @@ describe('the committed action on a stock hosted runner (user runner with sudo, 
     const outputs = parseFileCommands(readFileSync(path.join(root.dir, env.GITHUB_OUTPUT), 'utf8'));
     const installs = res.output.match(/^Installed .* in .*$/gm) ?? [];
     console.log(`${label}: ${installs.join('; ') || 'installed nothing'}`);
-    return { root, res, outputs, artifacts: path.join(root.dir, env.GITHUB_WORKSPACE, 'out') };
+    const artifacts = path.join(root.dir, env.GITHUB_WORKSPACE, 'out');
+    const listing = existsSync(artifacts) ? readdirSync(artifacts, { recursive: true }).join(', ') : 'no artifacts folder';
+    // What the log says, to read when an assertion below fails.
+    const log = `${res.output.slice(-6000)}\nartifacts: ${listing}`;
+    return { root, res: { code: res.code, output: res.output }, log, outputs, artifacts };
   }
 
   it(
     'first job: installs through sudo, builds the image, runs the manifest, collects the artifacts; second job restores the image from the cache',
     async () => {
       const one = await job('first job');
-      expect(one.res.code, one.res.output).toBe(0);
+      expect(one.res.code, one.log).toBe(0);
       expect(one.outputs.status).toBe('passed');
       expect(one.res.output).toMatch(/through sudo/);
       for (const pkg of ['qemu-system-x86', 'mmdebstrap', 'fdisk', 'dosfstools', 'mtools', 'syslinux', 'openssh-client'])
         expect(installed(one.root, pkg), pkg).toBe(true);
       expect(one.res.output).toMatch(/Image debian\/stable came from build in /);
       expect(one.res.output).toMatch(/Image debian\/stable saved to the repository cache in /);
+      expect(existsSync(path.join(one.artifacts, 'bin/true')), one.log).toBe(true);
       expect(readFileSync(path.join(one.artifacts, 'bin/true')).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
       expect(readFileSync(path.join(one.artifacts, 'build-info.txt'), 'utf8')).toMatch(/^built on Debian GNU\/Linux .*, x86_64$/m);
       expect(one.res.output).toContain('hello from the workspace');
@@ -213,13 +218,14 @@ describe('the committed action on a stock hosted runner (user runner with sudo, 
       expect(existsSync(path.join(one.root.dir, 'home/runner/x.qcow2'))).toBe(false);
 
       const two = await job('second job');
-      expect(two.res.code, two.res.output).toBe(0);
+      expect(two.res.code, two.log).toBe(0);
       expect(two.outputs.status).toBe('passed');
       expect(two.res.output).toMatch(/Image debian\/stable restored from the repository cache in /);
       expect(two.res.output).not.toMatch(/Building image|mmdebstrap/);
       // Only what this build needed: QEMU, not the builder's tools.
       expect(installed(two.root, 'qemu-system-x86')).toBe(true);
       expect(installed(two.root, 'mmdebstrap')).toBe(false);
+      expect(existsSync(path.join(two.artifacts, 'bin/true')), two.log).toBe(true);
       expect(readFileSync(path.join(two.artifacts, 'bin/true')).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
       expect(two.root.qemuProcesses()).toEqual([]);
     },

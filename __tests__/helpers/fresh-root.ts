@@ -130,16 +130,8 @@ export async function makeFreshRoot(parent: string): Promise<FreshRoot> {
       NODE_EXTRA_CA_CERTS: CA_BUNDLE,
       ...env,
     };
-    const inner = [
-      '/usr/bin/env',
-      '-i',
-      ...Object.entries(base).map(([k, v]) => `${k}=${v}`),
-      'sh',
-      '-c',
-      'cd "$0" && exec "$@"',
-      opts.cwd ?? home,
-      ...cmd,
-    ];
+    // env -C, not a shell: sh would drop INPUT_IMAGE-SERVER and the like (names with hyphens), which the runner passes.
+    const inner = ['/usr/bin/env', '-i', '-C', opts.cwd ?? home, ...Object.entries(base).map(([k, v]) => `${k}=${v}`), ...cmd];
     const args = user === 'root' ? [dir, ...inner] : [dir, '/usr/sbin/runuser', '-u', user, '--', ...inner];
     return new Promise((resolve) => {
       const child = spawn('chroot', args, { stdio: ['ignore', 'pipe', 'pipe'] });
