@@ -113,7 +113,7 @@ export async function buildImage(options: BuildOptions, log: (line: string) => v
   } finally {
     await rm(partial, { force: true });
     await removeTree(priv, tree).catch((err: unknown) => log(`could not remove ${tree}: ${(err as Error).message}`));
-    await rm(work, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true }).catch((err: unknown) => log(`could not remove ${work}: ${(err as Error).message}`));
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (received && !othersListen[received as 'SIGINT' | 'SIGTERM']) process.kill(process.pid, received);

@@ -4,6 +4,7 @@
 // so the image it leaves belongs to them.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { passwordlessSudo } from '../../host/install.js';
 import { BuildError, run, type RunOptions } from './run.js';
 
@@ -46,5 +47,14 @@ async function mountsUnder(dir: string): Promise<string[]> {
  */
 export async function removeTree(priv: Privilege, tree: string): Promise<void> {
   for (const m of await mountsUnder(tree)) await runAsRoot(priv, 'umount', ['-l', m]).catch(() => {});
-  await runAsRoot(priv, 'rm', ['-rf', '--one-file-system', tree]);
+  // An interrupted mmdebstrap's children (dpkg-deb) may still be writing for a moment: try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await runAsRoot(priv, 'rm', ['-rf', '--one-file-system', tree]);
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await sleep(1000 * attempt);
+    }
+  }
 }
