@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Quick start: install what the tool needs on a fresh Debian/Ubuntu machine,
-# build the bundle, and run examples/hello/.djinn.yml in a real Debian VM.
-# With no image given, our own builder makes debian/stable from Debian's
-# packages (about a minute) and caches it for the next run.
+# Quick start on a fresh Debian/Ubuntu machine, as root or as a user with
+# sudo: runs examples/hello/.djinn.yml in a real Debian VM with the committed
+# bundle (dist/cli.js; no npm install). -install-deps makes the tool install
+# what it lacks (QEMU, and the image builder's tools when it has to build
+# debian/stable itself, about a minute) with one apt-get call, through sudo
+# when not root. The image is cached for the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-need=""
-for p in qemu-system-x86 qemu-utils mmdebstrap e2fsprogs git zstd; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
-if [ -n "$need" ]; then
-  echo "Installing:$need"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >/dev/null
+if ! command -v node >/dev/null 2>&1; then
+  echo "quickstart: Node.js 20 or newer is needed and 'node' is not on PATH." >&2
+  echo "  Debian 13: sudo apt-get install nodejs; elsewhere see https://nodejs.org/en/download" >&2
+  exit 2
 fi
-[ -d node_modules ] || npm ci --ignore-scripts --no-audit --no-fund
-[ -f dist/cli.js ] || npm run -s build
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 20 ]; then
+  echo "quickstart: Node.js $(node --version) is too old: 20 or newer is needed (https://nodejs.org/en/download)." >&2
+  exit 2
+fi
+if [ ! -f dist/cli.js ]; then
+  echo "quickstart: dist/cli.js is missing: run this from a clone of the repository (dist/ is committed)." >&2
+  exit 2
+fi
+if [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
+  echo "quickstart: installing packages needs root: you may be asked for your sudo password." >&2
+  sudo -v
+fi
 mkdir -p out
 echo "Running examples/hello/.djinn.yml (artifacts go to ./out)"
-exec node dist/cli.js -manifest examples/hello/.djinn.yml -objects examples/hello -artifacts out "$@"
+exec node dist/cli.js -install-deps -manifest examples/hello/.djinn.yml -objects examples/hello -artifacts out "$@"

@@ -1,11 +1,15 @@
 // Preparing the runner for the qemu driver: QEMU installed, /dev/kvm usable.
 // GitHub's hosted Ubuntu runners have /dev/kvm (root:kvm 0660) but the runner
 // user is not in the kvm group, and no QEMU; both are fixed through sudo.
+// The image builder's tools are installed the same way, only when a build needs them.
 import { spawn } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import * as core from '@actions/core';
+import { aptInstall } from '../host/install.js';
+import { missingFor, type Capability, type Missing } from '../host/requirements.js';
+import { formatDuration } from '../util/duration.js';
 
 export const KVM_RULE_FILE = '/etc/udev/rules.d/99-djinn-kvm.rules';
 const KVM_RULE = 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"';
@@ -30,22 +34,34 @@ export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): bool
   return (env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
 }
 
-/** Installs QEMU with apt-get when qemu-system-x86_64 is missing. */
-export async function ensureQemu(runCmd = run): Promise<void> {
-  if (onPath('qemu-system-x86_64') && onPath('qemu-img')) return;
-  await core.group('Installing QEMU', async () => {
-    core.info('QEMU is not installed on this runner: installing qemu-system-x86 and qemu-utils with apt-get through sudo.');
-    const env = ['env', 'DEBIAN_FRONTEND=noninteractive'];
-    if ((await runCmd(...asRoot([...env, 'apt-get', 'update', '-q']))) !== 0)
-      core.info('apt-get update failed; trying the install anyway.');
-    const code = await runCmd(
-      ...asRoot([...env, 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'qemu-system-x86', 'qemu-utils']),
+const WHAT: Record<Capability, string> = { qemu: 'QEMU', 'image-build': 'the image builder', docker: 'the docker driver' };
+
+/**
+ * Installs what a build needs and the runner lacks: one apt-get call through
+ * sudo, in a log group that says what was installed and how long it took.
+ */
+export async function installMissing(missing: Missing, runCmd = run): Promise<void> {
+  if (!missing.packages.length) return;
+  const what = missing.capabilities.map((c) => WHAT[c]).join(' and ');
+  await core.group(`Installing ${what}: ${missing.packages.join(' ')}`, async () => {
+    core.info(
+      `This runner lacks ${missing.programs.join(', ')}: installing ${missing.packages.join(' ')} with apt-get${process.getuid?.() === 0 ? '' : ' through sudo'}.`,
     );
-    if (code !== 0)
-      throw new Error(
-        `installing QEMU with "sudo apt-get install qemu-system-x86 qemu-utils" failed (exit ${code}); install it in an earlier step or use a runner with QEMU.`,
-      );
+    const started = Date.now();
+    await aptInstall(missing.packages, (l) => core.info(l), runCmd);
+    core.info(`Installed ${missing.packages.join(' ')} in ${formatDuration(Date.now() - started)}.`);
   });
+}
+
+/** Installs QEMU with apt-get when qemu-system-x86_64 or qemu-img is missing. */
+export async function ensureQemu(runCmd = run): Promise<void> {
+  const missing = missingFor(['qemu']);
+  if (!missing.programs.length) return;
+  try {
+    await installMissing(missing, runCmd);
+  } catch (err) {
+    throw new Error(`installing QEMU with apt-get failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
 }
 
 async function readWrite(device: string): Promise<boolean> {

@@ -30,6 +30,8 @@ import { downloadUrl, originFor } from '../images/fetch/through-cache.js';
 import { serverModTime } from '../images/fetch/server.js';
 import { diskPath } from '../images/local.js';
 import { catalogueFirst, resolveImage } from '../images/resolve.js';
+import { buildableSuite } from '../images/builder/index.js';
+import { VERSION } from '../version.js';
 import type { ActionInputs } from './inputs.js';
 
 export const IMAGE_ARCH = 'x86_64';
@@ -158,6 +160,11 @@ export async function serverRevision(url: string, signal?: AbortSignal): Promise
   }
 }
 
+/** What identifies an image of our builder's: its version, and the month (so that package updates arrive). */
+export function builtRevision(name: string, now = new Date()): string {
+  return `built ${name} (flavor fast) by djinn-vm ${VERSION} in ${now.toISOString().slice(0, 7)}`;
+}
+
 /** The image the manifest (or the `image` input) names. */
 export function imageName(manifest: Manifest, settings: DriverSettings): string | undefined {
   return settings.image ?? manifest.driver.options.image;
@@ -191,6 +198,8 @@ export async function prepareImage(
       if (modTime) text = `${url} mod_time ${modTime}`;
     }
     if (text) rev = { kind: 'rev', value: text };
+    // No server to ask (none reachable, or it lacks the image): an image our builder makes is keyed by the builder.
+    else if (buildableSuite(name) && settings.imageBuild !== 'never') rev = { kind: 'rev', value: builtRevision(name) };
   }
   if (!rev) {
     reporter.info(`Image cache: the revision of ${name} is unknown (no pinned image-sha256, no answer from the server): not caching it.`);

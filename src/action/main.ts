@@ -12,7 +12,8 @@ import { makePlan } from '../manifest/plan.js';
 import { runBuild } from '../runner/runner.js';
 import { worst, type Status } from '../runner/status.js';
 import { uploadArtifacts } from './artifacts.js';
-import { ensureQemu, prepareKvm } from './host.js';
+import { ensureQemu, installMissing, prepareKvm } from './host.js';
+import { onMissing } from '../host/requirements.js';
 import { afterBuild, prepareImage } from './image-cache.js';
 import { driverSettings, readInputs, workspaceDir, type ActionInputs } from './inputs.js';
 import { findManifests } from '../runner/prepare.js';
@@ -72,6 +73,8 @@ export async function runMain(): Promise<void> {
 
 async function main(signal: AbortSignal, results: BuildResult[], signalled: () => NodeJS.Signals | undefined): Promise<void> {
   const inputs = readInputs();
+  // Builder tools are installed only when a build reaches the builder (not for a downloaded or cached image).
+  onMissing((missing) => installMissing(missing));
   const workspace = workspaceDir();
   const files = await findManifests(inputs.manifest, workspace);
   // Parse every manifest first: a mistake in the third fails before any machine boots.

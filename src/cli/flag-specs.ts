@@ -14,6 +14,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { group: 'build', name: 'version', kind: 'bool', help: 'print the version and exit' },
   { group: 'build', name: 'help', kind: 'bool', help: 'print this help and exit' },
   { group: 'build', name: 'h', kind: 'bool', help: 'same as -help' },
+  { group: 'build', name: 'install-deps', kind: 'bool', help: 'install missing host packages (QEMU, the image builder) with apt-get, through sudo -n when not root' },
   { group: 'qemu', name: 'disks', kind: 'string', help: 'folder holding images as qemu/x86_64/<name> (driver.conf: disks)' },
   { group: 'qemu', name: 'cpus', kind: 'string', default: 'host cores', help: 'virtual CPUs (driver.conf: cpus)' },
   { group: 'qemu', name: 'memory', kind: 'string', default: 'min(4096, half of host)', help: 'memory in MiB (driver.conf: memory)' },

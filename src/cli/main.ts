@@ -26,6 +26,7 @@ import { TerminalReporter } from './terminal-reporter.js';
 import { VERSION } from '../version.js';
 import { imageCommand } from './image-command.js';
 import { workflowCommand } from './workflow-command.js';
+import { checkHost } from './host-check.js';
 
 export const EXIT_USAGE = 2;
 
@@ -264,7 +265,13 @@ async function runCommand(argv: string[]): Promise<number> {
   if (!statSync(artifactsDir).isDirectory()) throw new UsageError(`${artifactsDir} is not a folder.`, {}, '-artifacts');
   if (!statSync(objectsDir).isDirectory()) throw new UsageError(`${objectsDir} is not a folder.`, {}, '-objects');
   // Every setting is checked before anything is created, so that a bad one leaves nothing behind.
-  settingsFromFlags(flags, conf, '');
+  const checked = settingsFromFlags(flags, conf, '');
+  try {
+    await checkHost(manifest, checked, flags['install-deps'] === true);
+  } catch (err) {
+    if (err instanceof Error && err.name === 'InstallError') throw new UsageError(err.message, {}, '-install-deps');
+    throw err;
+  }
 
   const tempDir = await mkdtemp(path.join(os.tmpdir(), 'djinn-build-'));
   const stop = new AbortController();

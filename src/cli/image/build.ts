@@ -4,12 +4,15 @@ import { BuildError, buildImage, buildableSuite, type Flavor } from '../../image
 import { diskPath } from '../../images/local.js';
 import { UsageError } from '../../manifest/errors.js';
 import { parseFlags, str, type FlagSpec } from '../flags.js';
+import { aptInstall } from '../../host/install.js';
+import { missingFor, missingMessage } from '../../host/requirements.js';
 
 const SPECS: FlagSpec[] = [
   { group: 'image', name: 'flavor', kind: 'string', default: 'fast', help: "fast (busybox init, quick boot), systemd (a stock-like Debian) or cloud (like Debian's genericcloud: cloud-init, root by key from a seed)" },
   { group: 'image', name: 'o', kind: 'string', help: 'write the qcow2 image to this file' },
   { group: 'image', name: 'disks', kind: 'string', help: 'write it as DIR/qemu/x86_64/debian/<suite>, where the qemu driver looks' },
   { group: 'image', name: 'authorized-key', kind: 'string', help: "an OpenSSH public key file for root's authorized_keys" },
+  { group: 'image', name: 'install-deps', kind: 'bool', help: 'install the missing builder packages with apt-get (through sudo -n when not root)' },
   { group: 'image', name: 'size', kind: 'string', default: '8192', help: 'virtual disk size in MiB (sparse)' },
 ];
 
@@ -29,6 +32,13 @@ export async function imageBuildCommand(argv: string[]): Promise<number> {
   const output = o ? path.resolve(o) : disks ? diskPath(path.resolve(disks), name) : path.resolve(`${name.replace('/', '-')}-${flavor}.qcow2`);
   const size = str(flags, 'size') ?? '8192';
   if (!/^\d+$/.test(size) || Number(size) < 1024) throw new UsageError(`expected a size in MiB of at least 1024, found "${size}".`, {}, '-size');
+  const missing = missingFor(['image-build']);
+  if (missing.programs.length) {
+    if (!flags['install-deps']) throw new UsageError(`${missingMessage(missing)} (or run again with -install-deps).`, {}, '-install-deps');
+    await aptInstall(missing.packages, (l) => process.stderr.write(`djinn: ${l}\n`)).catch((err: Error) => {
+      throw new UsageError(err.message, {}, '-install-deps');
+    });
+  }
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.on('SIGINT', onSignal);

@@ -3,6 +3,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
+import { SYSLINUX_MBR } from '../../host/requirements.js';
 import { BuildError, run } from './run.js';
 
 const SECTOR = 512;
@@ -19,9 +20,11 @@ export interface DiskSpec {
   sizeMiB: number;
   /** mke2fs -O value, for old guest kernels. */
   ext4Features?: string;
+  /** Runs mke2fs (as root when the tree is root-owned and we are not). */
+  runMke2fs?: (args: string[]) => Promise<unknown>;
 }
 
-const MBR_PATHS = ['/usr/lib/syslinux/mbr/mbr.bin', '/usr/lib/SYSLINUX/mbr.bin'];
+const MBR_PATHS = SYSLINUX_MBR;
 
 export async function makeDisk(spec: DiskSpec, log: (line: string) => void): Promise<void> {
   const raw = path.join(spec.workDir, 'disk.raw');
@@ -57,7 +60,7 @@ export async function makeDisk(spec: DiskSpec, log: (line: string) => void): Pro
     const rootKiB = (spec.sizeMiB - BOOT_MIB - 1) * 1024;
     const args = ['-q', '-F', '-t', 'ext4', '-L', 'root', '-E', `offset=${rootStart * SECTOR}`, '-d', spec.tree];
     if (spec.ext4Features) args.push('-O', spec.ext4Features);
-    await run('mke2fs', [...args, raw, `${rootKiB}k`]);
+    await (spec.runMke2fs ?? ((a: string[]) => run('mke2fs', a)))([...args, raw, `${rootKiB}k`]);
     log('converting to qcow2');
     await run('qemu-img', ['convert', '-O', 'qcow2', raw, spec.out]);
   } finally {

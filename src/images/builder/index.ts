@@ -2,14 +2,15 @@
 // (mmdebstrap), assembled from files with no loop devices and no mounts.
 // See docs/images.md for what the image contains and why.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { DEBIAN_KEYRING, ensureCapabilities, HostRequirementError } from '../../host/requirements.js';
 import { makeDisk } from './disk.js';
 import * as files from './guest-files.js';
 import { kernelVersion, makeInitrd } from './initrd.js';
 import { MIRROR, SECURITY_MIRROR, packagesFor, type Flavor } from './packages.js';
-import { BuildError, run } from './run.js';
+import { builderPrivilege, removeTree, runAsRoot, type Privilege } from './privilege.js';
+import { BuildError } from './run.js';
 import { codenameFor } from './suites.js';
 
 export { BuildError } from './run.js';
@@ -26,6 +27,8 @@ export interface BuildOptions {
   authorizedKeyFile?: string;
   /** Virtual disk size (sparse: qcow2 stores only what is used). */
   sizeMiB?: number;
+  /** Where the (large) temporary tree and raw disk go; default RUNNER_TEMP, else the output's folder (never /tmp: a RAM tmpfs on some runners). */
+  workRoot?: string;
   signal?: AbortSignal;
 }
 
@@ -42,23 +45,41 @@ const HAS_UPDATES = new Set(['bullseye', 'bookworm', 'trixie']);
 
 export async function buildImage(options: BuildOptions, log: (line: string) => void): Promise<BuildResult> {
   const started = Date.now();
-  if (process.getuid && process.getuid() !== 0) {
-    throw new BuildError('building an image needs root (mmdebstrap --mode=root and file ownership in the image); run it as root or in CI.');
+  try {
+    await ensureCapabilities(['image-build']);
+  } catch (err) {
+    if (err instanceof HostRequirementError || (err instanceof Error && err.name === 'InstallError')) throw new BuildError(err.message);
+    throw err;
   }
+  const priv = await builderPrivilege();
   const codename = await codenameFor(options.suite, options.signal);
   const out = path.resolve(options.output);
   await mkdir(path.dirname(out), { recursive: true });
   if (options.flavor === 'cloud' && options.authorizedKeyFile) throw new BuildError('the cloud flavor takes no authorized key: cloud-init writes it from the seed at boot.');
   const authorizedKey = options.authorizedKeyFile ? await readKey(options.authorizedKeyFile) : '';
-  const work = await mkdtemp(path.join(os.tmpdir(), 'djinn-image-build-'));
+  const workRoot = options.workRoot ?? process.env.RUNNER_TEMP ?? path.dirname(out);
+  await mkdir(workRoot, { recursive: true });
+  const work = await mkdtemp(path.join(workRoot, '.djinn-image-build-'));
   const partial = `${out}.partial-${process.pid}`;
   const step = (msg: string) => log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${msg}`);
+  // The root-owned tree must go also when the build is interrupted.
+  const interrupt = new AbortController();
+  let received: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    received ??= sig;
+    interrupt.abort();
+  };
+  const signal = options.signal ? AbortSignal.any([options.signal, interrupt.signal]) : interrupt.signal;
+  // Ours is then the only listener: after cleaning up, end the way the signal would have.
+  const othersListen = { SIGINT: process.listenerCount('SIGINT') > 0, SIGTERM: process.listenerCount('SIGTERM') > 0 };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const tree = path.join(work, 'rootfs');
   try {
-    const tree = path.join(work, 'rootfs');
-    step(`debian/${options.suite} (${codename}), flavor ${options.flavor}: installing packages with mmdebstrap`);
-    await bootstrap(tree, codename, options.flavor, (l) => step(`  ${l}`), options.signal);
-    step('configuring the image');
-    await configure(tree, options.flavor, authorizedKey);
+    const overlay = path.join(work, 'overlay');
+    await prepareOverlay(overlay, options.flavor, authorizedKey);
+    step(`debian/${options.suite} (${codename}), flavor ${options.flavor}: installing packages with mmdebstrap${priv === 'sudo' ? ' (through sudo)' : ''}`);
+    await bootstrap(priv, tree, overlay, codename, options.flavor, (l) => step(`  ${l}`), signal);
     const kver = await kernelVersion(tree);
     step(`making the initrd for kernel ${kver}`);
     const initrd = path.join(work, 'initrd.img');
@@ -77,6 +98,8 @@ export async function buildImage(options: BuildOptions, log: (line: string) => v
         sizeMiB: options.sizeMiB ?? 8192,
         // bullseye's 5.10 kernel predates these ext4 features of newer mke2fs.
         ext4Features: codename === 'bullseye' ? '^orphan_file,^metadata_csum_seed' : undefined,
+        // Reading the root-owned tree (shadow, host keys) with its owners needs root.
+        runMke2fs: (args) => runAsRoot(priv, 'mke2fs', args, { signal }),
       },
       (l) => step(l),
     );
@@ -85,9 +108,16 @@ export async function buildImage(options: BuildOptions, log: (line: string) => v
     const seconds = (Date.now() - started) / 1000;
     step(`done: ${out} (${(bytes / 1048576).toFixed(0)} MiB)`);
     return { path: out, codename, flavor: options.flavor, bytes, seconds };
+  } catch (err) {
+    if (received) throw new BuildError(`image build interrupted by ${received}.`);
+    throw err;
   } finally {
     await rm(partial, { force: true });
-    await rm(work, { recursive: true, force: true });
+    await removeTree(priv, tree).catch((err: unknown) => log(`could not remove ${tree}: ${(err as Error).message}`));
+    await rm(work, { recursive: true, force: true }).catch((err: unknown) => log(`could not remove ${work}: ${(err as Error).message}`));
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (received && !othersListen[received as 'SIGINT' | 'SIGTERM']) process.kill(process.pid, received);
   }
 }
 
@@ -102,24 +132,51 @@ async function readKey(file: string): Promise<string> {
   return text.endsWith('\n') ? text : `${text}\n`;
 }
 
-async function bootstrap(tree: string, codename: string, flavor: Flavor, log: (l: string) => void, signal?: AbortSignal) {
-  const sources = [`deb ${MIRROR} ${codename} main`];
-  if (HAS_UPDATES.has(codename)) sources.push(`deb ${MIRROR} ${codename}-updates main`, `deb ${SECURITY_MIRROR} ${codename}-security main`);
-  await run(
+/** Shell-quotes one word for mmdebstrap's hooks (run by sh). */
+function sq(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+async function bootstrap(priv: Privilege, tree: string, overlay: string, codename: string, flavor: Flavor, log: (l: string) => void, signal?: AbortSignal) {
+  // Debian's own keyring and mirror, so that nothing depends on the host's apt sources (an Ubuntu host has neither).
+  const signed = `[signed-by=${DEBIAN_KEYRING}]`;
+  const sources = [`deb ${signed} ${MIRROR} ${codename} main`];
+  if (HAS_UPDATES.has(codename)) sources.push(`deb ${signed} ${MIRROR} ${codename}-updates main`, `deb ${signed} ${SECURITY_MIRROR} ${codename}-security main`);
+  const replaced = (await overlayFiles(overlay)).map((f) => `"$1"/${sq(f)}`).join(' ');
+  await runAsRoot(
+    priv,
     'mmdebstrap',
     [
       '--variant=minbase',
       '--mode=root',
+      `--keyring=${DEBIAN_KEYRING}`,
       `--include=${packagesFor(flavor).join(',')}`,
       // The kernel's postinst makes an initrd: keep it small (ours replaces it).
       '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && echo MODULES=list > "$1/etc/initramfs-tools/conf.d/djinn.conf"',
       '--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/initrd.img* "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale',
+      // Our files, owned by root, over the tree (existing directories keep their owner and mode).
+      `--customize-hook=rm -f ${replaced} && tar -C ${sq(overlay)} --owner=0 --group=0 --numeric-owner -cf - . | tar -C "$1" --no-overwrite-dir --numeric-owner -xpf -`,
+      // root with an empty password (Djinn's images log in that way); the cloud flavor's root has none at all ("*").
+      `--customize-hook=sed -i 's/^root:[^:]*:/${flavor === 'cloud' ? 'root:*:' : 'root::'}/' "$1/etc/shadow"`,
+      // Host keys of this build only (never shared between builds or taken from the host).
+      '--customize-hook=rm -f "$1"/etc/ssh/ssh_host_*_key "$1"/etc/ssh/ssh_host_*_key.pub && ssh-keygen -A -f "$1"',
       codename,
       tree,
       ...sources,
     ],
     { onLine: (l) => { if (/^(I|W|E):/.test(l)) log(l); }, signal },
   );
+}
+
+/** Every non-directory below the overlay, relative to it. */
+async function overlayFiles(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(path.join(root, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await overlayFiles(root, r)));
+    else out.push(r);
+  }
+  return out;
 }
 
 async function write(tree: string, rel: string, content: string | Buffer, mode = 0o644): Promise<void> {
@@ -137,23 +194,17 @@ async function link(tree: string, rel: string, target: string): Promise<void> {
   await symlink(target, p);
 }
 
-async function configure(tree: string, flavor: Flavor, authorizedKey: string): Promise<void> {
-  // root with an empty password (Djinn's images log in that way); the cloud flavor's root has none at all ("*").
-  const shadow = await readFile(path.join(tree, 'etc/shadow'), 'utf8');
-  await write(tree, 'etc/shadow', shadow.replace(/^root:[^:]*:/m, flavor === 'cloud' ? 'root:*:' : 'root::'), 0o640);
+/** Our files, in a folder of the calling user's; a hook of mmdebstrap's copies them into the tree as root. */
+async function prepareOverlay(tree: string, flavor: Flavor, authorizedKey: string): Promise<void> {
+  await mkdir(tree, { recursive: true });
   await write(tree, 'etc/hostname', 'djinn\n');
   await write(tree, 'etc/hosts', '127.0.0.1 localhost djinn\n::1 localhost ip6-localhost ip6-loopback\n');
   await write(tree, 'etc/resolv.conf', 'nameserver 10.0.2.3\n');
   await write(tree, 'etc/fstab', '/dev/vda2 / ext4 rw,noatime 0 1\n');
   await write(tree, 'etc/ssh/sshd_config.d/djinn.conf', flavor === 'cloud' ? files.CLOUD_SSHD_CONFIG : files.SSHD_CONFIG);
   if (flavor === 'cloud') await write(tree, 'etc/cloud/cloud.cfg.d/90-djinn.cfg', files.CLOUD_CFG);
-  // Host keys of this build only (never shared between builds or taken from the host).
-  for (const k of ['rsa', 'ecdsa', 'ed25519']) {
-    await rm(path.join(tree, `etc/ssh/ssh_host_${k}_key`), { force: true });
-    await rm(path.join(tree, `etc/ssh/ssh_host_${k}_key.pub`), { force: true });
-  }
-  await run('ssh-keygen', ['-A', '-f', tree]);
   await mkdir(path.join(tree, 'root/.ssh'), { recursive: true, mode: 0o700 });
+  await chmod(path.join(tree, 'root'), 0o700);
   await chmod(path.join(tree, 'root/.ssh'), 0o700);
   await write(tree, 'root/.ssh/authorized_keys', authorizedKey, 0o600);
   await write(tree, 'var/lib/djinn-seed', randomBytes(512), 0o600);
