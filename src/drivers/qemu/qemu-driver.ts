@@ -8,7 +8,7 @@ import { resolveImage, type ResolvedImage } from '../../images/resolve.js';
 import { verifyImage } from '../../images/verify.js';
 import type { Reporter } from '../../runner/reporter.js';
 import { SshSession } from '../../transport/ssh/index.js';
-import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from '../driver.js';
+import type { CreateContext, Driver, ExecResult, JobExecution, KeptMachine, OutputSink } from '../driver.js';
 import { DriverError } from '../driver.js';
 import type { DriverSettings } from '../settings.js';
 import { planAccel, type Accel } from './accel.js';
@@ -130,6 +130,7 @@ export class QemuDriver implements Driver {
         sshPort: port,
         consoleLog: path.join(dir, 'console.log'),
         pidFile: path.join(dir, 'qemu.pid'),
+        ...(this.settings.detached ? { detached: true } : {}),
       };
       await rm(spec.consoleLog, { force: true });
       if (warmMode(this.settings) !== 'off') {
@@ -253,6 +254,20 @@ export class QemuDriver implements Driver {
   /** Streams stdin into a command in the machine (the action's workspace copy: tar over the build's connection). */
   exec(command: string, opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal }): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }> {
     return this.requireSession().exec(command, opts);
+  }
+
+  async keep(): Promise<KeptMachine> {
+    const qemu = this.qemu;
+    const session = this.session;
+    if (!qemu?.running || !session || session.isLost) throw new DriverError('the machine is not running: nothing to keep.');
+    if (!qemu.spec.detached) throw new DriverError('this machine was not started to be kept (settings.detached).');
+    this.qemu = undefined;
+    this.session = undefined;
+    const dir = this.dir!;
+    this.dir = undefined;
+    await Promise.race([session.close().catch(() => {}), sleep(5000, undefined, { unref: true })]);
+    qemu.release();
+    return { sshPort: session.target.port, user: this.user(), pid: qemu.pid, dir };
   }
 
   private async stopQemu(): Promise<void> {
