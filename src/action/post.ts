@@ -5,7 +5,7 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as core from '@actions/core';
 import { listFiles, uploadArtifacts } from './artifacts.js';
-import { stopKept } from './keep.js';
+import { stopKept } from './keep-post.js';
 import { STATE } from './state.js';
 
 const TAIL_LINES = 60;

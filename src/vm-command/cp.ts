@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, rm, stat, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { SshSession } from '../transport/ssh/index.js';
@@ -49,6 +49,9 @@ export async function copyIn(session: SshSession, local: string, remote: string,
   });
   const name = path.basename(abs);
   const child = spawn('tar', ['-c', '-f', '-', '-C', path.dirname(abs), '--', name], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Read at once: Node discards what a child printed to a pipe nobody reads when it exits (a small tar exits
+  // before the channel opens). The pipe keeps the backpressure.
+  const archive = child.stdout.pipe(new PassThrough());
   let tarErr = '';
   child.stderr.on('data', (c: Buffer) => (tarErr += c.toString()));
   const packed = new Promise<number | null>((resolve, reject) => {
@@ -58,7 +61,7 @@ export async function copyIn(session: SshSession, local: string, remote: string,
   packed.catch(() => {});
   try {
     const cmd = `exec /bin/sh -c ${shellQuote(EXTRACT)} sh ${shellQuote(remote)} ${shellQuote(name)}`;
-    const res = await session.exec(cmd, { stdin: child.stdout, signal });
+    const res = await session.exec(cmd, { stdin: archive, signal });
     const code = await packed;
     if (code !== 0) throw new CopyError(`tar of ${local} failed (exit ${code}): ${tarErr.trim()}`);
     if (res.code !== 0)
