@@ -148,7 +148,7 @@ describe('keep: one machine for several steps', () => {
   }, 420_000);
 
   it('refuses keep with a driver that cannot keep its machine, before anything starts', async () => {
-    const r = await runner('driver:\n  type: os\njobs:\n- stage: x\n  name: y\n  commands: [true]\nstages: [x]\n');
+    const r = await runner('driver:\n  type: os\njobs:\n- stage: x\n  name: y\n  commands: ["true"]\nstages: [x]\n');
     const main = await runMain(r, { inputs: base() });
     expect(main.code).toBe(1);
     expect(main.stdout).toMatch(/input keep: true needs the qemu driver; \.djinn\.yml uses the os driver/);

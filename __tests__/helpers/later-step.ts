@@ -39,7 +39,9 @@ export async function runStepCommand(r: Runner, command: string, args: string[],
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
+    child.once('error', (err) =>
+      reject(new Error(`${command}: ${err.message} (PATH=${env.PATH}; GITHUB_PATH holds ${readFileSync(r.files.path, 'utf8').trim()})`)),
+    );
     child.once('close', (c) => resolve(c));
   });
   return { code, stdout, stderr };
