@@ -5,11 +5,13 @@
 // machine and reports in the step summary. Nothing of GitHub's is mocked: these
 // steps need no GitHub service.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeRunner, runMain, runPost, type Runner } from './helpers/action-harness.js';
 import { qemuUnder, runScriptStep, runStepCommand } from './helpers/later-step.js';
+import { ROOT } from './helpers/cli.js';
 import { testDisks } from './helpers/vm.js';
 
 const SECRET = `tok-${randomBytes(6).toString('hex')}`;
@@ -128,7 +130,10 @@ describe('keep: one machine for several steps', () => {
     expect(post.summary).toMatch(/The kept machine ran for .* and served 9 djinn-vm commands; the post step stopped it\./);
     expect(qemuUnder(r.root)).toEqual([]);
 
-    const after = await runStepCommand(r, 'djinn-vm', ['exec', '--', 'true']);
+    // The post step removed the command with the machine; the bundle itself says the machine is gone.
+    const wrapper = path.join((await readFile(r.files.path, 'utf8')).trim(), 'djinn-vm');
+    expect(existsSync(wrapper)).toBe(false);
+    const after = await runStepCommand(r, process.execPath, [path.join(ROOT, 'dist', 'djinn-vm.js'), 'exec', '--', 'true']);
     expect(after.code).toBe(255);
     expect(after.stderr).toMatch(/The kept machine is gone/);
   }, 420_000);
