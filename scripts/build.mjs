@@ -1,11 +1,11 @@
 // Bundles the CLI and the action with ncc into dist/. Run from a tree
 // installed with --ignore-scripts so no native .node file lands in dist/.
 //
-// Each entry gets its own folder (dist/cli/, dist/action/, dist/post/) because
+// Each entry gets its own folder (dist/cli/, dist/action/, dist/post/, dist/djinn-vm/) because
 // ncc splits lazily imported code (the docker driver's dockerode) into chunks
 // named by number, and two entries' chunks of the same name differ. The files
 // that action.yml and package.json name (dist/index.js, dist/post.js,
-// dist/cli.js) are one-line stubs importing their folder's bundle.
+// dist/cli.js; dist/djinn-vm.js for the action's djinn-vm command) are one-line stubs importing their folder's bundle.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,6 +15,8 @@ const entries = [
   { src: 'src/cli.ts', stub: 'cli.js', dir: 'cli', shebang: true },
   { src: 'src/index.ts', stub: 'index.js', dir: 'action' },
   { src: 'src/post.ts', stub: 'post.js', dir: 'post' },
+  // The command of the steps after a `keep: true` step (run by the wrapper the main step writes).
+  { src: 'src/djinn-vm.ts', stub: 'djinn-vm.js', dir: 'djinn-vm' },
 ];
 const ncc = path.resolve('node_modules/@vercel/ncc/dist/ncc/cli.js');
 const out = mkdtempSync(path.join(os.tmpdir(), 'djinn-dist-'));

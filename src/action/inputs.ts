@@ -24,6 +24,8 @@ export interface ActionInputs {
   uploadArtifacts: boolean;
   artifactName: string;
   cache: boolean;
+  /** Leave the machine running for the job's later steps. */
+  keep: boolean;
   timeoutMs?: number;
   jobTimeoutMs?: number;
   /** Inputs that become DriverSettings, by their CLI flag names. */
@@ -91,7 +93,8 @@ export function readInputs(): ActionInputs {
 
   const runnerTemp = process.env.RUNNER_TEMP || os.tmpdir();
   return {
-    manifest: opt('manifest') ?? '.djinn.yml',
+    // Empty only when the workflow says so (the runner fills in action.yml's default): keep: true then boots the image only.
+    manifest: process.env.INPUT_MANIFEST === undefined ? '.djinn.yml' : core.getInput('manifest').trim(),
     stage: opt('stage'),
     env,
     workspace,
@@ -99,6 +102,7 @@ export function readInputs(): ActionInputs {
     uploadArtifacts: bool('upload-artifacts', true),
     artifactName: opt('artifact-name') ?? defaultArtifactName(),
     cache: bool('cache', true),
+    keep: bool('keep', false),
     timeoutMs: duration('timeout'),
     jobTimeoutMs: duration('job-timeout'),
     driverFlags: flags,

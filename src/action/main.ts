@@ -22,6 +22,7 @@ import { ActionsReporter } from './reporter.js';
 import { STATE } from './state.js';
 import { bootSeconds, fact, writeSummary, type BuildResult, type UploadResult } from './summary.js';
 import { copyWorkspace, takeOverOwnSources } from './workspace.js';
+import { bootOnlyBuild, checkKeep, keepMachine, secretValues } from './keep.js';
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -76,13 +77,15 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
   // Builder tools are installed only when a build reaches the builder (not for a downloaded or cached image).
   onMissing((missing) => installMissing(missing));
   const workspace = workspaceDir();
-  const files = await findManifests(inputs.manifest, workspace);
+  const files = inputs.manifest === '' ? [] : await findManifests(inputs.manifest, workspace);
   // Parse every manifest first: a mistake in the third fails before any machine boots.
   const builds = files.map((file) => {
     const manifest = parseManifestFile(path.resolve(workspace, file), { displayName: file });
     for (const w of manifest.warnings) core.warning(w.message, { file: w.file ?? file, startLine: w.line, startColumn: w.column });
     return { file, manifest, plan: makePlan(manifest, { stage: inputs.stage }) };
   });
+  if (inputs.manifest === '') builds.push(bootOnlyBuild(inputs));
+  checkKeep(inputs, builds);
 
   await mkdir(inputs.artifactsDir, { recursive: true });
   const runner = process.env.RUNNER_TEMP || os.tmpdir();
@@ -135,18 +138,22 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
       const copy = inputs.workspace === 'auto' ? copies : [];
       if (inputs.workspace === 'off' && copies.length)
         reporter.info(`workspace: off: not cloning ${copies.map((c) => c.source.url).join(', ')}.`);
+      if (inputs.keep) settings.detached = true;
       const driver = makeDriver(b.manifest.driver, settings);
+      const env = [...b.manifest.env.map((e) => ({ key: e.key, value: e.value })), ...inputs.env];
+      const startedAt = Date.now();
       const report = await runBuild({
         plan: b.plan,
         driver,
         reporter,
-        env: [...b.manifest.env.map((e) => ({ key: e.key, value: e.value })), ...inputs.env],
+        env,
         artifactsDir,
         objectsDir: workspace,
         timeoutMs: inputs.timeoutMs,
         jobTimeoutMs: inputs.jobTimeoutMs,
         signal,
         beforeJobs: copy.length ? (d) => copyWorkspace(d, copy, workspace, tempDir, reporter, signal) : undefined,
+        keep: inputs.keep ? (d) => keepMachine(d, { runDir, env, masks: secretValues(inputs.env), startedAt }).then(() => {}) : undefined,
       });
       report.facts = { driver: b.manifest.driver.type, ...report.facts, ...(image?.note ? { imageNote: image.note } : {}) };
       reporter.buildEnd(report);

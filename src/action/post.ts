@@ -5,6 +5,7 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as core from '@actions/core';
 import { listFiles, uploadArtifacts } from './artifacts.js';
+import { stopKept } from './keep-post.js';
 import { STATE } from './state.js';
 
 const TAIL_LINES = 60;
@@ -57,6 +58,7 @@ async function consoleTail(dir: string): Promise<void> {
 export async function runPost(): Promise<void> {
   try {
     const runDir = core.getState(STATE.runDir);
+    if (runDir) await stopKept(runDir);
     if (runDir) await stopLeftovers(runDir);
 
     const bootFailed = core.getState(STATE.bootFailed);

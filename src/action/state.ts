@@ -8,6 +8,9 @@ export const STATE = {
   uploadPending: 'upload-pending',
   /** Build folders whose machine never ran a job: post prints their serial console tail. */
   bootFailed: 'boot-failed',
+  /** The kept machine's file (`keep: true`), and its own folder (console log, pidfile). */
+  kept: 'kept-machine',
+  keptDir: 'kept-dir',
   /** Set when main got to its end (not killed). */
   finished: 'finished',
 } as const;

@@ -84,8 +84,24 @@ export interface Driver {
   ): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }>;
   /** Always safe to call, also after a failed or partial create; never throws. */
   destroy(): Promise<void>;
+  /**
+   * Optional: leaves the machine running after the build (the action's `keep`)
+   * and says where it is; our connection is closed. From then on the caller
+   * owns the machine (it stops `pid`); destroy() no longer touches it.
+   */
+  keep?(): Promise<KeptMachine>;
   /** Facts for reports: accelerator, boot time, image, ... */
   facts?(): Record<string, string | number | boolean>;
+}
+
+/** A machine left running after its build: reachable over SSH on 127.0.0.1. */
+export interface KeptMachine {
+  sshPort: number;
+  user: string;
+  /** The process to stop when done with it. */
+  pid: number;
+  /** The machine's own files (console log, pidfile); remove after stopping it. */
+  dir: string;
 }
 
 /** A failure with a message fit to show the user as it is. */

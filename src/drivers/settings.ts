@@ -40,6 +40,8 @@ export interface DriverSettings {
   /** The CLI's image cache folder. */
   cacheDir?: string;
   warm?: 'on' | 'off' | 'refresh';
+  /** Start QEMU so that it can outlive this process (the action's `keep`: see Driver.keep). */
+  detached?: boolean;
 
   // ssh
   sshUser?: string;

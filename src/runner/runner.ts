@@ -32,6 +32,13 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Called after the driver is created and objects are placed, before the first job (e.g. copy a workspace in). */
   beforeJobs?: (driver: Driver) => Promise<void>;
+  /**
+   * Leave the machine running after the jobs (the action's `keep`): called once
+   * the stages are done, unless the machine never started or the build was
+   * stopped. When it resolves the callback owns the machine and the runner does
+   * not destroy it; when it throws, the build fails with its message.
+   */
+  keep?: (driver: Driver) => Promise<void>;
 }
 
 class Build {
@@ -80,6 +87,7 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
   const timer = o.timeoutMs ? setLongTimeout(() => b.stop.abort('timed_out'), o.timeoutMs) : undefined;
 
   let reason: string | undefined;
+  let kept = false;
   try {
     reporter.info(`Running with driver ${driver.type}...`);
     try {
@@ -104,11 +112,20 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
       }
     }
     reason = await runStages(o, b);
+    if (o.keep && !b.stopReason()) {
+      try {
+        await o.keep(driver);
+        kept = true;
+      } catch (err) {
+        reason ??= `cannot keep the machine: ${message(err)}`;
+        reporter.error(`cannot keep the machine: ${message(err)}`);
+      }
+    }
     return finish(b, reason);
   } finally {
     timer?.clear();
     o.signal?.removeEventListener('abort', onOuterAbort);
-    await driver.destroy();
+    if (!kept) await driver.destroy();
   }
 
   function finish(build: Build, why?: string): BuildReport {

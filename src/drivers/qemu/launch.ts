@@ -5,7 +5,7 @@
 // stderr; with util-linux's setpriv it also gets SIGKILL if this process dies
 // without cleaning up. The serial console goes to a file for diagnostics.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { accelArgs, type Accel } from './accel.js';
@@ -31,6 +31,11 @@ export interface LaunchSpec {
   snapshot?: boolean;
   /** A read-only cloud-init seed volume (catalogue images), attached after the image. */
   seed?: { file: string; id: string };
+  /**
+   * Start QEMU in its own session, without the parent-death signal and with
+   * stderr to `<pidFile>.stderr`, so that it can outlive us (the action's `keep`).
+   */
+  detached?: boolean;
 }
 
 /** Djinn's command line, plus: explicit format, serial console to a file, pidfile, explicit accelerator. */
@@ -76,10 +81,11 @@ export class QemuProcess {
     readonly args: string[],
   ) {
     this.pid = child.pid!;
-    child.stderr!.on('data', (c: Buffer) => (this.stderrText = (this.stderrText + c.toString()).slice(-8000)));
+    child.stderr?.on('data', (c: Buffer) => (this.stderrText = (this.stderrText + c.toString()).slice(-8000)));
     this.exited = new Promise((resolve) => {
       child.on('close', (code, signal) => {
         this.done = true;
+        if (spec.detached) this.stderrText = readTail(stderrFile(spec));
         resolve({ code, signal, stderr: this.stderrText.trim() });
       });
     });
@@ -88,6 +94,7 @@ export class QemuProcess {
   /** Spawns QEMU; rejects only when it cannot be started at all. */
   static async start(spec: LaunchSpec): Promise<QemuProcess> {
     const args = qemuArgs(spec);
+    if (spec.detached) return QemuProcess.startDetached(spec, args);
     // setpriv --pdeathsig: QEMU is killed by the kernel if we die without destroy() (SIGKILL, crash).
     const [cmd, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', QEMU_BINARY, ...args]] : [QEMU_BINARY, args];
     const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -98,12 +105,32 @@ export class QemuProcess {
     return new QemuProcess(child, spec, [QEMU_BINARY, ...args]);
   }
 
+  /** A kept machine: its own session, no pipe to us (writing to a closed pipe would kill it), stderr in a file. */
+  private static async startDetached(spec: LaunchSpec, args: string[]): Promise<QemuProcess> {
+    const fd = openSync(stderrFile(spec), 'w', 0o600);
+    try {
+      const child = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'ignore', fd], detached: true });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', () => resolve());
+        child.once('error', (err) => reject(new Error(`cannot start ${QEMU_BINARY} (install qemu-system-x86): ${err.message}`)));
+      });
+      return new QemuProcess(child, spec, [QEMU_BINARY, ...args]);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Lets this process exit while QEMU goes on running (a detached launch only). */
+  release(): void {
+    this.child.unref();
+  }
+
   get running(): boolean {
     return !this.done;
   }
 
   get stderr(): string {
-    return this.stderrText.trim();
+    return (this.spec.detached && !this.done ? readTail(stderrFile(this.spec)) : this.stderrText).trim();
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
@@ -126,6 +153,18 @@ export class QemuProcess {
   /** The last `lines` lines of the serial console. */
   consoleTail(lines = 40): Promise<string> {
     return consoleTail(this.spec.consoleLog, lines);
+  }
+}
+
+function stderrFile(spec: LaunchSpec): string {
+  return `${spec.pidFile}.stderr`;
+}
+
+function readTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').slice(-8000);
+  } catch {
+    return '';
   }
 }
 

@@ -8,7 +8,7 @@ import { resolveImage, type ResolvedImage } from '../../images/resolve.js';
 import { verifyImage } from '../../images/verify.js';
 import type { Reporter } from '../../runner/reporter.js';
 import { SshSession } from '../../transport/ssh/index.js';
-import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from '../driver.js';
+import type { CreateContext, Driver, ExecResult, JobExecution, KeptMachine, OutputSink } from '../driver.js';
 import { DriverError } from '../driver.js';
 import type { DriverSettings } from '../settings.js';
 import { planAccel, type Accel } from './accel.js';
@@ -175,6 +175,7 @@ export class QemuDriver implements Driver {
         consoleLog: path.join(dir, 'console.log'),
         pidFile: path.join(dir, 'qemu.pid'),
         seed: this.cloud?.seed,
+        ...(this.settings.detached ? { detached: true } : {}),
       };
       await rm(spec.consoleLog, { force: true });
       if (warmMode(this.settings) !== 'off') {
@@ -338,6 +339,20 @@ export class QemuDriver implements Driver {
     const q = this.qemu;
     this.qemu = undefined;
     if (q) await q.kill();
+  }
+
+  async keep(): Promise<KeptMachine> {
+    const qemu = this.qemu;
+    const session = this.session;
+    if (!qemu?.running || !session || session.isLost) throw new DriverError('the machine is not running: nothing to keep.');
+    if (!qemu.spec.detached) throw new DriverError('this machine was not started to be kept (settings.detached).');
+    this.qemu = undefined;
+    this.session = undefined;
+    const dir = this.dir!;
+    this.dir = undefined;
+    await Promise.race([session.close().catch(() => {}), sleep(5000, undefined, { unref: true })]);
+    qemu.release();
+    return { sshPort: session.target.port, user: this.user(), pid: qemu.pid, dir };
   }
 
   private async stopQemu(): Promise<void> {

@@ -61,6 +61,8 @@ exec /bin/sh -c "$1"
 
 export interface ExecOptions {
   stdin?: NodeJS.ReadableStream;
+  /** Where stdout goes instead of memory (a big download). */
+  stdout?: NodeJS.WritableStream;
   signal?: AbortSignal;
 }
 
@@ -247,7 +249,7 @@ export class SshSession {
     };
     outer.addEventListener('abort', onAbort, { once: true });
     this.running.add(pidFile);
-    return execCollect(this.client, wrapped, { stdin: opts.stdin, signal: giveUp.signal }).finally(() => {
+    return execCollect(this.client, wrapped, { stdin: opts.stdin, stdout: opts.stdout, signal: giveUp.signal }).finally(() => {
       outer.removeEventListener('abort', onAbort);
       for (const t of timers) clearTimeout(t);
       this.running.delete(pidFile);
