@@ -826,15 +826,12 @@ const runs: Case[] = [
   },
   {
     name: 'an artifact symlinked to a host file outside the build is not collected',
-    manifest: job(
-      [`ln -s ${path.join(os.tmpdir(), 'djinn-hostile-target')} leak.txt`, 'ln -s /etc/shadow shadow'],
-      arts(['leak.txt', 'shadow']),
-    ),
-    setup: () => writeFileSync(path.join(os.tmpdir(), 'djinn-hostile-target'), 'host secret'),
+    manifest: job([`ln -s ${path.join(base, 'hostile-target')} leak.txt`, 'ln -s /etc/shadow shadow'], arts(['leak.txt', 'shadow'])),
+    setup: () => writeFileSync(path.join(base, 'hostile-target'), 'host secret'),
     args: R,
     code: 1,
     stderr: [
-      /artifact error: leak\.txt => leak\.txt: leak\.txt is a symbolic link to .*djinn-hostile-target, outside the build's working folder; not collected/,
+      /artifact error: leak\.txt => leak\.txt: leak\.txt is a symbolic link to .*hostile-target, outside the build's working folder; not collected/,
       "shadow is a symbolic link to /etc/shadow, outside the build's working folder",
     ],
     effect: (d, r) => {
