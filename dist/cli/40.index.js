@@ -4101,7 +4101,7 @@ Object.defineProperty(exports, "registerLoadBalancerType", ({ enumerable: true, 
 Object.defineProperty(exports, "selectLbConfigFromList", ({ enumerable: true, get: function () { return load_balancer_1.selectLbConfigFromList; } }));
 Object.defineProperty(exports, "parseLoadBalancingConfig", ({ enumerable: true, get: function () { return load_balancer_1.parseLoadBalancingConfig; } }));
 Object.defineProperty(exports, "isLoadBalancerNameRegistered", ({ enumerable: true, get: function () { return load_balancer_1.isLoadBalancerNameRegistered; } }));
-var load_balancer_pick_first_1 = __webpack_require__(1020);
+var load_balancer_pick_first_1 = __webpack_require__(8639);
 Object.defineProperty(exports, "LeafLoadBalancer", ({ enumerable: true, get: function () { return load_balancer_pick_first_1.LeafLoadBalancer; } }));
 var subchannel_address_1 = __webpack_require__(7021);
 Object.defineProperty(exports, "subchannelAddressToString", ({ enumerable: true, get: function () { return subchannel_address_1.subchannelAddressToString; } }));
@@ -4685,7 +4685,7 @@ exports.experimental = experimental;
 const resolver_dns = __webpack_require__(1149);
 const resolver_uds = __webpack_require__(9252);
 const resolver_ip = __webpack_require__(2617);
-const load_balancer_pick_first = __webpack_require__(1020);
+const load_balancer_pick_first = __webpack_require__(8639);
 const load_balancer_round_robin = __webpack_require__(1936);
 const load_balancer_outlier_detection = __webpack_require__(5343);
 const load_balancer_weighted_round_robin = __webpack_require__(7616);
@@ -6121,7 +6121,7 @@ function setup() {
 
 /***/ }),
 
-/***/ 1020:
+/***/ 8639:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 
@@ -6670,7 +6670,7 @@ const picker_1 = __webpack_require__(1663);
 const logging = __webpack_require__(8536);
 const constants_1 = __webpack_require__(8288);
 const subchannel_address_1 = __webpack_require__(7021);
-const load_balancer_pick_first_1 = __webpack_require__(1020);
+const load_balancer_pick_first_1 = __webpack_require__(8639);
 const TRACER_NAME = 'round_robin';
 function trace(text) {
     logging.trace(constants_1.LogVerbosity.DEBUG, TRACER_NAME, text);
@@ -6878,7 +6878,7 @@ const connectivity_state_1 = __webpack_require__(778);
 const constants_1 = __webpack_require__(8288);
 const duration_1 = __webpack_require__(3929);
 const load_balancer_1 = __webpack_require__(7000);
-const load_balancer_pick_first_1 = __webpack_require__(1020);
+const load_balancer_pick_first_1 = __webpack_require__(8639);
 const logging = __webpack_require__(8536);
 const orca_1 = __webpack_require__(2124);
 const picker_1 = __webpack_require__(1663);

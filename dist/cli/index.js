@@ -37454,7 +37454,7 @@ var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
  * A problem with what the user wrote (manifest, driver.conf, flags): shown as
  * one short paragraph, never with a stack trace, exit status 2.
  */
-class errors_UsageError extends Error {
+class UsageError extends Error {
     position;
     field;
     constructor(message, position = {}, field) {
@@ -37504,6 +37504,82 @@ function formatDuration(ms) {
     if (m < 60)
         return `${m}m${rest.toString().padStart(2, '0')}s`;
     return `${Math.floor(m / 60)}h${(m % 60).toString().padStart(2, '0')}m`;
+}
+
+;// CONCATENATED MODULE: ./src/util/input-file.ts
+// Reading the small text files a user hands us (manifests, env files,
+// driver.conf): bounded in size, and only regular files, so that /dev/zero
+// cannot fill memory and a FIFO cannot hang the tool.
+
+/** Larger than any real manifest, env file or driver.conf. */
+const MAX_INPUT_BYTES = 16 * 1024 * 1024;
+/** The file's text, or why it cannot be read (a short phrase: "it is a folder"). */
+function readInputText(file, limit = MAX_INPUT_BYTES) {
+    let real;
+    try {
+        real = (0,external_node_fs_namespaceObject.realpathSync)(file);
+        // `-driver /dev/null` is the usual way to say "no configuration".
+        if (real === '/dev/null')
+            return { text: '' };
+        const st = (0,external_node_fs_namespaceObject.statSync)(real);
+        if (st.isDirectory())
+            return { error: 'it is a folder' };
+        if (!st.isFile())
+            return { error: `it is not a regular file (${kindOf(st)}); give a file` };
+        if (st.size > limit)
+            return { error: `it is larger than the limit of ${limit / 1024 / 1024} MiB` };
+    }
+    catch (err) {
+        return { error: why(err) };
+    }
+    let fd;
+    try {
+        fd = (0,external_node_fs_namespaceObject.openSync)(real, 'r');
+        // Read at most limit+1 bytes: a file that grows while we read is still bounded.
+        const buf = Buffer.alloc(Math.min(limit + 1, (0,external_node_fs_namespaceObject.statSync)(real).size + 1 || 1));
+        let total = 0;
+        for (;;) {
+            if (total === buf.length)
+                break;
+            const n = (0,external_node_fs_namespaceObject.readSync)(fd, buf, total, buf.length - total, null);
+            if (n === 0)
+                break;
+            total += n;
+        }
+        if (total > limit)
+            return { error: `it is larger than the limit of ${limit / 1024 / 1024} MiB` };
+        return { text: buf.subarray(0, total).toString('utf8') };
+    }
+    catch (err) {
+        return { error: why(err) };
+    }
+    finally {
+        if (fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+    }
+}
+function kindOf(st) {
+    if (st.isFIFO())
+        return 'a FIFO';
+    if (st.isCharacterDevice() || st.isBlockDevice())
+        return 'a device';
+    if (st.isSocket())
+        return 'a socket';
+    return 'not a file';
+}
+function why(err) {
+    const code = err.code;
+    if (code === 'ENOENT')
+        return 'no such file';
+    if (code === 'EACCES' || code === 'EPERM')
+        return 'permission denied';
+    if (code === 'EISDIR')
+        return 'it is a folder';
+    if (code === 'ELOOP')
+        return 'too many symbolic links';
+    if (code === 'ENOTDIR')
+        return 'a part of the path is not a folder';
+    return code ?? err.message;
 }
 
 ;// CONCATENATED MODULE: ./src/config/driver-conf.ts
@@ -37556,7 +37632,7 @@ function tokenize(text, file) {
             let s = '';
             while (i < text.length && text[i] !== '"') {
                 if (text[i] === '\n')
-                    throw new errors_UsageError('unterminated string.', { file, line: start.line, column: start.col });
+                    throw new UsageError('unterminated string.', { file, line: start.line, column: start.col });
                 if (text[i] === '\\' && i + 1 < text.length) {
                     adv();
                     s += text[i] === 'n' ? '\n' : text[i] === 't' ? '\t' : text[i];
@@ -37566,7 +37642,7 @@ function tokenize(text, file) {
                 adv();
             }
             if (i >= text.length)
-                throw new errors_UsageError('unterminated string.', { file, line: start.line, column: start.col });
+                throw new UsageError('unterminated string.', { file, line: start.line, column: start.col });
             adv();
             out.push({ text: s, quoted: true, line: start.line, col: start.col });
         }
@@ -37582,17 +37658,27 @@ function tokenize(text, file) {
     }
     return out;
 }
-function expandEnv(s, env) {
-    return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, k) => env[k] ?? '');
+/** `${NAME}` from the environment; an unset one is an error, not a silent "". */
+function expandEnv(s, env, where) {
+    return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, k) => {
+        const v = env[k];
+        if (v === undefined)
+            throw new UsageError(`\${${k}} is not set in the environment; set it or write the value.`, where);
+        return v;
+    });
 }
 const SIZE = /^(\d+)(KB|MB|GB|TB)$/;
 const SIZE_MULT = { KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 function literal(t, file, env, field) {
     const at = { line: t.line, column: t.col };
     if (t.quoted)
-        return { kind: 'string', value: expandEnv(t.text, env), ...at };
-    if (/^-?\d+$/.test(t.text))
+        return { kind: 'string', value: expandEnv(t.text, env, { file, ...at }), ...at };
+    if (/^-?\d+$/.test(t.text)) {
+        if (!Number.isSafeInteger(Number(t.text)) || Math.abs(Number(t.text)) > 2 ** 31 - 1) {
+            throw new UsageError(`${t.text} is too large a number.`, { file, ...at }, field);
+        }
         return { kind: 'int', value: Number(t.text), ...at };
+    }
     if (t.text === 'true' || t.text === 'false')
         return { kind: 'bool', value: t.text === 'true', ...at };
     const size = SIZE.exec(t.text);
@@ -37601,7 +37687,10 @@ function literal(t, file, env, field) {
     const d = parseDuration(t.text);
     if (d !== undefined && /[a-z]$/.test(t.text))
         return { kind: 'duration', value: d, ...at };
-    throw new errors_UsageError(`"${t.text}" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.`, { file, line: t.line, column: t.col }, field);
+    // A bare word (`kvm auto`), as the README's examples write the choices.
+    if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(t.text))
+        return { kind: 'string', value: t.text, ...at };
+    throw new UsageError(`"${t.text}" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.`, { file, line: t.line, column: t.col }, field);
 }
 function parseDriverConf(text, file, env = process.env, depth = 0) {
     const conf = { file, blocks: {}, warnings: [] };
@@ -37612,7 +37701,7 @@ function parseDriverConf(text, file, env = process.env, depth = 0) {
         const t = toks[i++];
         if (!t) {
             const last = toks[toks.length - 1];
-            throw new errors_UsageError(`unexpected end of file: expected ${what}.`, { file, line: last?.line ?? 1, column: last?.col ?? 1 });
+            throw new UsageError(`unexpected end of file: expected ${what}.`, { file, line: last?.line ?? 1, column: last?.col ?? 1 });
         }
         return t;
     };
@@ -37632,12 +37721,13 @@ function parseDriverConf(text, file, env = process.env, depth = 0) {
             else
                 files.push(expect('a file name'));
             for (const f of files) {
-                const p = external_node_path_default().resolve(external_node_path_default().dirname(file), expandEnv(f.text, env));
+                const p = external_node_path_default().resolve(external_node_path_default().dirname(file), expandEnv(f.text, env, { file, line: f.line, column: f.col }));
                 if (depth > 8)
-                    throw new errors_UsageError('include nests too deeply.', at(f));
-                if (!(0,external_node_fs_namespaceObject.existsSync)(p))
-                    throw new errors_UsageError(`included file ${p} does not exist.`, at(f));
-                const sub = parseDriverConf((0,external_node_fs_namespaceObject.readFileSync)(p, 'utf8'), p, env, depth + 1);
+                    throw new UsageError('include nests too deeply.', at(f));
+                const read = readInputText(p);
+                if ('error' in read)
+                    throw new UsageError(`cannot read the included file ${p}: ${read.error}.`, at(f), 'include');
+                const sub = parseDriverConf(read.text, p, env, depth + 1);
                 for (const [k, v] of Object.entries(sub.blocks))
                     conf.blocks[k] = { ...(conf.blocks[k] ?? {}), ...v };
                 conf.warnings.push(...sub.warnings);
@@ -37645,12 +37735,12 @@ function parseDriverConf(text, file, env = process.env, depth = 0) {
             continue;
         }
         if (head.text !== 'driver' || head.quoted) {
-            throw new errors_UsageError(`expected "driver <name> { ... }", found "${head.text}".`, at(head));
+            throw new UsageError(`expected "driver <name> { ... }", found "${head.text}".`, at(head));
         }
         const name = expect('a driver name');
         const open = expect('"{"');
         if (open.text !== '{')
-            throw new errors_UsageError(`expected "{" after "driver ${name.text}", found "${open.text}".`, at(open));
+            throw new UsageError(`expected "{" after "driver ${name.text}", found "${open.text}".`, at(open));
         if (!(name.text in CONF_KEYS)) {
             conf.warnings.push({ file, line: name.line, column: name.col, message: `unknown driver "${name.text}" is ignored.` });
         }
@@ -37661,11 +37751,16 @@ function parseDriverConf(text, file, env = process.env, depth = 0) {
                 break;
             const val = expect(`a value for "${key.text}"`);
             if ((val.text === '}' || val.text === '{') && !val.quoted) {
-                throw new errors_UsageError(`"${key.text}" has no value.`, at(key), `driver ${name.text}`);
+                throw new UsageError(`"${key.text}" has no value.`, at(key), `driver ${name.text}`);
             }
             const k = key.text.toLowerCase();
             if (CONF_KEYS[name.text] && !CONF_KEYS[name.text].includes(k)) {
-                conf.warnings.push({ file, line: key.line, column: key.col, message: `unknown key "${key.text}" in driver ${name.text} is ignored.` });
+                conf.warnings.push({
+                    file,
+                    line: key.line,
+                    column: key.col,
+                    message: `unknown key "${key.text}" in driver ${name.text} is ignored.`,
+                });
             }
             block[k] = literal(val, file, env, `driver ${name.text} ${key.text}`);
         }
@@ -37674,19 +37769,13 @@ function parseDriverConf(text, file, env = process.env, depth = 0) {
     return conf;
 }
 function readDriverConf(file, env = process.env) {
-    let text;
-    try {
-        text = (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8');
-    }
-    catch (err) {
-        const code = err.code;
-        const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : err.message;
-        throw new errors_UsageError(`cannot read the driver configuration: ${why}.`, { file });
-    }
-    return parseDriverConf(text, file, env);
+    const read = readInputText(file);
+    if ('error' in read)
+        throw new UsageError(`cannot read the driver configuration: ${read.error}.`, { file }, '-driver');
+    return parseDriverConf(read.text, file, env);
 }
 const KIND_NAMES = {
-    string: 'a quoted string',
+    string: 'a string',
     int: 'a number',
     duration: 'a duration',
     size: 'a size',
@@ -37698,7 +37787,7 @@ function confString(conf, block, key) {
     if (!v)
         return undefined;
     if (v.kind !== 'string')
-        throw new errors_UsageError(`expected a "quoted string", found ${KIND_NAMES[v.kind]}.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
+        throw new UsageError(`expected a "quoted string", found ${KIND_NAMES[v.kind]}.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
     return v.value;
 }
 function confInt(conf, block, key) {
@@ -37707,9 +37796,20 @@ function confInt(conf, block, key) {
         return undefined;
     if (v.kind !== 'int' || v.value <= 0) {
         const hint = v.kind === 'size' ? ' (memory is in MiB: write 2048, not 2GB)' : '';
-        throw new errors_UsageError(`expected a positive whole number, found ${v.kind === 'int' ? v.value : KIND_NAMES[v.kind]}${hint}.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
+        throw new UsageError(`expected a positive whole number, found ${v.kind === 'int' ? v.value : KIND_NAMES[v.kind]}${hint}.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
     }
     return v.value;
+}
+/** A string that must be one of `allowed`. */
+function confChoice(conf, block, key, allowed) {
+    const v = conf.blocks[block]?.[key];
+    const text = v?.kind === 'bool' ? (v.value ? 'on' : 'off') : confString(conf, block, key);
+    if (text === undefined)
+        return undefined;
+    if (!allowed.includes(text)) {
+        throw new UsageError(`expected one of ${allowed.join(', ')}, found "${text}".`, { file: conf.file, line: v?.line, column: v?.column }, `driver ${block} ${key}`);
+    }
+    return text;
 }
 /** Durations may be written quoted ("60s", as Djinn's sample file does) or bare (60s). */
 function confDuration(conf, block, key) {
@@ -37723,7 +37823,7 @@ function confDuration(conf, block, key) {
         if (d !== undefined)
             return d;
     }
-    throw new errors_UsageError(`expected a duration like 60s or 5m.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
+    throw new UsageError(`expected a duration like 60s or 5m.`, { file: conf.file, line: v.line, column: v.column }, `driver ${block} ${key}`);
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/driver.ts
@@ -38151,12 +38251,12 @@ class DockerDriver {
         this.image = settings.image || spec.options.image || '';
         const ws = spec.options.workspace ?? '';
         if (!this.image)
-            throw new errors_UsageError('driver docker requires image.', spec.position, 'driver.image');
+            throw new UsageError('driver docker requires image.', spec.position, 'driver.image');
         if (!external_node_path_default().posix.isAbsolute(ws))
-            throw new errors_UsageError(`driver docker: workspace "${ws}" must be an absolute path in the container, e.g. /workspace.`, spec.position, 'driver.workspace');
+            throw new UsageError(`driver docker: workspace "${ws}" must be an absolute path in the container, e.g. /workspace.`, spec.position, 'driver.workspace');
         this.workspace = external_node_path_default().posix.normalize(ws).replace(/(.)\/+$/, '$1');
         if (this.workspace === '/')
-            throw new errors_UsageError('driver docker: workspace cannot be "/": the build\'s volume is mounted there.', spec.position, 'driver.workspace');
+            throw new UsageError('driver docker: workspace cannot be "/": the build\'s volume is mounted there.', spec.position, 'driver.workspace');
     }
     create(ctx) {
         this.reporter = ctx.reporter;
@@ -38437,10 +38537,193 @@ function hostGlobFs(resolve) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/util/paths.ts
+// Path safety: nothing a manifest says may write outside the artifacts
+// folder or read outside the objects folder.
+
+
+/** `root/rel` when `rel` is relative and stays inside `root`, else an error message. */
+function artifactDestination(root, rel) {
+    if (external_node_path_default().isAbsolute(rel) || /^[A-Za-z]:[\\/]/.test(rel)) {
+        return { error: `destination "${rel}" is an absolute path; artifact destinations are relative to the artifacts folder` };
+    }
+    if (rel.split(/[\\/]/).includes('..')) {
+        return { error: `destination "${rel}" contains ".."; artifact destinations must stay inside the artifacts folder` };
+    }
+    const full = external_node_path_default().resolve(root, rel);
+    if (!isInside(external_node_path_default().resolve(root), full) || full === external_node_path_default().resolve(root)) {
+        return { error: `destination "${rel}" is not a file inside the artifacts folder` };
+    }
+    return { path: full };
+}
+/** The host file for an object's `src`, re-rooted under `root` as Djinn does, refusing escapes (also through symlinks). */
+function objectSource(root, src) {
+    if (src.split(/[\\/]/).includes('..'))
+        return { error: `object "${src}" contains ".."; objects must come from inside the objects folder` };
+    const base = external_node_path_default().resolve(root);
+    const full = external_node_path_default().join(base, src);
+    let real;
+    let realBase;
+    try {
+        realBase = (0,external_node_fs_namespaceObject.realpathSync)(base);
+        real = (0,external_node_fs_namespaceObject.realpathSync)(full);
+    }
+    catch {
+        return { error: `object "${src}" not found: no file at ${full}` };
+    }
+    if (!isInside(realBase, real))
+        return { error: `object "${src}" resolves to ${real}, outside the objects folder ${realBase}` };
+    return { path: real };
+}
+function isInside(root, p) {
+    const rel = external_node_path_default().relative(root, p);
+    // "..c" is a name inside; only ".." itself or "../..." leaves.
+    return rel === '' || (rel !== '..' && !rel.startsWith(`..${(external_node_path_default()).sep}`) && !external_node_path_default().isAbsolute(rel));
+}
+
+;// CONCATENATED MODULE: ./src/util/remove-tree.ts
+// rm -rf that also removes what a job made read-only (a read-only subfolder
+// cannot be emptied until it is writable again). Never throws.
+
+
+async function removeTree(dir) {
+    if (!dir)
+        return;
+    try {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        return;
+    }
+    catch {
+        // fall through: make every folder writable, then try again
+    }
+    await makeWritable(dir);
+    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true }).catch(() => { });
+}
+async function makeWritable(dir) {
+    const st = await (0,promises_namespaceObject.lstat)(dir).catch(() => undefined);
+    if (!st?.isDirectory())
+        return;
+    await (0,promises_namespaceObject.chmod)(dir, 0o700).catch(() => { });
+    const names = await (0,promises_namespaceObject.readdir)(dir).catch(() => []);
+    for (const n of names)
+        await makeWritable(external_node_path_default().join(dir, n));
+}
+
+;// CONCATENATED MODULE: ./src/drivers/os/process-tracker.ts
+// Every process an os-driver build starts, so that destroy() ends them all,
+// also those that left the script's process group (`setsid`, `nohup ... &`
+// with a double fork). Two nets: a cgroup v2 of its own where the host lets us
+// make one (processes cannot leave it), and always a sweep of /proc for the
+// build's marker variable, which every process the build starts inherits.
+
+
+
+
+/** Set in every job's environment; its value names the build. */
+const BUILD_MARKER = 'DJINN_OS_BUILD';
+class ProcessTracker {
+    id = (0,external_node_crypto_namespaceObject.randomBytes)(8).toString('hex');
+    cgroup;
+    /** Makes the build's cgroup when the host allows it (root, a writable cgroup2 mount); silently does without. */
+    async start() {
+        const base = await ownCgroupDir();
+        if (!base)
+            return;
+        const dir = external_node_path_default().join(base, `djinn-os-${this.id}`);
+        try {
+            await (0,promises_namespaceObject.mkdir)(dir);
+            this.cgroup = dir;
+        }
+        catch {
+            this.cgroup = undefined;
+        }
+    }
+    env() {
+        return { [BUILD_MARKER]: this.id };
+    }
+    /** The command that runs a job's script: inside the cgroup when there is one (the shell moves itself in before it starts the script). */
+    command(script) {
+        if (!this.cgroup)
+            return ['/bin/sh', [script]];
+        return ['/bin/sh', ['-c', 'echo $$ > "$0" 2>/dev/null; exec /bin/sh "$1"', external_node_path_default().join(this.cgroup, 'cgroup.procs'), script]];
+    }
+    /** Ends every process of the build; never throws. */
+    async endAll() {
+        if (this.cgroup) {
+            const dir = this.cgroup;
+            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(dir, 'cgroup.kill'), '1').catch(async () => {
+                for (const pid of await cgroupPids(dir))
+                    kill(pid);
+            });
+            for (let i = 0; i < 40 && (await cgroupPids(dir)).length > 0; i++)
+                await sleep(50);
+            await (0,promises_namespaceObject.rmdir)(dir).catch(() => { });
+            this.cgroup = undefined;
+        }
+        // Again until none is left: a process may fork while we sweep.
+        for (let round = 0; round < 10; round++) {
+            const pids = await markedPids(this.id);
+            if (pids.length === 0)
+                return;
+            for (const pid of pids)
+                kill(pid);
+            await sleep(20);
+        }
+    }
+}
+function kill(pid) {
+    try {
+        process.kill(pid, 'SIGKILL');
+    }
+    catch {
+        // gone already
+    }
+}
+async function cgroupPids(dir) {
+    const text = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map(Number);
+}
+/** Our own cgroup v2 folder (from /proc/self/cgroup under the cgroup2 mount), or undefined. */
+async function ownCgroupDir() {
+    try {
+        const mounts = await (0,promises_namespaceObject.readFile)('/proc/self/mounts', 'utf8');
+        const mount = mounts
+            .split('\n')
+            .map((l) => l.split(' '))
+            .find((f) => f[2] === 'cgroup2')?.[1];
+        if (!mount)
+            return undefined;
+        const own = (await (0,promises_namespaceObject.readFile)('/proc/self/cgroup', 'utf8')).split('\n').find((l) => l.startsWith('0::'));
+        if (!own)
+            return undefined;
+        return external_node_path_default().join(mount, own.slice(3));
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Processes whose environment carries the build's marker (not this one). */
+async function markedPids(id) {
+    const needle = Buffer.from(`${BUILD_MARKER}=${id}\0`);
+    const out = [];
+    const names = await (0,promises_namespaceObject.readdir)('/proc').catch(() => []);
+    for (const n of names) {
+        if (!/^\d+$/.test(n) || Number(n) === process.pid)
+            continue;
+        const env = await (0,promises_namespaceObject.readFile)(`/proc/${n}/environ`).catch(() => undefined);
+        if (env && (env.indexOf(needle) === 0 || env.includes(Buffer.concat([Buffer.from([0]), needle]))))
+            out.push(Number(n));
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/drivers/os/os-driver.ts
 // The `os` driver: runs each job's script with /bin/sh on this host, in a
 // fresh working folder per build. Unlike Djinn's (which splits commands on
 // spaces and runs them without a shell) ours uses a shell, like every other driver.
+
+
+
 
 
 
@@ -38457,13 +38740,28 @@ class OsDriver {
     scripts = '';
     /** Process groups of every job run, ended in destroy(). */
     groups = new Set();
-    async create(ctx) {
-        this.workdir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'djinn-os-'));
-        this.scripts = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'djinn-os-scripts-'));
-        ctx.reporter.info(`Created working folder ${this.workdir}...`);
+    /** Every process the build starts, wherever it goes (setsid, double fork): ended in destroy(). */
+    tracker = new ProcessTracker();
+    creating;
+    create(ctx) {
+        // Kept so that destroy() after an early stop (-timeout 1ms) waits for the folders and removes them.
+        this.creating = (async () => {
+            this.workdir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'djinn-os-'));
+            this.scripts = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'djinn-os-scripts-'));
+            await this.tracker.start();
+        })();
+        return this.creating.then(() => ctx.reporter.info(`Created working folder ${this.workdir}...`));
     }
     resolve(p) {
         return external_node_path_default().resolve(this.workdir, p);
+    }
+    /** A path the manifest names, refused when it leads out of the working folder (the host's own files). */
+    inside(p, what) {
+        const full = this.resolve(p);
+        if (!isInside(this.workdir, full) || full === this.workdir) {
+            throw new Error(`${what} "${p}" is outside the build's working folder; the os driver only writes inside it`);
+        }
+        return full;
     }
     async execute(job, sink, signal) {
         const script = external_node_path_default().join(this.scripts, job.scriptName);
@@ -38475,9 +38773,14 @@ class OsDriver {
         };
         for (const e of job.env)
             env[e.key] = e.value;
+        const tooBig = envTooLarge(env);
+        if (tooBig)
+            return { exitCode: null, error: tooBig };
+        Object.assign(env, this.tracker.env());
         return new Promise((resolve) => {
             // detached: the script leads its own process group, so a stop reaches everything it started.
-            const child = (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', [script], { cwd: this.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+            const [cmd, args] = this.tracker.command(script);
+            const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, { cwd: this.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
             if (child.pid)
                 this.groups.add(child.pid);
             child.stdout.on('data', (c) => pauseWhile(child.stdout, sink.write(c)));
@@ -38507,7 +38810,13 @@ class OsDriver {
             else
                 signal.addEventListener('abort', stop, { once: true });
             child.on('error', (err) => {
-                result = { exitCode: null, error: `cannot run /bin/sh: ${err.message}` };
+                const big = err.code === 'E2BIG';
+                result = {
+                    exitCode: null,
+                    error: big
+                        ? `the job's environment is too large for this host (${envBytes(env)} bytes in total)`
+                        : `cannot run /bin/sh: ${err.message}`,
+                };
                 finish();
             });
             child.on('exit', (code, sig) => {
@@ -38523,7 +38832,7 @@ class OsDriver {
         });
     }
     async upload(localPath, guestPath, mode) {
-        const dst = this.resolve(guestPath);
+        const dst = this.inside(guestPath, 'destination');
         await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(dst), { recursive: true });
         await (0,promises_namespaceObject.copyFile)(localPath, dst);
         await (0,promises_namespaceObject.chmod)(dst, mode);
@@ -38531,16 +38840,25 @@ class OsDriver {
     glob(pattern) {
         return globFiles(pattern, hostGlobFs((p) => this.resolve(p)));
     }
+    /** Only regular files; a symlink only when it leads to one inside the working folder (never the host's /etc/shadow). */
     async download(guestPath, localPath) {
-        await (0,promises_namespaceObject.copyFile)(this.resolve(guestPath), localPath);
+        const full = this.resolve(guestPath);
+        const real = await (0,promises_namespaceObject.realpath)(full);
+        const root = await (0,promises_namespaceObject.realpath)(this.workdir);
+        if (!isInside(root, real))
+            throw new Error(`${guestPath} is a symbolic link to ${real}, outside the build's working folder; not collected`);
+        if (!(await (0,promises_namespaceObject.stat)(real)).isFile())
+            throw new Error(`${guestPath} is not a regular file; not collected`);
+        await (0,promises_namespaceObject.copyFile)(real, localPath);
     }
     async destroy() {
+        await this.creating?.catch(() => { });
         for (const pid of this.groups)
             killGroup(pid, 'SIGKILL');
         this.groups.clear();
+        await this.tracker.endAll();
         for (const d of [this.workdir, this.scripts])
-            if (d)
-                await (0,promises_namespaceObject.rm)(d, { recursive: true, force: true }).catch(() => { });
+            await removeTree(d);
     }
 }
 function killGroup(pid, sig) {
@@ -38552,6 +38870,125 @@ function killGroup(pid, sig) {
     catch {
         // already gone
     }
+}
+/** Linux refuses one environment string over 128 KiB (MAX_ARG_STRLEN), whatever the total. */
+const MAX_ENV_STRING = 128 * 1024;
+function envBytes(env) {
+    return Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
+}
+/** Why this environment cannot be handed to a process, naming the variable; undefined when it can. */
+function envTooLarge(env) {
+    for (const [k, v] of Object.entries(env)) {
+        const bytes = Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+        if (bytes > MAX_ENV_STRING) {
+            return `the variable ${k} is ${bytes} bytes; a single environment variable can hold at most ${MAX_ENV_STRING} bytes on this host (pass large data as an object instead)`;
+        }
+    }
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/host/requirements.ts
+// What each capability needs on the host, in one place: the programs (and a
+// few files), and the Debian/Ubuntu package that provides each. Checked with
+// PATH lookups only (well under a second), before any long work starts, so a
+// missing tool is reported once, with everything else that is missing and the
+// one apt-get line that installs it all.
+
+
+const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
+const SYSLINUX_MBR = ['/usr/lib/syslinux/mbr/mbr.bin', '/usr/lib/SYSLINUX/mbr.bin'];
+const REQUIREMENTS = {
+    qemu: [
+        { need: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
+        { need: 'qemu-img', pkg: 'qemu-utils' },
+    ],
+    'image-build': [
+        { need: 'mmdebstrap', pkg: 'mmdebstrap' },
+        // Debian's signing keys: an Ubuntu host's apt does not have them.
+        { need: DEBIAN_KEYRING, pkg: 'debian-archive-keyring' },
+        // mmdebstrap's root mode mounts /proc, /sys and /dev in the tree.
+        { need: 'mount', pkg: 'mount' },
+        { need: 'sfdisk', pkg: 'fdisk' },
+        { need: 'mkfs.fat', pkg: 'dosfstools' },
+        { need: 'mcopy', pkg: 'mtools' },
+        { need: 'syslinux', pkg: 'syslinux' },
+        { need: 'mbr.bin', pkg: 'syslinux-common', anyOf: SYSLINUX_MBR },
+        { need: 'mke2fs', pkg: 'e2fsprogs' },
+        { need: 'cpio', pkg: 'cpio' },
+        { need: 'gzip', pkg: 'gzip' },
+        { need: 'ssh-keygen', pkg: 'openssh-client' },
+        { need: 'zstd', pkg: 'zstd' },
+        { need: 'xz', pkg: 'xz-utils' },
+        { need: 'tar', pkg: 'tar' },
+        { need: 'qemu-img', pkg: 'qemu-utils' },
+    ],
+    docker: [{ need: 'dockerd', pkg: 'docker.io' }],
+};
+// Tools in /usr/sbin are not on a normal user's PATH on Debian, but run fine.
+const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+function found(req, env) {
+    if (req.anyOf)
+        return req.anyOf.some((f) => (0,external_node_fs_namespaceObject.existsSync)(f));
+    if (external_node_path_default().isAbsolute(req.need))
+        return (0,external_node_fs_namespaceObject.existsSync)(req.need);
+    const dirs = [...(env.PATH ?? '').split((external_node_path_default()).delimiter).filter(Boolean), ...SBIN];
+    return dirs.some((d) => (0,external_node_fs_namespaceObject.existsSync)(external_node_path_default().join(d, req.need)));
+}
+/** What the given capabilities need that this host lacks; empty lists when nothing is missing. */
+function missingFor(capabilities, env = process.env) {
+    const programs = [];
+    const packages = [];
+    for (const cap of capabilities) {
+        for (const req of REQUIREMENTS[cap]) {
+            if (programs.includes(req.need) || found(req, env))
+                continue;
+            programs.push(req.need);
+            if (!packages.includes(req.pkg))
+                packages.push(req.pkg);
+        }
+    }
+    return { capabilities, programs, packages };
+}
+function isRoot() {
+    return process.getuid?.() === 0;
+}
+/** The one command line that installs the packages (sudo when not root). */
+function aptLine(packages, root = isRoot()) {
+    return `${root ? '' : 'sudo '}apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+}
+const WHAT = {
+    qemu: 'running a qemu build',
+    'image-build': 'building an image',
+    docker: 'the docker driver',
+};
+/** The one-paragraph message for what is missing. */
+function missingMessage(m, root = isRoot()) {
+    const what = m.capabilities.map((c) => WHAT[c]).join(' and ');
+    return `${what} needs programs this machine does not have: ${m.programs.join(', ')}. Install them with: ${aptLine(m.packages, root)}`;
+}
+class HostRequirementError extends Error {
+    missing;
+    constructor(message, missing) {
+        super(message);
+        this.missing = missing;
+        this.name = 'HostRequirementError';
+    }
+}
+let handler = async (m) => {
+    throw new HostRequirementError(missingMessage(m), m);
+};
+function onMissing(h) {
+    handler = h;
+}
+/** Checks the capabilities and hands anything missing to the front end's handler; throws if still missing after it. */
+async function ensureCapabilities(capabilities) {
+    const m = missingFor(capabilities);
+    if (!m.programs.length)
+        return;
+    await handler(m);
+    const still = missingFor(capabilities);
+    if (still.programs.length)
+        throw new HostRequirementError(missingMessage(still), still);
 }
 
 ;// CONCATENATED MODULE: ./src/images/builder/run.ts
@@ -38613,10 +39050,11 @@ function run(cmd, args, opts = {}) {
 
 
 
+
 const SECTOR = 512;
 const BOOT_START = 2048; // sectors: 1 MiB alignment
 const BOOT_MIB = 64;
-const MBR_PATHS = ['/usr/lib/syslinux/mbr/mbr.bin', '/usr/lib/SYSLINUX/mbr.bin'];
+const MBR_PATHS = SYSLINUX_MBR;
 async function makeDisk(spec, log) {
     const raw = external_node_path_default().join(spec.workDir, 'disk.raw');
     const rootStart = BOOT_START + BOOT_MIB * 2048;
@@ -38654,7 +39092,7 @@ async function makeDisk(spec, log) {
         const args = ['-q', '-F', '-t', 'ext4', '-L', 'root', '-E', `offset=${rootStart * SECTOR}`, '-d', spec.tree];
         if (spec.ext4Features)
             args.push('-O', spec.ext4Features);
-        await run('mke2fs', [...args, raw, `${rootKiB}k`]);
+        await (spec.runMke2fs ?? ((a) => run('mke2fs', a)))([...args, raw, `${rootKiB}k`]);
         log('converting to qcow2');
         await run('qemu-img', ['convert', '-O', 'qcow2', raw, spec.out]);
     }
@@ -38679,6 +39117,27 @@ UsePAM no
 UseDNS no
 AcceptEnv *
 PermitUserEnvironment yes
+`;
+/** cloud flavor: as Debian's cloud images, root logs in by key only (the key comes from cloud-init). */
+const CLOUD_SSHD_CONFIG = `# Djinn cloud flavor: key login only, keys written by cloud-init
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+PubkeyAuthentication yes
+KbdInteractiveAuthentication no
+GSSAPIAuthentication no
+UseDNS no
+AcceptEnv *
+PermitUserEnvironment yes
+`;
+/**
+ * cloud flavor: our oneshot network unit configures the NIC (Debian's cloud
+ * images use ifupdown/netplan, which cost seconds under emulation); NoCloud is
+ * the only datasource that can exist under QEMU here.
+ */
+const CLOUD_CFG = `# Djinn cloud flavor
+datasource_list: [NoCloud, None]
+network:
+  config: disabled
 `;
 /**
  * Credits a seed baked in at build time to the kernel RNG (ioctl RNDADDENTROPY):
@@ -38906,8 +39365,130 @@ const COMMON = [
     'busybox-static',
     'perl-base',
 ];
+const SYSTEMD = ['systemd-sysv', 'udev', 'dbus'];
+/** cloud: like Debian's genericcloud image (sudo, e2fsprogs for cloud-init's resizefs), root login only through what cloud-init writes from a seed. */
 function packagesFor(flavor) {
-    return flavor === 'systemd' ? [...COMMON, 'systemd-sysv', 'udev', 'dbus'] : COMMON;
+    if (flavor === 'systemd')
+        return [...COMMON, ...SYSTEMD];
+    if (flavor === 'cloud')
+        return [...COMMON, ...SYSTEMD, 'cloud-init', 'sudo', 'e2fsprogs'];
+    return COMMON;
+}
+
+;// CONCATENATED MODULE: external "node:timers/promises"
+const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+;// CONCATENATED MODULE: ./src/host/install.ts
+// Installing missing host packages with apt-get: directly as root, else
+// through `sudo -n` (passwordless sudo, as on GitHub's hosted runners).
+
+
+/** Runs a command with its output passed through (to stderr, keeping stdout clean); resolves to its exit status. */
+const runInherit = (cmd, args) => new Promise((resolve) => {
+    const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, { stdio: ['ignore', process.stderr, process.stderr] });
+    child.on('error', () => resolve(127));
+    child.on('close', (code) => resolve(code ?? 1));
+});
+function asRoot(cmd, root = isRoot()) {
+    return root ? [cmd[0], cmd.slice(1)] : ['sudo', ['-n', ...cmd]];
+}
+/** Whether `sudo -n` works for this user without a password. */
+async function passwordlessSudo(runCmd = quiet) {
+    return (await runCmd('sudo', ['-n', 'true'])) === 0;
+}
+const quiet = (cmd, args) => new Promise((resolve) => {
+    const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, { stdio: 'ignore' });
+    child.on('error', () => resolve(127));
+    child.on('close', (code) => resolve(code ?? 1));
+});
+class InstallError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'InstallError';
+    }
+}
+let updated = false;
+/**
+ * One `apt-get install` for all the packages (after one `apt-get update` per
+ * process). Throws an InstallError naming the command to run by hand.
+ */
+async function aptInstall(packages, log, runCmd = runInherit) {
+    if (!packages.length)
+        return;
+    const root = isRoot();
+    if (!root && !(await passwordlessSudo())) {
+        throw new InstallError(`installing ${packages.join(', ')} needs root, and sudo asks this user for a password. Run as root, or install them first: ${aptLine(packages, false)}`);
+    }
+    const env = ['env', 'DEBIAN_FRONTEND=noninteractive'];
+    if (!updated) {
+        log(`${root ? '' : 'sudo -n '}apt-get update`);
+        if ((await runCmd(...asRoot([...env, 'apt-get', 'update', '-q'], root))) !== 0)
+            log('apt-get update failed; trying the install anyway.');
+        else
+            updated = true;
+    }
+    log(`${root ? '' : 'sudo -n '}apt-get install -y --no-install-recommends ${packages.join(' ')}`);
+    const code = await runCmd(...asRoot([...env, 'apt-get', 'install', '-y', '-q', '--no-install-recommends', ...packages], root));
+    if (code !== 0)
+        throw new InstallError(`"${aptLine(packages, root)}" failed (exit ${code}); install them in an earlier step.`);
+}
+
+;// CONCATENATED MODULE: ./src/images/builder/privilege.ts
+// The builder's steps that need root (mmdebstrap's root mode, reading the
+// root-owned tree into the ext4 file system, removing the tree) run directly
+// as root, else through passwordless sudo. The rest runs as the calling user,
+// so the image it leaves belongs to them.
+
+
+
+
+
+async function builderPrivilege() {
+    if (process.getuid?.() === 0)
+        return 'root';
+    if (await passwordlessSudo())
+        return 'sudo';
+    throw new BuildError('building an image needs root for a moment (mmdebstrap --mode=root and the file owners in the image), and this user has no passwordless sudo. ' +
+        'Either run it as root, or allow this user passwordless sudo (e.g. a line "USER ALL=(ALL) NOPASSWD: ALL" in /etc/sudoers.d/), ' +
+        'or use a prebuilt image instead of building one (-image-file, -image-url or an image server).');
+}
+// Proxy settings reach mmdebstrap's apt through sudo, which drops the environment.
+const PASSED = ['http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'];
+/** Runs `cmd args` as root: itself when we are root, else through `sudo -n`. */
+function runAsRoot(priv, cmd, args, opts = {}) {
+    if (priv === 'root')
+        return run(cmd, args, opts);
+    const env = PASSED.filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
+    return run('sudo', ['-n', 'env', 'LC_ALL=C.UTF-8', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', ...env, cmd, ...args], opts);
+}
+/** Mount points at or below `dir`, deepest first. */
+async function mountsUnder(dir) {
+    const text = await (0,promises_namespaceObject.readFile)('/proc/self/mounts', 'utf8').catch(() => '');
+    const prefix = external_node_path_default().resolve(dir);
+    return text
+        .split('\n')
+        .map((l) => l.split(' ')[1]?.replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))))
+        .filter((m) => !!m && (m === prefix || m.startsWith(`${prefix}/`)))
+        .sort((a, b) => b.length - a.length);
+}
+/**
+ * Removes a (root-owned) tree: first unmounts anything an interrupted
+ * mmdebstrap left mounted in it (never deletes through a mount into the host).
+ */
+async function privilege_removeTree(priv, tree) {
+    for (const m of await mountsUnder(tree))
+        await runAsRoot(priv, 'umount', ['-l', m]).catch(() => { });
+    // An interrupted mmdebstrap's children (dpkg-deb) may still be writing for a moment: try again.
+    for (let attempt = 1;; attempt++) {
+        try {
+            await runAsRoot(priv, 'rm', ['-rf', '--one-file-system', tree]);
+            return;
+        }
+        catch (err) {
+            if (attempt >= 5)
+                throw err;
+            await (0,external_node_timers_promises_namespaceObject.setTimeout)(1000 * attempt);
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: external "node:http"
@@ -39095,32 +39676,55 @@ async function codenameFor(suite, signal) {
 
 
 
+
 const KERNEL_ARGS = 'console=ttyS0 quiet mitigations=off';
 const HAS_UPDATES = new Set(['bullseye', 'bookworm', 'trixie']);
 async function buildImage(options, log) {
     const started = Date.now();
-    if (process.getuid && process.getuid() !== 0) {
-        throw new BuildError('building an image needs root (mmdebstrap --mode=root and file ownership in the image); run it as root or in CI.');
+    try {
+        await ensureCapabilities(['image-build']);
     }
+    catch (err) {
+        if (err instanceof HostRequirementError || (err instanceof Error && err.name === 'InstallError'))
+            throw new BuildError(err.message);
+        throw err;
+    }
+    const priv = await builderPrivilege();
     const codename = await codenameFor(options.suite, options.signal);
     const out = external_node_path_default().resolve(options.output);
     await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(out), { recursive: true });
+    if (options.flavor === 'cloud' && options.authorizedKeyFile)
+        throw new BuildError('the cloud flavor takes no authorized key: cloud-init writes it from the seed at boot.');
     const authorizedKey = options.authorizedKeyFile ? await readKey(options.authorizedKeyFile) : '';
-    const work = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'djinn-image-build-'));
+    const workRoot = options.workRoot ?? process.env.RUNNER_TEMP ?? external_node_path_default().dirname(out);
+    await (0,promises_namespaceObject.mkdir)(workRoot, { recursive: true });
+    const work = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(workRoot, '.djinn-image-build-'));
     const partial = `${out}.partial-${process.pid}`;
     const step = (msg) => log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${msg}`);
+    // The root-owned tree must go also when the build is interrupted.
+    const interrupt = new AbortController();
+    let received;
+    const onSignal = (sig) => {
+        received ??= sig;
+        interrupt.abort();
+    };
+    const signal = options.signal ? AbortSignal.any([options.signal, interrupt.signal]) : interrupt.signal;
+    // Ours is then the only listener: after cleaning up, end the way the signal would have.
+    const othersListen = { SIGINT: process.listenerCount('SIGINT') > 0, SIGTERM: process.listenerCount('SIGTERM') > 0 };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const tree = external_node_path_default().join(work, 'rootfs');
     try {
-        const tree = external_node_path_default().join(work, 'rootfs');
-        step(`debian/${options.suite} (${codename}), flavor ${options.flavor}: installing packages with mmdebstrap`);
-        await bootstrap(tree, codename, options.flavor, (l) => step(`  ${l}`), options.signal);
-        step('configuring the image');
-        await configure(tree, options.flavor, authorizedKey);
+        const overlay = external_node_path_default().join(work, 'overlay');
+        await prepareOverlay(overlay, options.flavor, authorizedKey);
+        step(`debian/${options.suite} (${codename}), flavor ${options.flavor}: installing packages with mmdebstrap${priv === 'sudo' ? ' (through sudo)' : ''}`);
+        await bootstrap(priv, tree, overlay, codename, options.flavor, (l) => step(`  ${l}`), signal);
         const kver = await kernelVersion(tree);
         step(`making the initrd for kernel ${kver}`);
         const initrd = external_node_path_default().join(work, 'initrd.img');
         await makeInitrd(tree, kver, initrd);
         let append = `root=/dev/vda2 rw ${KERNEL_ARGS}`;
-        if (options.flavor === 'systemd')
+        if (options.flavor !== 'fast')
             append += ' net.ifnames=0';
         step('assembling the disk');
         await makeDisk({
@@ -39133,6 +39737,8 @@ async function buildImage(options, log) {
             sizeMiB: options.sizeMiB ?? 8192,
             // bullseye's 5.10 kernel predates these ext4 features of newer mke2fs.
             ext4Features: codename === 'bullseye' ? '^orphan_file,^metadata_csum_seed' : undefined,
+            // Reading the root-owned tree (shadow, host keys) with its owners needs root.
+            runMke2fs: (args) => runAsRoot(priv, 'mke2fs', args, { signal }),
         }, (l) => step(l));
         await (0,promises_namespaceObject.rename)(partial, out);
         const bytes = (await (0,promises_namespaceObject.stat)(out)).size;
@@ -39140,9 +39746,19 @@ async function buildImage(options, log) {
         step(`done: ${out} (${(bytes / 1048576).toFixed(0)} MiB)`);
         return { path: out, codename, flavor: options.flavor, bytes, seconds };
     }
+    catch (err) {
+        if (received)
+            throw new BuildError(`image build interrupted by ${received}.`);
+        throw err;
+    }
     finally {
         await (0,promises_namespaceObject.rm)(partial, { force: true });
-        await (0,promises_namespaceObject.rm)(work, { recursive: true, force: true });
+        await privilege_removeTree(priv, tree).catch((err) => log(`could not remove ${tree}: ${err.message}`));
+        await (0,promises_namespaceObject.rm)(work, { recursive: true, force: true }).catch((err) => log(`could not remove ${work}: ${err.message}`));
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        if (received && !othersListen[received])
+            process.kill(process.pid, received);
     }
 }
 async function readKey(file) {
@@ -39157,22 +39773,48 @@ async function readKey(file) {
         throw new BuildError(`${file} does not look like an OpenSSH public key (one line starting with ssh-ed25519, ssh-rsa, ...).`);
     return text.endsWith('\n') ? text : `${text}\n`;
 }
-async function bootstrap(tree, codename, flavor, log, signal) {
-    const sources = [`deb ${MIRROR} ${codename} main`];
+/** Shell-quotes one word for mmdebstrap's hooks (run by sh). */
+function sq(word) {
+    return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+async function bootstrap(priv, tree, overlay, codename, flavor, log, signal) {
+    // Debian's own keyring and mirror, so that nothing depends on the host's apt sources (an Ubuntu host has neither).
+    const signed = `[signed-by=${DEBIAN_KEYRING}]`;
+    const sources = [`deb ${signed} ${MIRROR} ${codename} main`];
     if (HAS_UPDATES.has(codename))
-        sources.push(`deb ${MIRROR} ${codename}-updates main`, `deb ${SECURITY_MIRROR} ${codename}-security main`);
-    await run('mmdebstrap', [
+        sources.push(`deb ${signed} ${MIRROR} ${codename}-updates main`, `deb ${signed} ${SECURITY_MIRROR} ${codename}-security main`);
+    const replaced = (await overlayFiles(overlay)).map((f) => `"$1"/${sq(f)}`).join(' ');
+    await runAsRoot(priv, 'mmdebstrap', [
         '--variant=minbase',
         '--mode=root',
+        `--keyring=${DEBIAN_KEYRING}`,
         `--include=${packagesFor(flavor).join(',')}`,
         // The kernel's postinst makes an initrd: keep it small (ours replaces it).
         '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && echo MODULES=list > "$1/etc/initramfs-tools/conf.d/djinn.conf"',
         '--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/initrd.img* "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale',
+        // Our files, owned by root, over the tree (existing directories keep their owner and mode).
+        `--customize-hook=rm -f ${replaced} && tar -C ${sq(overlay)} --owner=0 --group=0 --numeric-owner -cf - . | tar -C "$1" --no-overwrite-dir --numeric-owner -xpf -`,
+        // root with an empty password (Djinn's images log in that way); the cloud flavor's root has none at all ("*").
+        `--customize-hook=sed -i 's/^root:[^:]*:/${flavor === 'cloud' ? 'root:*:' : 'root::'}/' "$1/etc/shadow"`,
+        // Host keys of this build only (never shared between builds or taken from the host).
+        '--customize-hook=rm -f "$1"/etc/ssh/ssh_host_*_key "$1"/etc/ssh/ssh_host_*_key.pub && ssh-keygen -A -f "$1"',
         codename,
         tree,
         ...sources,
     ], { onLine: (l) => { if (/^(I|W|E):/.test(l))
             log(l); }, signal });
+}
+/** Every non-directory below the overlay, relative to it. */
+async function overlayFiles(root, rel = '') {
+    const out = [];
+    for (const e of await (0,promises_namespaceObject.readdir)(external_node_path_default().join(root, rel), { withFileTypes: true })) {
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory())
+            out.push(...(await overlayFiles(root, r)));
+        else
+            out.push(r);
+    }
+    return out;
 }
 async function write(tree, rel, content, mode = 0o644) {
     const p = external_node_path_default().join(tree, rel);
@@ -39187,22 +39829,18 @@ async function builder_link(tree, rel, target) {
     await (0,promises_namespaceObject.unlink)(p).catch(() => { });
     await (0,promises_namespaceObject.symlink)(target, p);
 }
-async function configure(tree, flavor, authorizedKey) {
-    // root with an empty password (Djinn's images log in that way).
-    const shadow = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(tree, 'etc/shadow'), 'utf8');
-    await write(tree, 'etc/shadow', shadow.replace(/^root:[^:]*:/m, 'root::'), 0o640);
+/** Our files, in a folder of the calling user's; a hook of mmdebstrap's copies them into the tree as root. */
+async function prepareOverlay(tree, flavor, authorizedKey) {
+    await (0,promises_namespaceObject.mkdir)(tree, { recursive: true });
     await write(tree, 'etc/hostname', 'djinn\n');
     await write(tree, 'etc/hosts', '127.0.0.1 localhost djinn\n::1 localhost ip6-localhost ip6-loopback\n');
     await write(tree, 'etc/resolv.conf', 'nameserver 10.0.2.3\n');
     await write(tree, 'etc/fstab', '/dev/vda2 / ext4 rw,noatime 0 1\n');
-    await write(tree, 'etc/ssh/sshd_config.d/djinn.conf', SSHD_CONFIG);
-    // Host keys of this build only (never shared between builds or taken from the host).
-    for (const k of ['rsa', 'ecdsa', 'ed25519']) {
-        await (0,promises_namespaceObject.rm)(external_node_path_default().join(tree, `etc/ssh/ssh_host_${k}_key`), { force: true });
-        await (0,promises_namespaceObject.rm)(external_node_path_default().join(tree, `etc/ssh/ssh_host_${k}_key.pub`), { force: true });
-    }
-    await run('ssh-keygen', ['-A', '-f', tree]);
+    await write(tree, 'etc/ssh/sshd_config.d/djinn.conf', flavor === 'cloud' ? CLOUD_SSHD_CONFIG : SSHD_CONFIG);
+    if (flavor === 'cloud')
+        await write(tree, 'etc/cloud/cloud.cfg.d/90-djinn.cfg', CLOUD_CFG);
     await (0,promises_namespaceObject.mkdir)(external_node_path_default().join(tree, 'root/.ssh'), { recursive: true, mode: 0o700 });
+    await (0,promises_namespaceObject.chmod)(external_node_path_default().join(tree, 'root'), 0o700);
     await (0,promises_namespaceObject.chmod)(external_node_path_default().join(tree, 'root/.ssh'), 0o700);
     await write(tree, 'root/.ssh/authorized_keys', authorizedKey, 0o600);
     await write(tree, 'var/lib/djinn-seed', (0,external_node_crypto_namespaceObject.randomBytes)(512), 0o600);
@@ -39545,6 +40183,9 @@ async function downloadImage(opts) {
     const progress = new Progress(opts.reporter, opts.label);
     let fh = await (0,promises_namespaceObject.open)(part, 'w');
     let hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    let listedHash = opts.listed ? (0,external_node_crypto_namespaceObject.createHash)(opts.listed.algorithm) : undefined;
+    // One update feeds both: the file is read once.
+    const hashes = { update: (c) => (hash.update(c), listedHash?.update(c)) };
     let have = 0;
     let total;
     let validator = {};
@@ -39553,6 +40194,7 @@ async function downloadImage(opts) {
     const restart = async () => {
         await fh.truncate(0);
         hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+        listedHash = opts.listed ? (0,external_node_crypto_namespaceObject.createHash)(opts.listed.algorithm) : undefined;
         have = 0;
     };
     try {
@@ -39619,7 +40261,7 @@ async function downloadImage(opts) {
                     res.resume();
                     throw new DownloadError(`downloading ${opts.label} from ${url} failed: the server answered HTTP ${status}.`, url, false);
                 }
-                await receive(res, fh, hash, (n) => {
+                await receive(res, fh, hashes, (n) => {
                     have += n;
                     progress.update(have, total);
                 }, () => have, opts.label, url);
@@ -39655,6 +40297,13 @@ async function downloadImage(opts) {
         });
         if (pinned && sha256 !== pinned) {
             throw new ImageRejectedError(`${opts.label} from ${finalUrl} has SHA-256 ${sha256}, but ${pinned} was pinned (-image-sha256); the file was discarded.`);
+        }
+        if (opts.listed && !pinned) {
+            const got = listedHash.digest('hex');
+            if (got !== opts.listed.hex.toLowerCase()) {
+                const alg = opts.listed.algorithm.toUpperCase().replace('SHA', 'SHA-');
+                throw new ImageRejectedError(`${opts.label} from ${finalUrl} has ${alg} ${got}, but the checksum file ${opts.listed.source} lists ${opts.listed.hex}; the file was discarded (a wrong checksum file or a damaged download).`);
+            }
         }
         await (0,promises_namespaceObject.rename)(part, opts.dest);
         return { notModified: false, path: opts.dest, size: have, sha256, url: finalUrl, ...validator };
@@ -40077,7 +40726,7 @@ function pinnedDigest(settings) {
         return normalizeSha256(settings.imageSha256);
     }
     catch (err) {
-        throw new errors_UsageError(err.message, {}, '-image-sha256');
+        throw new UsageError(err.message, {}, '-image-sha256');
     }
 }
 function checkUrl(url, field) {
@@ -40086,17 +40735,17 @@ function checkUrl(url, field) {
         u = new URL(url);
     }
     catch {
-        throw new errors_UsageError(`"${url}" is not a URL.`, {}, field);
+        throw new UsageError(`"${url}" is not a URL.`, {}, field);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:')
-        throw new errors_UsageError(`"${url}" must be an http or https URL.`, {}, field);
+        throw new UsageError(`"${url}" must be an http or https URL.`, {}, field);
 }
 /** Cache, then download. Throws ImageNotFoundError / DownloadError so the caller may fall back to a build. */
 async function cachedOrDownloaded(req) {
     const { name, settings, reporter } = req;
     const bad = checkImageName(name);
     if (bad)
-        throw new errors_UsageError(`${bad}.`, {}, 'image');
+        throw new UsageError(`${bad}.`, {}, 'image');
     const origin = originFor(settings);
     checkUrl(origin.base, origin.kind === 'url' ? '-image-url' : '-image-server');
     const pinned = pinnedDigest(settings);
@@ -40187,14 +40836,559 @@ async function revalidate(cache, entry, origin, name, base, dest, reporter, sign
     }
 }
 
+;// CONCATENATED MODULE: ./src/images/catalogue/checksums.ts
+// Readers for the checksum files distributions publish next to their cloud
+// images. Each returns the digests it lists by file name; what a file does not
+// list is not verified (and so not booted, see catalogue/source.ts).
+const HEX_LENGTH = { sha256: 64, sha512: 128 };
+class ChecksumFileError extends Error {
+}
+/** The text between a clear-signed message's header and its signature (the whole text when unsigned). */
+function clearSignedBody(text) {
+    const start = text.indexOf('-----BEGIN PGP SIGNED MESSAGE-----');
+    if (start < 0)
+        return text;
+    const rest = text.slice(start);
+    // Armor headers (Hash: SHA256) end at the first empty line.
+    const bodyStart = rest.search(/\r?\n\r?\n/);
+    const sig = rest.indexOf('-----BEGIN PGP SIGNATURE-----');
+    if (bodyStart < 0)
+        return '';
+    const body = rest.slice(bodyStart, sig < 0 ? undefined : sig);
+    // Dash-escaped lines ("- -----") lose their "- ".
+    return body.replace(/^- /gm, '');
+}
+function algorithmOfLength(hex) {
+    if (hex.length === 64)
+        return 'sha256';
+    if (hex.length === 128)
+        return 'sha512';
+    return undefined;
+}
+/**
+ * Every digest a checksum file lists, by file name (the path's last segment,
+ * since some files list `./name` or `images/name`). `sidecarFor` names the
+ * file a bare digest belongs to.
+ */
+function parseChecksumFile(text, format, algorithm, sidecarFor) {
+    const out = new Map();
+    const want = HEX_LENGTH[algorithm];
+    const body = clearSignedBody(text);
+    const add = (file, hex) => {
+        const name = file.trim().replace(/^\*/, '').split('/').pop();
+        if (name && hex.length === want)
+            out.set(name, { algorithm, hex: hex.toLowerCase() });
+    };
+    for (const raw of body.split(/\r?\n/)) {
+        const line = raw.trim();
+        if (!line || line.startsWith('#'))
+            continue;
+        const bsd = /^(SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)$/.exec(line);
+        if (bsd) {
+            if (bsd[1].toLowerCase() === algorithm)
+                add(bsd[2], bsd[3]);
+            continue;
+        }
+        const gnu = /^([0-9a-fA-F]+)\s+\*?(\S.*)$/.exec(line);
+        if (gnu && format !== 'bsd') {
+            if (algorithmOfLength(gnu[1]) === algorithm)
+                add(gnu[2], gnu[1]);
+            continue;
+        }
+        const bare = /^([0-9a-fA-F]+)$/.exec(line);
+        if (bare && sidecarFor && algorithmOfLength(bare[1]) === algorithm)
+            add(sidecarFor, bare[1]);
+    }
+    return out;
+}
+/**
+ * The digest of one file, or a ChecksumFileError that says what the checksum
+ * file does list. A sidecar (a checksum file for this one image) may name the
+ * image by its dated name while we fetch it by its `latest` name: its only digest is taken.
+ */
+function digestFor(text, format, algorithm, file, source, sidecar = false) {
+    const all = parseChecksumFile(text, format, algorithm, format === 'bare' ? file : undefined);
+    const hit = all.get(file) ?? (sidecar && all.size === 1 ? [...all.values()][0] : undefined);
+    if (hit)
+        return hit;
+    const listed = [...all.keys()];
+    if (!listed.length)
+        throw new ChecksumFileError(`the checksum file ${source} lists no ${algorithm.toUpperCase()} digests (unreadable or not a checksum file)`);
+    const shown = listed.slice(0, 5).join(', ') + (listed.length > 5 ? `, ... (${listed.length} in all)` : '');
+    throw new ChecksumFileError(`the checksum file ${source} does not list ${file} (it lists ${shown})`);
+}
+
+;// CONCATENATED MODULE: ./src/images/catalogue/catalogue.ts
+const CATALOGUE = [
+    {
+        distro: 'debian',
+        base: 'https://cloud.debian.org/images/cloud',
+        releases: [
+            { version: '11', codename: 'bullseye' },
+            { version: '12', codename: 'bookworm', aliases: ['oldstable'] },
+            { version: '13', codename: 'trixie', aliases: ['stable'] },
+            {
+                version: '14',
+                codename: 'forky',
+                aliases: ['testing'],
+                image: '{codename}/daily/latest/debian-{version}-genericcloud-amd64-daily.qcow2',
+                checksum: '{codename}/daily/latest/SHA512SUMS',
+            },
+        ],
+        image: '{codename}/latest/debian-{version}-genericcloud-amd64.qcow2',
+        checksum: { path: '{codename}/latest/SHA512SUMS', format: 'gnu', algorithm: 'sha512' },
+        diskFormat: 'qcow2',
+        firmware: 'bios',
+        user: 'debian',
+        bootable: true,
+        note: 'genericcloud (the nocloud variant has no cloud-init)',
+    },
+    {
+        distro: 'ubuntu',
+        base: 'https://cloud-images.ubuntu.com/releases',
+        releases: [
+            { version: '22.04', codename: 'jammy' },
+            { version: '24.04', codename: 'noble' },
+            { version: '26.04', codename: 'resolute' },
+        ],
+        image: '{codename}/release/ubuntu-{version}-server-cloudimg-amd64.img',
+        checksum: { path: '{codename}/release/SHA256SUMS', format: 'gnu', algorithm: 'sha256' },
+        diskFormat: 'qcow2',
+        firmware: 'bios',
+        user: 'ubuntu',
+        bootable: true,
+        note: 'qcow2 despite the .img name',
+    },
+    {
+        distro: 'fedora',
+        base: 'https://download.fedoraproject.org/pub/fedora/linux/releases',
+        releases: [{ version: '42' }, { version: '43' }, { version: '44' }],
+        anyVersion: /^(4[1-9]|[5-9]\d)$/,
+        index: { folder: '{version}/Cloud/x86_64/images/', file: 'Fedora-Cloud-Base-Generic-{version}-([0-9.]+)\\.x86_64\\.qcow2' },
+        image: '{version}/Cloud/x86_64/images/{file}',
+        checksum: { path: '{version}/Cloud/x86_64/images/Fedora-Cloud-{version}-{build}-x86_64-CHECKSUM', format: 'bsd', algorithm: 'sha256' },
+        diskFormat: 'qcow2',
+        firmware: 'bios',
+        user: 'fedora',
+        bootable: true,
+        note: 'the build number comes from the folder listing; CHECKSUM is PGP clear-signed',
+    },
+    {
+        distro: 'alpine',
+        base: 'https://dl-cdn.alpinelinux.org/alpine',
+        releases: [{ version: '3.21' }, { version: '3.22' }, { version: '3.23' }],
+        anyVersion: /^3\.\d+$/,
+        index: { folder: 'v{version}/releases/cloud/', file: 'nocloud_alpine-({version}\\.\\d+)-x86_64-bios-cloudinit-r0\\.qcow2' },
+        image: 'v{version}/releases/cloud/{file}',
+        checksum: { path: '{image}.sha512', format: 'bare', algorithm: 'sha512', sidecar: true },
+        diskFormat: 'qcow2',
+        firmware: 'bios',
+        user: 'alpine',
+        bootable: true,
+        note: 'the cloudinit variant (tiny-cloud ignores #cloud-config); sshd without PAM: root must not be locked',
+    },
+    {
+        distro: 'arch',
+        base: 'https://geo.mirror.pkgbuild.com/images',
+        releases: [{ version: 'latest' }],
+        unversioned: true,
+        image: 'latest/Arch-Linux-x86_64-cloudimg.qcow2',
+        checksum: { path: '{image}.SHA256', format: 'bare', algorithm: 'sha256', sidecar: true },
+        diskFormat: 'qcow2',
+        firmware: 'bios',
+        user: 'arch',
+        bootable: true,
+    },
+    {
+        distro: 'rocky',
+        base: 'https://dl.rockylinux.org/pub/rocky',
+        releases: [{ version: '8' }, { version: '9' }, { version: '10' }],
+        image: '{version}/images/x86_64/Rocky-{version}-GenericCloud-Base.latest.x86_64.qcow2',
+        checksum: { path: '{image}.CHECKSUM', format: 'bsd', algorithm: 'sha256', sidecar: true },
+        diskFormat: 'qcow2',
+        firmware: 'bios',
+        user: 'rocky',
+        bootable: true,
+        note: 'Rocky 10 needs x86-64-v3 (KVM with -cpu host)',
+    },
+    {
+        distro: 'almalinux',
+        base: 'https://repo.almalinux.org/almalinux',
+        releases: [{ version: '8' }, { version: '9' }, { version: '10' }],
+        image: '{version}/cloud/x86_64/images/AlmaLinux-{version}-GenericCloud-latest.x86_64.qcow2',
+        checksum: { path: '{version}/cloud/x86_64/images/CHECKSUM', format: 'gnu', algorithm: 'sha256' },
+        diskFormat: 'qcow2',
+        firmware: 'bios',
+        user: 'almalinux',
+        bootable: true,
+        note: 'AlmaLinux 10 needs x86-64-v3 (KVM with -cpu host)',
+    },
+    {
+        distro: 'opensuse',
+        base: 'https://download.opensuse.org',
+        releases: [
+            { version: '15.6' },
+            { version: '16.0' },
+            {
+                version: 'tumbleweed',
+                image: 'tumbleweed/appliances/openSUSE-Tumbleweed-Minimal-VM.x86_64-Cloud.qcow2',
+            },
+        ],
+        anyVersion: /^1[5-9]\.\d$/,
+        versionForm: /^leap-(.+)$|^(tumbleweed)$/,
+        image: 'distribution/leap/{version}/appliances/Leap-{version}-Minimal-VM.x86_64-Cloud.qcow2',
+        checksum: { path: '{image}.sha256', format: 'gnu', algorithm: 'sha256', sidecar: true },
+        diskFormat: 'qcow2',
+        firmware: 'bios',
+        user: 'opensuse',
+        bootable: true,
+        note: 'undated names are replaced in place; Leap 16 default user is sles',
+    },
+    {
+        distro: 'freebsd',
+        base: 'https://download.freebsd.org/releases/VM-IMAGES',
+        releases: [{ version: '13.5' }, { version: '14.3' }, { version: '15.0' }],
+        anyVersion: /^1[3-9]\.\d$/,
+        image: '{version}-RELEASE/amd64/Latest/FreeBSD-{version}-RELEASE-amd64-BASIC-CLOUDINIT-zfs.raw.xz',
+        checksum: { path: '{version}-RELEASE/amd64/Latest/CHECKSUM.SHA256', format: 'bsd', algorithm: 'sha256' },
+        diskFormat: 'raw',
+        compression: 'xz',
+        firmware: 'bios',
+        user: 'freebsd',
+        bootable: false,
+        note: 'resolved only: an xz-compressed raw disk (we download qcow2 only), and nuageinit has no disable_root',
+    },
+];
+
+;// CONCATENATED MODULE: ./src/images/catalogue/index-page.ts
+// Reads web server folder listings (Apache / nginx / lighttpd autoindex) for
+// the distributions whose image names carry a build number or patch release
+// (Fedora, Alpine): the newest matching file is picked from the links.
+/** The file names a listing links to (query strings, parent links and sub-folders left out). */
+function listedFiles(html) {
+    const names = new Set();
+    for (const m of html.matchAll(/href\s*=\s*["']([^"'#?]+)["']/gi)) {
+        let href = m[1];
+        try {
+            href = decodeURIComponent(href);
+        }
+        catch {
+            continue;
+        }
+        if (href.endsWith('/') || href.startsWith('..'))
+            continue;
+        const name = href.split('/').pop();
+        if (name)
+            names.add(name);
+    }
+    return [...names];
+}
+/** Compares version-like strings part by part, numbers as numbers ("3.21.10" > "3.21.9", "1.10" > "1.9"). */
+function compareVersions(a, b) {
+    const pa = a.split(/[.-]/);
+    const pb = b.split(/[.-]/);
+    for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+        const x = pa[i] ?? '';
+        const y = pb[i] ?? '';
+        const nx = /^\d+$/.test(x) ? Number(x) : NaN;
+        const ny = /^\d+$/.test(y) ? Number(y) : NaN;
+        const c = !Number.isNaN(nx) && !Number.isNaN(ny) ? nx - ny : x.localeCompare(y);
+        if (c)
+            return c;
+    }
+    return 0;
+}
+/**
+ * The listed file matching `pattern` whose first capture group is the highest
+ * version, with its captures; undefined when none matches.
+ */
+function newestMatch(files, pattern) {
+    let best;
+    for (const f of files) {
+        const m = pattern.exec(f);
+        if (!m || m[0] !== f)
+            continue;
+        const version = m[1] ?? '';
+        if (!best || compareVersions(version, best.version) > 0)
+            best = { file: f, version };
+    }
+    return best;
+}
+
+;// CONCATENATED MODULE: ./src/images/catalogue/lookup.ts
+// Image names -> catalogue entries -> the URLs of one image and its checksum file.
+
+
+class CatalogueError extends Error {
+}
+/** `DISTRO=URL` values of -image-mirror, checked; later ones win. */
+function parseMirrors(values, field = '-image-mirror') {
+    const out = {};
+    for (const v of values ?? []) {
+        const m = /^([a-z]+)=(.+)$/.exec(v.trim());
+        if (!m)
+            throw new CatalogueError(`${field}: expected DISTRO=URL (e.g. debian=https://mirror.example/debian-cloud), found "${v}".`);
+        const [, distro, url] = m;
+        if (!CATALOGUE.some((d) => d.distro === distro))
+            throw new CatalogueError(`${field}: unknown distribution "${distro}" (known: ${CATALOGUE.map((d) => d.distro).join(', ')}).`);
+        let u;
+        try {
+            u = new URL(url);
+        }
+        catch {
+            throw new CatalogueError(`${field}: "${url}" is not a URL.`);
+        }
+        if (u.protocol !== 'https:' && !(u.protocol === 'http:' && lookup_isLoopback(u.hostname)))
+            throw new CatalogueError(`${field}: ${url} must be an https URL (plain http only for a mirror on 127.0.0.1 / localhost).`);
+        out[distro] = url.replace(/\/+$/, '');
+    }
+    return out;
+}
+function lookup_isLoopback(host) {
+    return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
+}
+/** The catalogue entry for an image name, or undefined when the catalogue does not have it. */
+function findInCatalogue(name, mirrors = {}) {
+    const [head, rest, extra] = name.split('/');
+    if (extra !== undefined || !head)
+        return undefined;
+    const distro = CATALOGUE.find((d) => d.distro === head);
+    if (!distro)
+        return undefined;
+    const base = mirrors[distro.distro] ?? distro.base;
+    if (distro.unversioned)
+        return rest === undefined ? { name, distro, release: distro.releases[0], base } : undefined;
+    if (rest === undefined)
+        return undefined;
+    let key = rest;
+    if (distro.versionForm) {
+        const m = distro.versionForm.exec(rest);
+        if (!m)
+            return undefined;
+        key = m.slice(1).find((g) => g !== undefined);
+    }
+    const release = distro.releases.find((r) => r.version === key || r.codename === key || r.aliases?.includes(key)) ??
+        (distro.anyVersion?.test(key) ? { version: key } : undefined);
+    return release ? { name, distro, release, base } : undefined;
+}
+function fill(pattern, vars) {
+    return pattern.replace(/\{(\w+)\}/g, (_whole, k) => vars[k] ?? `<${k}>`);
+}
+function escapeRe(s) {
+    return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+/** Image and checksum URLs as patterns (with <build>/<file> where a folder listing decides), for listings. */
+function describe(ref) {
+    const d = ref.distro;
+    const vars = { version: ref.release.version, codename: ref.release.codename };
+    const imagePath = fill(ref.release.image ?? d.image, vars);
+    const checksumPath = fill(ref.release.checksum ?? d.checksum.path, { ...vars, image: imagePath });
+    return { imageUrl: `${ref.base}/${imagePath}`, checksumUrl: `${ref.base}/${checksumPath}` };
+}
+/** Concrete URLs; for entries with an index, `fetchText` reads the folder listing. */
+async function locate(ref, fetchText) {
+    const d = ref.distro;
+    const vars = { version: ref.release.version, codename: ref.release.codename };
+    if (d.index) {
+        const folderUrl = `${ref.base}/${fill(d.index.folder, vars)}`;
+        const pattern = new RegExp(d.index.file.replace(/\{(\w+)\}/g, (_, k) => escapeRe(vars[k] ?? '')));
+        let html;
+        try {
+            html = await fetchText(folderUrl);
+        }
+        catch (err) {
+            throw new CatalogueError(`cannot read the folder listing ${folderUrl} to find the newest ${ref.name} image: ${err.message}`);
+        }
+        const hit = newestMatch(listedFiles(html), pattern);
+        if (!hit)
+            throw new CatalogueError(`the folder listing ${folderUrl} has no file like ${d.index.file.replace(/\\/g, '')} for ${ref.name}`);
+        vars.file = hit.file;
+        vars.build = hit.version;
+    }
+    const imagePath = fill(ref.release.image ?? d.image, vars);
+    const checksumPath = fill(ref.release.checksum ?? d.checksum.path, { ...vars, image: imagePath });
+    return { ref, imageUrl: `${ref.base}/${imagePath}`, checksumUrl: `${ref.base}/${checksumPath}`, file: imagePath.split('/').pop() };
+}
+/** Every name the catalogue knows (release numbers, codenames, aliases), with its entry. */
+function catalogueNames(mirrors = {}) {
+    const out = [];
+    for (const d of CATALOGUE) {
+        const base = mirrors[d.distro] ?? d.base;
+        for (const r of d.releases) {
+            if (d.unversioned) {
+                out.push({ name: d.distro, distro: d, release: r, base });
+                continue;
+            }
+            const form = (v) => (d.distro === 'opensuse' ? (v === 'tumbleweed' ? v : `leap-${v}`) : v);
+            for (const n of [r.version, r.codename, ...(r.aliases ?? [])])
+                if (n)
+                    out.push({ name: `${d.distro}/${form(n)}`, distro: d, release: r, base });
+        }
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/images/catalogue/source.ts
+// The catalogue as an image source: a distribution's official cloud image,
+// verified against the digest its checksum file lists (checked while the
+// image downloads), cached like every download. A pinned -image-sha256 wins;
+// without one, an image whose checksum file cannot be read or does not list it
+// is not booted unless checking is turned off (-image-checksum off).
+
+
+
+
+
+
+
+
+
+
+/** The catalogue entry of a name under these settings (mirrors applied), or undefined. */
+function catalogueRef(name, settings) {
+    let mirrors;
+    try {
+        mirrors = parseMirrors(settings.imageMirrors);
+    }
+    catch (err) {
+        throw new UsageError(err.message.replace(/^-image-mirror: /, ''), {}, '-image-mirror');
+    }
+    return findInCatalogue(name, mirrors);
+}
+async function fetchText(url, signal) {
+    const { res } = await request(url, { idleTimeoutMs: 30_000, signal });
+    if (res.statusCode !== 200) {
+        res.resume();
+        throw new Error(`HTTP ${res.statusCode}`);
+    }
+    return readSmallBody(res);
+}
+/** Network failures (not HTTP answers) make the catalogue unreachable: the caller may build instead. */
+function unreachable(err) {
+    const code = err?.code;
+    return (['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH'].includes(code ?? '') ||
+        err?.name === 'TimeoutError');
+}
+function networkWords(err) {
+    const e = err;
+    if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN')
+        return `the host name could not be resolved (${e.code})`;
+    if (e?.code === 'ECONNREFUSED')
+        return 'the connection was refused';
+    return e?.message ?? String(err);
+}
+async function fromCatalogue(req) {
+    const { name, settings, reporter, signal } = req;
+    const ref = catalogueRef(name, settings);
+    if (!ref)
+        return undefined;
+    if (!ref.distro.bootable)
+        throw new DriverError(`image ${name} is in the catalogue (${describe(ref).imageUrl}) but cannot be booted yet: ${ref.distro.note}.`);
+    const pinned = settings.imageSha256 ? normalizeSha256(settings.imageSha256) : undefined;
+    const checking = settings.imageChecksum !== 'off';
+    // Keyed by the entry's URL pattern, so that a fresh copy is found without asking the network.
+    const origin = { kind: 'url', base: describe(ref).imageUrl };
+    const cache = settings.cacheDir ? new ImageCache(settings.cacheDir) : undefined;
+    const maxAge = settings.imageMaxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    const result = (p, source, sha256) => ({
+        path: p,
+        format: 'qcow2',
+        name,
+        source,
+        sha256,
+        cloudInit: true,
+    });
+    const first = cache ? await cache.read(origin, name) : undefined;
+    if (first && (pinned ? first.meta.sha256 === pinned : Date.now() - Date.parse(first.meta.checkedAt) < maxAge)) {
+        reporter.info(`Using cached image ${name} (fetched ${first.meta.fetchedAt} from ${first.meta.url}).`);
+        return result(first.path, 'cache', first.meta.sha256);
+    }
+    let located;
+    try {
+        located = await locate(ref, (u) => fetchText(u, signal));
+    }
+    catch (err) {
+        const cause = err.cause;
+        if (first)
+            return offline(first, reporter, name, err.message);
+        if (err instanceof CatalogueError)
+            throw new DownloadError(`${err.message}.`, describe(ref).imageUrl, true);
+        throw new DownloadError(`cannot reach ${ref.base} for ${name}: ${networkWords(cause ?? err)}.`, describe(ref).imageUrl, true);
+    }
+    let listed;
+    if (!pinned) {
+        try {
+            const text = await fetchText(located.checksumUrl, signal);
+            const c = ref.distro.checksum;
+            listed = { ...digestFor(text, c.format, c.algorithm, located.file, located.checksumUrl, c.sidecar), url: located.checksumUrl };
+        }
+        catch (err) {
+            if (first && unreachable(err))
+                return offline(first, reporter, name, networkWords(err));
+            if (unreachable(err) && checking)
+                throw new DownloadError(`cannot read the checksum file ${located.checksumUrl} for ${name}: ${networkWords(err)}.`, located.imageUrl, true);
+            const why = err instanceof ChecksumFileError ? err.message : `the checksum file ${located.checksumUrl} cannot be read (${networkWords(err)})`;
+            if (checking)
+                throw new ImageRejectedError(`not booting ${name}: ${why}. Pin the image's digest with -image-sha256, or turn checking off with -image-checksum off.`);
+            reporter.warn(`${why}; booting ${name} unchecked (-image-checksum off).`);
+        }
+    }
+    const known = first && first.meta.listed;
+    if (first && listed && known && known.hex === listed.hex && known.algorithm === listed.algorithm) {
+        reporter.info(`Using cached image ${name} (its checksum file lists the same digest).`);
+        return result((await cache.touch(first)).path, 'cache', first.meta.sha256);
+    }
+    const base = {
+        url: located.imageUrl,
+        label: name,
+        reporter,
+        sha256: pinned,
+        listed: listed && { algorithm: listed.algorithm, hex: listed.hex, source: listed.url },
+        signal,
+        ...req.http,
+    };
+    reporter.info(`Downloading image ${name} from ${located.imageUrl} (${listed ? `${listed.algorithm.toUpperCase()} from ${listed.url}` : pinned ? 'pinned SHA-256' : 'unchecked'})...`);
+    if (!cache) {
+        const r = await downloadImage({ ...base, dest: external_node_path_default().join(settings.tempDir, 'image.qcow2') });
+        return result(r.path, 'download', r.sha256);
+    }
+    return cache.locked(origin, name, reporter, async () => {
+        const dest = cache.imagePath(origin, name);
+        const r = await downloadImage({ ...base, dest });
+        const now = new Date().toISOString();
+        const meta = {
+            version: 1,
+            name,
+            origin,
+            url: r.url,
+            size: r.size,
+            sha256: r.sha256,
+            etag: r.etag,
+            lastModified: r.lastModified,
+            fetchedAt: now,
+            checkedAt: now,
+            listed,
+        };
+        await cache.writeMeta(meta);
+        return result(dest, 'download', r.sha256);
+    }, signal);
+}
+function offline(entry, reporter, name, why) {
+    reporter.warn(`could not check cached image ${name} with its distribution (${why.replace(/\.$/, '')}); using the copy fetched ${entry.meta.fetchedAt}.`);
+    return { path: entry.path, format: 'qcow2', name, source: 'cache', sha256: entry.meta.sha256, cloudInit: true };
+}
+
 ;// CONCATENATED MODULE: ./src/images/resolve.ts
 // Finds the image file a qemu build boots. Sources, in order: an explicit
-// file, the disks folder (Djinn's layout), our cache, a download, our builder.
+// file, the disks folder (Djinn's layout), our cache, a download, our builder,
+// the catalogue of official cloud images (before the builder for names it
+// cannot build; see docs/catalogue.md for the order of debian/* names).
 // (Contract shared by the qemu driver and the image sources; see issue 5.)
 //
 // Each source either returns an image, returns undefined ("not mine, ask the
 // next one") or throws a user-facing DriverError. To add a source, add a
 // function to SOURCES at its place in the order.
+
 
 
 
@@ -40209,7 +41403,7 @@ const fromFile = async ({ name, settings }) => {
     const file = external_node_path_default().resolve(settings.imageFile);
     if (!(0,external_node_fs_namespaceObject.existsSync)(file))
         throw new DriverError(`image file ${file} (-image-file) does not exist.`);
-    return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file' };
+    return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file', cloudInit: settings.imageCloudInit };
 };
 /** 2. The disks folder: <disks>/qemu/x86_64/<name>, as Djinn looks. */
 const fromDisks = async ({ name, settings }) => {
@@ -40230,6 +41424,9 @@ const fromCacheOrDownload = async (req) => {
     const { name, settings, reporter } = req;
     if (settings.imageBuild === 'always')
         return undefined;
+    const only = settings.imageSource ?? 'auto';
+    if (!settings.imageUrl && (only === 'catalogue' || only === 'build'))
+        return undefined;
     try {
         return await cachedOrDownloaded(req);
     }
@@ -40238,6 +41435,43 @@ const fromCacheOrDownload = async (req) => {
         if (impossible && settings.imageBuild !== 'never' && buildableSuite(name) && builtImagesDir(settings)) {
             reporter.info(`${err.message} Building ${name} with our builder instead (-image-build auto).`);
             return undefined;
+        }
+        if (impossible && !settings.imageUrl && only === 'auto' && catalogueRef(name, settings)) {
+            reporter.info(`${err.message} Trying the catalogue of official cloud images.`);
+            serverFailure.set(req, err);
+            return undefined;
+        }
+        throw err;
+    }
+};
+/** Whether a name that no local source has would come from the catalogue (not the image server's URL, not our builder). */
+function catalogueFirst(name, settings) {
+    const only = settings.imageSource ?? 'auto';
+    if (settings.imageFile || settings.imageUrl || only === 'server' || only === 'build' || settings.imageBuild === 'always')
+        return false;
+    if (only === 'auto' && buildableSuite(name) && settings.imageBuild !== 'never' && builtImagesDir(settings))
+        return false;
+    return !!catalogueRef(name, settings);
+}
+/** The Djinn server's failure, kept so that a catalogue failure can say both. */
+const serverFailure = new WeakMap();
+/**
+ * The catalogue: for names our builder cannot make, after the Djinn server; for
+ * debian/* names only when our builder is not to be used (-image-build never,
+ * -image-source catalogue, no cache folder to keep a build in).
+ */
+const fromCatalogueSource = async (req) => {
+    const { name, settings } = req;
+    if (!catalogueFirst(name, settings))
+        return undefined;
+    try {
+        return await fromCatalogue(req);
+    }
+    catch (err) {
+        const before = serverFailure.get(req);
+        if (before && err instanceof DownloadError && err.retryable) {
+            before.message += ` The catalogue could not help either: ${err.message}`;
+            throw before;
         }
         throw err;
     }
@@ -40250,7 +41484,7 @@ function builtImagesDir(settings) {
 const fromBuilder = async ({ name, settings, reporter, signal }) => {
     const suite = buildableSuite(name);
     const dir = builtImagesDir(settings);
-    if (!suite || !dir || settings.imageBuild === 'never')
+    if (!suite || !dir || settings.imageBuild === 'never' || settings.imageSource === 'server' || settings.imageSource === 'catalogue')
         return undefined;
     const file = diskPath(dir, name);
     if ((0,external_node_fs_namespaceObject.existsSync)(file))
@@ -40267,7 +41501,7 @@ const fromBuilder = async ({ name, settings, reporter, signal }) => {
     return { path: file, format: 'qcow2', name, source: 'build' };
 };
 /** The order sources are asked in. */
-const SOURCES = [fromFile, fromDisks, fromCacheOrDownload, fromBuilder];
+const SOURCES = [fromFile, fromDisks, fromCacheOrDownload, fromBuilder, fromCatalogueSource];
 async function resolveImage(req) {
     for (const source of SOURCES) {
         let found;
@@ -41254,7 +42488,7 @@ class SshSession {
         };
         outer.addEventListener('abort', onAbort, { once: true });
         this.running.add(pidFile);
-        return execCollect(this.client, wrapped, { stdin: opts.stdin, signal: giveUp.signal }).finally(() => {
+        return execCollect(this.client, wrapped, { stdin: opts.stdin, stdout: opts.stdout, signal: giveUp.signal }).finally(() => {
             outer.removeEventListener('abort', onAbort);
             for (const t of timers)
                 clearTimeout(t);
@@ -41431,6 +42665,7 @@ function qemuArgs(s) {
         '-net', 'nic,model=virtio',
         '-net', `user,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`,
         '-drive', drive.join(','),
+        ...(s.seed ? ['-drive', `file=${escapeOpt(s.seed.file)},format=raw,if=virtio,media=disk,readonly=on,id=${s.seed.id}`] : []),
         '-serial', `file:${s.consoleLog}`,
         ...(s.extraArgs ?? []),
     ];
@@ -41453,10 +42688,12 @@ class QemuProcess {
         this.spec = spec;
         this.args = args;
         this.pid = child.pid;
-        child.stderr.on('data', (c) => (this.stderrText = (this.stderrText + c.toString()).slice(-8000)));
+        child.stderr?.on('data', (c) => (this.stderrText = (this.stderrText + c.toString()).slice(-8000)));
         this.exited = new Promise((resolve) => {
             child.on('close', (code, signal) => {
                 this.done = true;
+                if (spec.detached)
+                    this.stderrText = readTail(stderrFile(spec));
                 resolve({ code, signal, stderr: this.stderrText.trim() });
             });
         });
@@ -41464,6 +42701,8 @@ class QemuProcess {
     /** Spawns QEMU; rejects only when it cannot be started at all. */
     static async start(spec) {
         const args = qemuArgs(spec);
+        if (spec.detached)
+            return QemuProcess.startDetached(spec, args);
         // setpriv --pdeathsig: QEMU is killed by the kernel if we die without destroy() (SIGKILL, crash).
         const [cmd, argv] = (0,external_node_fs_namespaceObject.existsSync)(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', QEMU_BINARY, ...args]] : [QEMU_BINARY, args];
         const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -41473,11 +42712,30 @@ class QemuProcess {
         });
         return new QemuProcess(child, spec, [QEMU_BINARY, ...args]);
     }
+    /** A kept machine: its own session, no pipe to us (writing to a closed pipe would kill it), stderr in a file. */
+    static async startDetached(spec, args) {
+        const fd = (0,external_node_fs_namespaceObject.openSync)(stderrFile(spec), 'w', 0o600);
+        try {
+            const child = (0,external_node_child_process_namespaceObject.spawn)(QEMU_BINARY, args, { stdio: ['ignore', 'ignore', fd], detached: true });
+            await new Promise((resolve, reject) => {
+                child.once('spawn', () => resolve());
+                child.once('error', (err) => reject(new Error(`cannot start ${QEMU_BINARY} (install qemu-system-x86): ${err.message}`)));
+            });
+            return new QemuProcess(child, spec, [QEMU_BINARY, ...args]);
+        }
+        finally {
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+        }
+    }
+    /** Lets this process exit while QEMU goes on running (a detached launch only). */
+    release() {
+        this.child.unref();
+    }
     get running() {
         return !this.done;
     }
     get stderr() {
-        return this.stderrText.trim();
+        return (this.spec.detached && !this.done ? readTail(stderrFile(this.spec)) : this.stderrText).trim();
     }
     /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
     async stop(graceMs = 3000) {
@@ -41489,9 +42747,26 @@ class QemuProcess {
         }
         return this.exited;
     }
+    /** SIGKILL at once (a frozen or SIGSTOPped QEMU ignores SIGTERM); resolves when the process is gone. */
+    async kill() {
+        if (!this.done)
+            this.child.kill('SIGKILL');
+        return this.exited;
+    }
     /** The last `lines` lines of the serial console. */
     consoleTail(lines = 40) {
         return consoleTail(this.spec.consoleLog, lines);
+    }
+}
+function stderrFile(spec) {
+    return `${spec.pidFile}.stderr`;
+}
+function readTail(file) {
+    try {
+        return (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8').slice(-8000);
+    }
+    catch {
+        return '';
     }
 }
 async function consoleTail(file, lines = 40) {
@@ -41556,6 +42831,144 @@ async function readPidFile(file) {
     catch {
         return undefined;
     }
+}
+
+;// CONCATENATED MODULE: ./src/drivers/qemu/stall.ts
+// Stall detection while a machine boots (issue 14). A guest that keeps
+// writing to its serial console is slow, not stalled; one that writes nothing
+// and shows no SSH banner for a whole stall window is hung (a frozen QEMU, a
+// guest stuck with its console silent): the driver kills it and boots again
+// instead of waiting out the boot timeout.
+//
+// Before its first console line a healthy guest is silent too: firmware, boot
+// loader and a `quiet` kernel print nothing, for 7-16 s under TCG on a busy
+// 2-core host (bench/boot-hangs.ts). In that phase QEMU's own CPU time counts
+// as progress (a frozen QEMU uses none), but only for FIRST_OUTPUT_WINDOWS
+// stall windows: a guest that never prints is stalled after that, busy or not.
+
+const TCG_STALL_MS = 20_000;
+const KVM_STALL_MS = 10_000;
+/** Boots again this many times after a stall unless told otherwise. */
+const DEFAULT_BOOT_RETRIES = 1;
+/** How many stall windows a busy QEMU may take to its first console output. */
+const FIRST_OUTPUT_WINDOWS = 3;
+const stall_POLL_MS = 250;
+const CPU_SAMPLE_MS = 1000;
+/** Less CPU than this (in cores, over a sample) is a QEMU that does not run. */
+const BUSY_CORES = 0.05;
+/** Linux's USER_HZ: /proc/PID/stat counts CPU time in these ticks. */
+const TICKS_PER_SECOND = 100;
+function defaultStallMs(accel) {
+    return accel === 'kvm' ? KVM_STALL_MS : TCG_STALL_MS;
+}
+/** Thrown by a boot attempt whose guest stalled; the message is the log line's reason. */
+class BootStalled extends Error {
+    windowMs;
+    consoleBytes;
+    silentMs;
+    idle;
+    constructor(windowMs, 
+    /** Console bytes written before the silence. */
+    consoleBytes, 
+    /** How long the guest showed no progress. */
+    silentMs = windowMs, 
+    /** Set when QEMU itself used no CPU time (frozen, stopped). */
+    idle = false) {
+        super(consoleBytes > 0
+            ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
+            : idle
+                ? `QEMU used no CPU time and the guest gave no serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
+                : `no serial console output at all and no SSH banner within ${fmtSeconds(silentMs)}`);
+        this.windowMs = windowMs;
+        this.consoleBytes = consoleBytes;
+        this.silentMs = silentMs;
+        this.idle = idle;
+        this.name = 'BootStalled';
+    }
+}
+/** utime + stime of a process in ticks, undefined where /proc cannot tell (not Linux, gone). */
+async function cpuTicks(pid) {
+    try {
+        const st = await (0,promises_namespaceObject.readFile)(`/proc/${pid}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        const ticks = Number(f[11]) + Number(f[12]);
+        return Number.isFinite(ticks) ? ticks : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Watches the console file's size (and, before the first output, QEMU's CPU
+ * time when `pid` is given): aborts `signal` once the guest has shown no
+ * progress for `windowMs`. Starts counting now (QEMU just started).
+ */
+function watchStall(consoleLog, windowMs, pid) {
+    const ctl = new AbortController();
+    const started = Date.now();
+    let size = 0;
+    let changedAt = started;
+    let busyAt = started;
+    let sample;
+    let busy = false;
+    let stopped = false;
+    // Several CPU samples per window, so that a busy QEMU shows it in time.
+    const sampleMs = Math.min(CPU_SAMPLE_MS, windowMs / 4);
+    const poll = async () => {
+        const now = Date.now();
+        const bytes = await (0,promises_namespaceObject.stat)(consoleLog).then((st) => st.size, () => 0);
+        if (bytes !== size) {
+            size = bytes;
+            changedAt = now;
+        }
+        if (size === 0 && pid !== undefined && (!sample || now - sample.at >= sampleMs)) {
+            const ticks = await cpuTicks(pid);
+            if (ticks !== undefined) {
+                if (sample && (ticks - sample.ticks) / TICKS_PER_SECOND >= (BUSY_CORES * (now - sample.at)) / 1000)
+                    busyAt = now;
+                sample = { at: now, ticks };
+            }
+        }
+        if (size > 0) {
+            if (now - changedAt >= windowMs)
+                return new BootStalled(windowMs, size);
+        }
+        else if (!sample) {
+            // No CPU figures (not Linux): the console alone decides.
+            if (now - started >= windowMs)
+                return new BootStalled(windowMs, 0);
+        }
+        else if (now - started >= FIRST_OUTPUT_WINDOWS * windowMs) {
+            return new BootStalled(windowMs, 0, FIRST_OUTPUT_WINDOWS * windowMs);
+        }
+        else if (now - busyAt >= windowMs) {
+            return new BootStalled(windowMs, 0, windowMs, true);
+        }
+        return undefined;
+    };
+    const timer = setInterval(() => {
+        if (busy || ctl.signal.aborted)
+            return;
+        busy = true;
+        void poll().then((stalled) => {
+            busy = false;
+            if (stalled && !stopped && !ctl.signal.aborted) {
+                clearInterval(timer);
+                ctl.abort(stalled);
+            }
+        });
+    }, stall_POLL_MS);
+    timer.unref();
+    return {
+        signal: ctl.signal,
+        stop: () => {
+            stopped = true;
+            clearInterval(timer);
+        },
+    };
+}
+function fmtSeconds(ms) {
+    return `${Math.round(ms / 100) / 10}s`;
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/qemu/warm/args.ts
@@ -41845,8 +43258,6 @@ async function imageDigest(imagePath, stateRoot, signal) {
     return digest;
 }
 
-;// CONCATENATED MODULE: external "node:timers/promises"
-const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 ;// CONCATENATED MODULE: ./src/drivers/qemu/warm/qmp.ts
 // A small QMP client: one Unix socket, JSON objects one per line, the
 // capabilities handshake, and the few commands a warm start needs (stop,
@@ -42301,7 +43712,7 @@ const PERL_RESEED = `open(F,">/dev/urandom") or exit 1; $b=pack("H*",$ARGV[0]); 
 const PYTHON_RESEED = `import fcntl,struct,sys\nb=bytes.fromhex(sys.argv[1]);f=open("/dev/urandom","wb",0)\n` +
     `fcntl.ioctl(f,0x40085203,struct.pack("ii",len(b)*8,len(b))+b)\n` +
     `try:\n fcntl.ioctl(f,0x5207,0)\nexcept OSError:\n sys.exit(3)`;
-function sq(s) {
+function fixups_sq(s) {
     return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 /**
@@ -42322,9 +43733,9 @@ function fixupScript(nowMs, entropy = (0,external_node_crypto_namespaceObject.ra
         `elif asroot hwclock -s -u >/dev/null 2>&1; then clock=hwclock`,
         `elif asroot busybox hwclock -s -u >/dev/null 2>&1; then clock=hwclock; fi`,
         `rng=none`,
-        `if command -v perl >/dev/null 2>&1; then asroot perl -e ${sq(PERL_RESEED)} ${hex} 2>/dev/null; r=$?`,
+        `if command -v perl >/dev/null 2>&1; then asroot perl -e ${fixups_sq(PERL_RESEED)} ${hex} 2>/dev/null; r=$?`,
         `  if [ $r = 0 ]; then rng=reseeded-perl; elif [ $r = 3 ]; then rng=credited-perl; fi; fi`,
-        `if [ $rng = none ] && command -v python3 >/dev/null 2>&1; then asroot python3 -c ${sq(PYTHON_RESEED)} ${hex} 2>/dev/null; r=$?`,
+        `if [ $rng = none ] && command -v python3 >/dev/null 2>&1; then asroot python3 -c ${fixups_sq(PYTHON_RESEED)} ${hex} 2>/dev/null; r=$?`,
         `  if [ $r = 0 ]; then rng=reseeded-python; elif [ $r = 3 ]; then rng=credited-python; fi; fi`,
         // Anyone may write /dev/urandom: it mixes the bytes in, though without crediting or reseeding.
         `if [ $rng = none ] && printf '${octal}' > /dev/urandom 2>/dev/null; then rng=mixed; fi`,
@@ -42694,10 +44105,134 @@ function firstLine(s) {
         .find((l) => l) ?? '').slice(0, 300);
 }
 
+;// CONCATENATED MODULE: ./src/drivers/qemu/cloud-seed.ts
+// The cloud-init NoCloud seed for catalogue images: a small FAT volume
+// labelled `cidata` holding meta-data (an instance-id stable per image, so a
+// restored clone does not run cloud-init again) and user-data that authorises
+// our key for root and changes nothing else. Made with mkfs.vfat + mcopy
+// (dosfstools, mtools): npm has no well-kept library that formats a FAT volume.
+
+
+
+
+
+
+const cloud_seed_execFileP = (0,external_node_util_namespaceObject.promisify)(external_node_child_process_namespaceObject.execFile);
+/** OpenSSH's one-line form of an ed25519 public key. */
+function openSshPublicKey(privatePem, comment = 'djinn') {
+    const jwk = (0,external_node_crypto_namespaceObject.createPublicKey)(privatePem).export({ format: 'jwk' });
+    if (!jwk.x)
+        throw new Error('not an ed25519 key');
+    const str = (b) => Buffer.concat([u32(b.length), b]);
+    const blob = Buffer.concat([str(Buffer.from('ssh-ed25519')), str(Buffer.from(jwk.x, 'base64url'))]);
+    return `ssh-ed25519 ${blob.toString('base64')} ${comment}`;
+}
+function u32(n) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n, 0);
+    return b;
+}
+/**
+ * The key root logs in with. Kept in `dir` (the cache folder, 0600) so that
+ * a machine restored from a warm-start state, whose cloud-init ran with the
+ * seed of an earlier build, still accepts it; made once.
+ */
+async function loginKey(dir) {
+    const file = external_node_path_default().join(dir, 'id_ed25519');
+    let pem;
+    try {
+        pem = await (0,promises_namespaceObject.readFile)(file);
+    }
+    catch {
+        await (0,promises_namespaceObject.mkdir)(dir, { recursive: true, mode: 0o700 });
+        const { privateKey } = (0,external_node_crypto_namespaceObject.generateKeyPairSync)('ed25519');
+        const fresh = Buffer.from(privateKey.export({ type: 'pkcs8', format: 'pem' }));
+        const tmp = `${file}.tmp-${process.pid}`;
+        await (0,promises_namespaceObject.writeFile)(tmp, fresh, { mode: 0o600 });
+        // Two builds at once: the first rename wins and both read the winner.
+        await (0,promises_namespaceObject.rename)(tmp, file);
+        pem = await (0,promises_namespaceObject.readFile)(file);
+    }
+    return { privateKey: pem, publicKey: openSshPublicKey(pem) };
+}
+/** What the seed says, for one image (its SHA-256 names the instance) and one key. */
+function seedFiles(imageId, publicKey) {
+    const instance = (0,external_node_crypto_namespaceObject.createHash)('sha256').update(imageId).digest('hex').slice(0, 16);
+    return {
+        metaData: `instance-id: iid-djinn-${instance}\nlocal-hostname: djinn\n`,
+        // disable_root false: otherwise root's key is wrapped in "Please login as ...".
+        // lock_passwd false + "*": an sshd without PAM (Alpine) refuses key logins to a locked account.
+        userData: [
+            '#cloud-config',
+            'disable_root: false',
+            'users:',
+            '  - default',
+            '  - name: root',
+            '    lock_passwd: false',
+            "    hashed_passwd: '*'",
+            '    ssh_authorized_keys:',
+            `      - ${publicKey}`,
+            '',
+        ].join('\n'),
+    };
+}
+/** A digest of the seed's content: it goes into the drive's id, and so into the warm-start key. */
+function seedDigest(files) {
+    return (0,external_node_crypto_namespaceObject.createHash)('sha256').update(files.metaData).update('\0').update(files.userData).digest('hex').slice(0, 16);
+}
+/** Writes the `cidata` volume (FAT, 1 MiB) into `dir`; returns its path. */
+async function makeSeed(dir, files) {
+    const img = external_node_path_default().join(dir, 'cidata.img');
+    const md = external_node_path_default().join(dir, 'meta-data');
+    const ud = external_node_path_default().join(dir, 'user-data');
+    await (0,promises_namespaceObject.writeFile)(md, files.metaData);
+    await (0,promises_namespaceObject.writeFile)(ud, files.userData);
+    await (0,promises_namespaceObject.writeFile)(img, '');
+    await (0,promises_namespaceObject.truncate)(img, 1024 * 1024);
+    try {
+        // A fixed volume id: the same seed gives the same volume.
+        await cloud_seed_execFileP('mkfs.vfat', ['-n', 'cidata', '-i', '0d5a1e17', img]);
+        await cloud_seed_execFileP('mcopy', ['-o', '-i', img, md, ud, '::'], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+    }
+    catch (err) {
+        const e = err;
+        if (e.code === 'ENOENT')
+            throw new DriverError(`cannot make the cloud-init seed: ${e.path ?? 'mkfs.vfat or mcopy'} is missing (install dosfstools and mtools).`);
+        throw new DriverError(`cannot make the cloud-init seed: ${(e.stderr || e.message).trim()}`);
+    }
+    return img;
+}
+/** Key and seed for one build of a catalogue image. */
+async function prepareCloudBoot(o) {
+    const key = await loginKey(o.cacheDir ? external_node_path_default().join(o.cacheDir, 'catalogue-key') : o.buildDir);
+    const files = seedFiles(o.imageId, key.publicKey);
+    const file = await makeSeed(o.buildDir, files);
+    return { seed: { file, id: `cidata-${seedDigest(files)}` }, privateKey: key.privateKey };
+}
+/**
+ * Waits until cloud-init has finished its first boot (before the first job, and
+ * before a warm-start save). Status 2 (recoverable errors) and a failure are
+ * told but do not stop the build: root is already logged in.
+ */
+async function waitForCloudInit(exec, log, warn) {
+    const t0 = Date.now();
+    log('Waiting for cloud-init to finish (cloud-init status --wait)...');
+    const r = await exec('command -v cloud-init >/dev/null 2>&1 || exit 127; cloud-init status --wait >/dev/null 2>&1; s=$?; cloud-init status --long 2>/dev/null | head -n 20; exit $s');
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    if (r.code === 127)
+        warn('the image has no cloud-init command; not waiting for it.');
+    else if (r.code === 0)
+        log(`cloud-init finished (waited ${secs}s).`);
+    else
+        warn(`cloud-init finished with status ${r.code} after ${secs}s: ${r.stdout.toString().trim().split('\n').slice(0, 6).join('; ')}`);
+}
+
 ;// CONCATENATED MODULE: ./src/drivers/qemu/warm/driver-boot.ts
 // The qemu driver's warm path in one call: plan, launch, restore or boot (and
 // save), connect over SSH, and fix up a restored guest. The driver keeps its
 // own port retries, accelerator fall-back and error messages around it.
+
+
 
 
 
@@ -42714,19 +44249,34 @@ const RESTORE_CONNECT_MS = 30_000;
 async function bootWarm(o) {
     const s = o.settings;
     const port = o.spec.sshPort;
-    const key = s.sshKeyFile ? await (0,promises_namespaceObject.readFile)(s.sshKeyFile) : undefined;
+    const key = o.cloud?.privateKey ?? (s.sshKeyFile ? await (0,promises_namespaceObject.readFile)(s.sshKeyFile) : undefined);
     let session;
+    const open = (deadline) => SshSession.connect({
+        host: '127.0.0.1',
+        port,
+        user: s.sshUser ?? 'root',
+        privateKey: key,
+        password: s.sshPassword ?? '',
+        connectTimeoutMs: Math.max(5_000, deadline - Date.now()),
+        reporter: o.reporter,
+        signal: o.signal,
+        retryRefusedLogin: o.cloud ? true : undefined,
+    });
     const connect = async (deadline) => {
-        session = await SshSession.connect({
-            host: '127.0.0.1',
-            port,
-            user: s.sshUser ?? 'root',
-            privateKey: key,
-            password: s.sshPassword ?? '',
-            connectTimeoutMs: Math.max(5_000, deadline - Date.now()),
-            reporter: o.reporter,
-            signal: o.signal,
-        });
+        session = await open(deadline);
+    };
+    let cloudInitMs;
+    /** A booted catalogue image is ready (and may be saved) only once cloud-init is done. */
+    const cloudInitDone = async (deadline) => {
+        const first = await open(deadline);
+        try {
+            await waitForCloudInit((c) => first.exec(c), (l) => o.reporter.info(l), (l) => o.reporter.warn(l));
+            cloudInitMs = Date.now() - t0;
+            o.reporter.info(`Machine ready in ${(cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
+        }
+        finally {
+            await first.close().catch(() => { });
+        }
     };
     const untilExit = (q) => {
         const c = new AbortController();
@@ -42748,8 +44298,24 @@ async function bootWarm(o) {
             return q;
         },
         alive: (q) => q.running,
-        stop: async (q) => void (await q.stop()),
-        waitForSsh: async (q, deadline) => waitForBanner('127.0.0.1', port, deadline, untilExit(q)),
+        // SIGKILL: a QEMU that is not used keeps nothing worth a clean exit, and a frozen one ignores SIGTERM.
+        stop: async (q) => void (await q.kill()),
+        waitForSsh: async (q, deadline) => {
+            const stall = watchStall(q.spec.consoleLog, o.stallMs, q.pid);
+            try {
+                await waitForBanner('127.0.0.1', port, deadline, AbortSignal.any([untilExit(q), stall.signal]));
+            }
+            catch (err) {
+                if (stall.signal.aborted && !o.signal.aborted && q.running)
+                    throw stall.signal.reason;
+                throw err;
+            }
+            finally {
+                stall.stop();
+            }
+            if (o.cloud)
+                await cloudInitDone(deadline);
+        },
         connectRestored: async (q, deadline) => {
             if (!q.running)
                 throw new Error('QEMU exited');
@@ -42758,7 +44324,7 @@ async function bootWarm(o) {
         exitText: async (q) => (q.running ? '' : (await q.exited).stderr),
         isTransient: (stderr) => HOSTFWD_TAKEN.test(stderr),
         log: (line) => o.reporter.info(line),
-    }, { bootTimeoutMs: Math.max(1, o.deadline - Date.now()), restoreBannerMs: RESTORE_CONNECT_MS, signal: o.signal });
+    }, { bootTimeoutMs: Math.max(1, o.deadline - Date.now()), restoreBannerMs: Math.min(RESTORE_CONNECT_MS, o.stallMs), signal: o.signal });
     if (!session)
         await connect(o.deadline);
     const facts = {
@@ -42766,6 +44332,8 @@ async function bootWarm(o) {
         startSeconds: Math.round((Date.now() - t0) / 100) / 10,
         warm: mode,
     };
+    if (cloudInitMs !== undefined)
+        facts.cloudInitMs = cloudInitMs;
     const stateKey = result.stateKey ?? result.plan.key;
     if (stateKey)
         facts.warmState = key_keyDigest(stateKey);
@@ -42799,12 +44367,16 @@ async function bootWarm(o) {
 
 
 
+
+
 const TCG_BOOT_TIMEOUT_MS = 5 * 60_000;
 const KVM_BOOT_TIMEOUT_MS = 2 * 60_000;
 /** In `-kvm auto`, a KVM boot that shows no SSH banner by then is given up for TCG. */
 const KVM_PROBE_MS = 45_000;
 const PORT_ATTEMPTS = 10;
 const CONSOLE_LINES = 40;
+/** Console lines in the one log line about a stalled boot. */
+const STALL_CONSOLE_LINES = 5;
 function defaultCpus() {
     return Math.max(1, external_node_os_default().availableParallelism?.() ?? external_node_os_default().cpus().length);
 }
@@ -42829,6 +44401,8 @@ class QemuDriver {
     info = {};
     /** When create() started: the origin of the *Ms facts. */
     t0 = 0;
+    /** Catalogue images: the cloud-init seed and the key it authorises. */
+    cloud;
     constructor(settings, imageName) {
         this.settings = settings;
         this.imageName = imageName;
@@ -42862,16 +44436,44 @@ class QemuDriver {
         this.info.cpus = cpus;
         this.info.memoryMiB = memoryMiB;
         this.dir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(s.tempDir || external_node_os_default().tmpdir(), 'qemu-'));
+        if (image.cloudInit)
+            this.cloud = await prepareCloudBoot({ cacheDir: s.cacheDir, buildDir: this.dir, imageId: image.sha256 ?? image.path });
         const plan = await planAccel(s.kvm);
         if (plan.note)
             reporter.info(plan.note);
         reporter.info(`Booting machine with image ${name}...`);
+        let retriesLeft = s.bootRetries ?? DEFAULT_BOOT_RETRIES;
         for (let i = 0; i < plan.order.length; i++) {
             const accel = plan.order[i];
             const fallback = i + 1 < plan.order.length;
             const timeoutMs = fallback ? KVM_PROBE_MS : (s.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
+            // Retries after a stall share this deadline: the boot timeout bounds them all.
+            const deadline = Date.now() + timeoutMs;
+            const stallMs = s.bootStallMs ?? defaultStallMs(accel);
             try {
-                await this.bootWith(accel, image, cpus, memoryMiB, timeoutMs, reporter, signal);
+                for (;;) {
+                    try {
+                        await this.bootWith(accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal);
+                        break;
+                    }
+                    catch (err) {
+                        if (!(err instanceof BootStalled) || signal.aborted)
+                            throw err;
+                        const tail = this.qemu ? await this.qemu.consoleTail(CONSOLE_LINES) : '';
+                        const pid = this.qemu?.pid;
+                        await this.killQemu();
+                        this.info.bootStalls = Number(this.info.bootStalls ?? 0) + 1;
+                        this.info.bootStallReason = err.message;
+                        const left = deadline - Date.now();
+                        if (retriesLeft <= 0 || left <= 1000)
+                            throw new DriverError(this.stallMessage(err, tail, retriesLeft <= 0));
+                        retriesLeft--;
+                        this.info.bootRetries = Number(this.info.bootRetries ?? 0) + 1;
+                        const last = tail.split('\n').slice(-STALL_CONSOLE_LINES).join('\n');
+                        const console = tail ? `; last console lines:\n${last}` : '; the serial console is empty';
+                        reporter.warn(`The machine stalled while booting (${err.message}): killed QEMU (pid ${pid}) and booting again (within the ${Math.round(timeoutMs / 1000)}s boot timeout)${console}`);
+                    }
+                }
                 this.info.accelerator = accel;
                 this.info.bootSeconds = Math.round((Date.now() - started) / 100) / 10;
                 if (this.info.start === undefined) {
@@ -42895,9 +44497,11 @@ class QemuDriver {
     user() {
         return this.settings.sshUser ?? 'root';
     }
-    /** One boot attempt with one accelerator; retries the port while QEMU reports it taken. */
-    async bootWith(accel, image, cpus, memoryMiB, timeoutMs, reporter, signal) {
-        const deadline = Date.now() + timeoutMs;
+    /**
+     * One boot attempt with one accelerator; retries the port while QEMU reports
+     * it taken. Throws BootStalled when the guest goes quiet for `stallMs`.
+     */
+    async bootWith(accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal) {
         const dir = this.dir;
         for (let attempt = 1;; attempt++) {
             const port = await freePort();
@@ -42910,12 +44514,14 @@ class QemuDriver {
                 sshPort: port,
                 consoleLog: external_node_path_default().join(dir, 'console.log'),
                 pidFile: external_node_path_default().join(dir, 'qemu.pid'),
+                seed: this.cloud?.seed,
+                ...(this.settings.detached ? { detached: true } : {}),
             };
             await (0,promises_namespaceObject.rm)(spec.consoleLog, { force: true });
             if (warmMode(this.settings) !== 'off') {
                 // Warm starts (warm/, docs/warm-start.md): restore a saved machine, or boot and save one.
                 try {
-                    const warm = await bootWarm({ settings: this.settings, image, spec, tempDir: dir, deadline, reporter, signal, onProcess: (q) => (this.qemu = q) });
+                    const warm = await bootWarm({ settings: this.settings, image, spec, tempDir: dir, deadline, stallMs, reporter, signal, onProcess: (q) => (this.qemu = q), cloud: this.cloud });
                     this.session = warm.session;
                     this.info.sshPort = port;
                     Object.assign(this.info, warm.facts);
@@ -42923,7 +44529,7 @@ class QemuDriver {
                     return;
                 }
                 catch (err) {
-                    if (signal.aborted)
+                    if (signal.aborted || err instanceof BootStalled)
                         throw err;
                     const q = this.qemu;
                     if (q && !q.running) {
@@ -42940,35 +44546,48 @@ class QemuDriver {
             const qemu = await QemuProcess.start(spec);
             this.qemu = qemu;
             this.info.sshPort = port;
-            // Whichever comes first: the forward is up, or QEMU has exited.
-            const up = await waitForForward(qemu, port, deadline, signal);
-            if (signal.aborted)
-                throw new DriverError('stopped');
-            if (!up && !qemu.running) {
-                const exit = await qemu.exited;
-                if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS)
-                    continue;
-                throw new QemuExited(bootFailure(image.path, exit.stderr, exit.code));
-            }
-            if (!up)
-                throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
-            this.info.qemuRunningMs = Date.now() - this.t0;
+            const stall = watchStall(spec.consoleLog, stallMs, qemu.pid);
+            // Aborted by a stop and by a stall; the outer catch tells them apart.
+            const watched = AbortSignal.any([signal, stall.signal]);
             try {
-                await this.connect(port, deadline, reporter, signal);
-                return;
-            }
-            catch (err) {
-                if (signal.aborted)
-                    throw err;
-                if (!qemu.running) {
+                // Whichever comes first: the forward is up, or QEMU has exited.
+                const up = await waitForForward(qemu, port, deadline, watched);
+                if (watched.aborted)
+                    throw new DriverError('stopped');
+                if (!up && !qemu.running) {
                     const exit = await qemu.exited;
                     if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS)
                         continue;
-                    throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+                    throw new QemuExited(bootFailure(image.path, exit.stderr, exit.code));
                 }
-                if (err instanceof BootTimeout)
+                if (!up)
                     throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
+                this.info.qemuRunningMs = Date.now() - this.t0;
+                try {
+                    await this.connect(port, deadline, reporter, watched, stall.stop);
+                    return;
+                }
+                catch (err) {
+                    if (watched.aborted)
+                        throw err;
+                    if (!qemu.running) {
+                        const exit = await qemu.exited;
+                        if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS)
+                            continue;
+                        throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+                    }
+                    if (err instanceof BootTimeout)
+                        throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
+                    throw err;
+                }
+            }
+            catch (err) {
+                if (stall.signal.aborted && !signal.aborted)
+                    throw stall.signal.reason;
                 throw err;
+            }
+            finally {
+                stall.stop();
             }
         }
     }
@@ -42977,18 +44596,21 @@ class QemuDriver {
      * banner itself; a probe of our own on top cost the guest extra sshd sessions
      * (fork + exec of sshd-session, slow under emulation) and made boots slower.
      */
-    async connect(port, deadline, reporter, signal) {
+    async connect(port, deadline, reporter, signal, bannerSeen) {
         const qemu = this.qemu;
         const died = new AbortController();
         void qemu.exited.then(() => died.abort());
         const both = AbortSignal.any([signal, died.signal]);
-        const key = this.settings.sshKeyFile ? await (0,promises_namespaceObject.readFile)(this.settings.sshKeyFile) : undefined;
+        const key = this.cloud?.privateKey ?? (this.settings.sshKeyFile ? await (0,promises_namespaceObject.readFile)(this.settings.sshKeyFile) : undefined);
         // The transport reports the host key right after the banner and key exchange: time that.
         const timed = {
             ...reporter,
             info: (m) => {
-                if (this.info.sshBannerMs === undefined && m.startsWith('Host key of'))
+                if (this.info.sshBannerMs === undefined && m.startsWith('Host key of')) {
                     this.info.sshBannerMs = Date.now() - this.t0;
+                    // The guest answers: from here on it is logging in, not stalled.
+                    bannerSeen();
+                }
                 reporter.info(m);
             },
         };
@@ -43003,6 +44625,8 @@ class QemuDriver {
                 reporter: timed,
                 signal: both,
                 hints: consoleHints(qemu.spec.consoleLog),
+                // cloud-init authorises the key during the boot, maybe after sshd is up.
+                retryRefusedLogin: this.cloud ? true : undefined,
             });
         }
         catch (err) {
@@ -43011,10 +44635,26 @@ class QemuDriver {
             throw err;
         }
         this.info.sshLoginMs = Date.now() - this.t0;
+        if (this.cloud) {
+            const session = this.session;
+            await waitForCloudInit((c) => session.exec(c), (l) => reporter.info(l), (l) => reporter.warn(l));
+            this.info.cloudInitMs = Date.now() - this.t0;
+            reporter.info(`Machine ready in ${(this.info.cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
+        }
     }
     async consoleSection() {
         const log = this.qemu ? await this.qemu.consoleTail(CONSOLE_LINES) : '';
         return log ? `\nLast lines of the machine's serial console:\n${log}` : "\nThe machine's serial console is empty.";
+    }
+    /** The error when a stalled boot is not booted again. */
+    stallMessage(err, tail, noRetriesLeft) {
+        const why = noRetriesLeft
+            ? this.info.bootRetries
+                ? `it stalled again after ${this.info.bootRetries} retr${this.info.bootRetries === 1 ? 'y' : 'ies'} (see -boot-retries)`
+                : 'booting again is off (-boot-retries 0)'
+            : 'no time was left to boot again within -boot-timeout';
+        const console = tail ? `\nLast lines of the machine's serial console:\n${tail}` : "\nThe machine's serial console is empty.";
+        return `failed to boot machine: it stalled (${err.message}; see -boot-stall) and ${why}.${console}`;
     }
     async timeoutMessage(timeoutMs, port) {
         return `Timed out trying to connect to 127.0.0.1:${port} after ${Math.round(timeoutMs / 1000)}s: the machine's SSH server never answered (see -boot-timeout).${await this.consoleSection()}`;
@@ -43039,6 +44679,28 @@ class QemuDriver {
     /** Streams stdin into a command in the machine (the action's workspace copy: tar over the build's connection). */
     exec(command, opts) {
         return this.requireSession().exec(command, opts);
+    }
+    /** SIGKILL: a frozen QEMU does not act on SIGTERM. */
+    async killQemu() {
+        const q = this.qemu;
+        this.qemu = undefined;
+        if (q)
+            await q.kill();
+    }
+    async keep() {
+        const qemu = this.qemu;
+        const session = this.session;
+        if (!qemu?.running || !session || session.isLost)
+            throw new DriverError('the machine is not running: nothing to keep.');
+        if (!qemu.spec.detached)
+            throw new DriverError('this machine was not started to be kept (settings.detached).');
+        this.qemu = undefined;
+        this.session = undefined;
+        const dir = this.dir;
+        this.dir = undefined;
+        await Promise.race([session.close().catch(() => { }), sleep(5000, undefined, { unref: true })]);
+        qemu.release();
+        return { sshPort: session.target.port, user: this.user(), pid: qemu.pid, dir };
     }
     async stopQemu() {
         const q = this.qemu;
@@ -43108,7 +44770,7 @@ class SshDriver {
         const address = spec.options.address ?? '';
         const parsed = parseAddress(address);
         if (!parsed)
-            throw new errors_UsageError(`expected HOST or HOST:PORT (e.g. build.example.com:22), found "${address}".`, spec.position, 'driver.address');
+            throw new UsageError(`expected HOST or HOST:PORT (e.g. build.example.com:22), found "${address}".`, spec.position, 'driver.address');
         this.host = parsed.host;
         this.port = parsed.port;
     }
@@ -43222,10 +44884,13 @@ const DRIVER_KEYS = {
     os: { required: [], optional: [] },
 };
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Merge keys followed while reading one manifest: far beyond any real one, short of an alias bomb. */
+const MAX_MERGES = 10_000;
 class Reader {
     file;
     lines;
     warnings = [];
+    merges = 0;
     constructor(file, lines) {
         this.file = file;
         this.lines = lines;
@@ -43238,7 +44903,7 @@ class Reader {
         return { file: this.file, line, column: col };
     }
     fail(message, node, field, fallback) {
-        throw new errors_UsageError(message, this.pos(node, fallback), field);
+        throw new UsageError(message, this.pos(node, fallback), field);
     }
     warn(message, node, fallback) {
         const p = this.pos(node, fallback);
@@ -43246,7 +44911,7 @@ class Reader {
     }
 }
 /** A short description of what a node holds, for "expected X, found Y". */
-function describe(node) {
+function parse_describe(node) {
     if (node === null || node === undefined)
         return 'nothing';
     if ((0,yaml_dist/* isMap */.jh)(node))
@@ -43275,50 +44940,76 @@ function keyName(pair) {
 }
 let currentDoc;
 /** Follows a YAML alias (`*name`) to the node it names, so anchors work as in Djinn's YAML library. */
-function deref(node) {
-    if ((0,yaml_dist/* isAlias */.Vj)(node) && currentDoc)
-        return (node.resolve(currentDoc) ?? null);
+function deref(r, node) {
+    if ((0,yaml_dist/* isAlias */.Vj)(node) && currentDoc) {
+        const target = node.resolve(currentDoc);
+        if (!target)
+            r.fail(`the alias *${node.source} names no anchor (&${node.source}) defined before it.`, node, 'manifest');
+        return target;
+    }
     return (node ?? null);
 }
 /** A map's keys in order; YAML merge keys (`<<: *base`) add the keys the map does not set itself. */
-function entries(map) {
+function entries(r, map) {
     const own = map.items
         .filter((pair) => keyName(pair) !== '<<')
-        .map((pair) => ({ key: keyName(pair), keyNode: pair.key, value: deref(pair.value) }));
+        .map((pair) => ({ key: keyName(pair), keyNode: pair.key, value: deref(r, pair.value) }));
     for (const pair of map.items) {
         if (keyName(pair) !== '<<')
             continue;
-        const v = deref(pair.value);
-        const bases = (0,yaml_dist/* isSeq */.oP)(v) ? v.items.map(deref) : [v];
+        const v = deref(r, pair.value);
+        const bases = (0,yaml_dist/* isSeq */.oP)(v) ? v.items.map((x) => deref(r, x)) : [v];
         for (const base of bases) {
             if (!(0,yaml_dist/* isMap */.jh)(base))
                 continue;
-            for (const e of entries(base))
+            if (++r.merges > MAX_MERGES)
+                r.fail(`more than ${MAX_MERGES} merges (<<: *alias) to follow; is this an alias bomb?`, pair.key, 'manifest');
+            for (const e of entries(r, base))
                 if (!own.some((o) => o.key === e.key))
                     own.push(e);
         }
     }
     return own;
 }
+/**
+ * A string field read as go-yaml v2 reads one into a Go string (Djinn's
+ * decoder): any scalar gives its text as written (`true`, `1.10`, `0x1F`
+ * stay those characters), null (`~`, `null`, nothing) gives "". A map or a
+ * list is an error.
+ */
 function readString(r, node, field, what, fallback) {
-    if ((0,yaml_dist/* isScalar */.jn)(node) && typeof node.value === 'string')
+    const text = scalarText(node);
+    if (text !== undefined)
+        return text;
+    return r.fail(`expected ${what}, found ${parse_describe(node)}.`, node, field, fallback);
+}
+/** The text of a scalar as written (undefined for a map, a list or nothing at all); null is "". */
+function scalarText(node) {
+    if (node === null)
+        return '';
+    if (!(0,yaml_dist/* isScalar */.jn)(node))
+        return undefined;
+    if (typeof node.value === 'string')
         return node.value;
-    return r.fail(`expected ${what}, found ${describe(node)}.`, node, field, fallback);
+    if (node.value === null)
+        return '';
+    // Plain scalars keep their source text; the resolved value (a number, a boolean) is not what Djinn sees.
+    return typeof node.source === 'string' ? node.source : String(node.value);
 }
 /** A list of strings; a missing or null field is an empty list. */
-function readStringList(r, node, field, what, fallback, item = "a string") {
+function readStringList(r, node, field, what, fallback, item = 'a string') {
     if (node === null || ((0,yaml_dist/* isScalar */.jn)(node) && node.value === null))
         return [];
     if (!(0,yaml_dist/* isSeq */.oP)(node)) {
         const hint = (0,yaml_dist/* isScalar */.jn)(node) && typeof node.value === 'string' ? ' Write it as a list: put "- " before the item.' : '';
-        return r.fail(`expected a list of ${what}, found ${describe(node)}.${hint}`, node, field, fallback);
+        return r.fail(`expected a list of ${what}, found ${parse_describe(node)}.${hint}`, node, field, fallback);
     }
     return node.items.map((entry, i) => {
-        const n = deref(entry);
-        if ((0,yaml_dist/* isScalar */.jn)(n) && (typeof n.value === 'number' || typeof n.value === 'boolean')) {
-            r.fail(`expected ${item}, found ${describe(n)}; put it in quotes to make it a string.`, n, `${field}[${i}]`);
-        }
-        return { value: readString(r, n, `${field}[${i}]`, item, r.pos(node)), node: n };
+        const n = deref(r, entry);
+        const value = readString(r, n, `${field}[${i}]`, item, r.pos(node));
+        if (value.includes('\0'))
+            r.fail('contains a NUL byte, which no command line or environment can carry.', n, `${field}[${i}]`, r.pos(node));
+        return { value, node: n };
     });
 }
 /** `src [=> dst]`: split at the first `=>`, both sides trimmed; no `=>` means dst = basename(src). */
@@ -43370,42 +45061,100 @@ function parseSource(text) {
         if (!dir)
             return { error: `cannot tell a folder name from the URL "${url}"; add "=> dir".` };
     }
+    // git would read a leading "-" as an option (`--upload-pack=...` runs a command).
+    for (const [what, v] of [
+        ['URL', url],
+        ['ref', ref],
+        ['folder', dir],
+    ]) {
+        if (v.startsWith('-'))
+            return { error: `the ${what} "${v}" starts with "-", which git would take for an option.` };
+    }
+    if (dir.split('/').includes('..') || dir.startsWith('/'))
+        return { error: `the folder "${dir}" leaves the home folder; name a folder inside it.` };
     return { url, ref, dir, position: {} };
 }
 function parseManifestFile(file, options = {}) {
-    let text;
     const name = options.displayName ?? file;
-    try {
-        text = (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8');
+    const read = readInputText(file);
+    if ('error' in read)
+        throw new UsageError(`cannot read the manifest: ${read.error}.`, { file: name }, 'manifest');
+    return parseManifest(read.text, name);
+}
+/** Where the unclosed quote before `end` opened: the last one not escaped (`\\"`) nor doubled (`''`). */
+function openingQuote(text, end, quote) {
+    for (let i = Math.min(end, text.length) - 1; i >= 0; i--) {
+        if (text[i] !== quote)
+            continue;
+        if (quote === '"' && text[i - 1] === '\\')
+            continue;
+        if (quote === "'" && (text[i - 1] === "'" || text[i + 1] === "'")) {
+            i--;
+            continue;
+        }
+        return i;
     }
-    catch (err) {
-        const code = err.code;
-        const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : err.message;
-        throw new errors_UsageError(`cannot read the manifest: ${why}.`, { file: name }, 'manifest');
+    return -1;
+}
+/** Text that is not UTF-8 YAML at all, said plainly before the YAML parser gives a puzzling message. */
+function checkEncoding(text, file) {
+    const at = (offset) => {
+        const before = text.slice(0, offset).split('\n');
+        return { file, line: before.length, column: before[before.length - 1].length + 1 };
+    };
+    // UTF-16 read as UTF-8: its byte-order mark becomes two replacement characters, ASCII alternates with NULs.
+    if (text.startsWith('\uFFFD\uFFFD') || /^[^\0]\0[^\0]\0|^\0[^\0]\0[^\0]/.test(text)) {
+        throw new UsageError('the file looks like UTF-16 text; save it as UTF-8.', { file, line: 1, column: 1 }, 'manifest');
     }
-    return parseManifest(text, name);
+    const nul = text.indexOf('\0');
+    if (nul >= 0)
+        throw new UsageError('the file contains a NUL byte; a manifest is UTF-8 text.', at(nul), 'manifest');
+    const bad = text.indexOf('\uFFFD');
+    if (bad >= 0)
+        throw new UsageError('the file is not valid UTF-8 here; save it as UTF-8.', at(bad), 'manifest');
 }
 function parseManifest(text, file = '.djinn.yml') {
+    checkEncoding(text, file);
     const lines = new yaml_dist/* LineCounter */.HN();
     const doc = (0,yaml_dist/* parseDocument */.Tp)(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
     const r = new Reader(file, lines);
     if (doc.errors.length > 0) {
         const e = doc.errors[0];
-        const { line, col } = lines.linePos(e.pos[0]);
-        const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '').replace(/\.?$/, '.');
-        throw new errors_UsageError(`not valid YAML: ${msg}`, { file, line, column: col }, 'manifest');
+        let offset = e.pos[0];
+        let msg = e.message
+            .split('\n')[0]
+            .replace(/ at line \d+, column \d+:?$/, '')
+            .replace(/\.?$/, '.');
+        if (e.code === 'RESOURCE_EXHAUSTION') {
+            msg = 'the document nests too deeply to read.';
+            // Where the parser ran out of stack varies; the line it happened on does not.
+            offset = text.lastIndexOf('\n', offset - 1) + 1;
+        }
+        if (e.code === 'MULTIPLE_DOCS')
+            msg = 'a manifest is one YAML document; this file holds several (a "---" line starts another).';
+        if (e.code === 'MISSING_CHAR' && /closing ["']quote/.test(e.message)) {
+            // The parser reports the end of the file; the quote that was never closed is more use.
+            const quote = e.message.includes('closing "') ? '"' : "'";
+            const opened = openingQuote(text, offset, quote);
+            if (opened >= 0) {
+                offset = opened;
+                msg = `this ${quote === '"' ? 'double' : 'single'}-quoted string is never closed.`;
+            }
+        }
+        const { line, col } = lines.linePos(offset);
+        throw new UsageError(`not valid YAML: ${msg}`, { file, line, column: col }, 'manifest');
     }
     currentDoc = doc;
     const root = doc.contents;
     if (root === null || ((0,yaml_dist/* isScalar */.jn)(root) && (root.value === null || root.value === ''))) {
-        throw new errors_UsageError('the manifest is empty; it needs at least a driver and jobs.', { file, line: 1, column: 1 }, 'manifest');
+        throw new UsageError('the manifest is empty; it needs at least a driver and jobs.', { file, line: 1, column: 1 }, 'manifest');
     }
     if (!(0,yaml_dist/* isMap */.jh)(root)) {
-        return r.fail(`expected a map of manifest fields (driver, stages, jobs, ...) at the top level, found ${describe(root)}.`, root, 'manifest');
+        return r.fail(`expected a map of manifest fields (driver, stages, jobs, ...) at the top level, found ${parse_describe(root)}.`, root, 'manifest');
     }
     const top = r.pos(root);
     const fields = new Map();
-    for (const e of entries(root)) {
+    for (const e of entries(r, root)) {
         if (!TOP_KEYS.includes(e.key))
             r.warn(`unknown field "${e.key}" is ignored.`, e.keyNode);
         fields.set(e.key, e);
@@ -43440,7 +45189,9 @@ function parseManifest(text, file = '.djinn.yml') {
         return { ...s, position: r.pos(node) };
     });
     const stages = [];
-    for (const { value, node } of readStringList(r, field('stages'), 'stages', 'stage names', top, 'a stage name')) {
+    for (const [i, { value, node }] of readStringList(r, field('stages'), 'stages', 'stage names', top, 'a stage name').entries()) {
+        if (!value.trim())
+            r.fail(`expected a stage name, found ${value ? 'only blanks' : 'an empty one'}.`, node, `stages[${i}]`, top);
         if (stages.some((s) => s.name === value))
             r.warn(`stage "${value}" is listed twice; it runs once.`, node);
         else
@@ -43463,15 +45214,17 @@ function readDriver(r, entry, top) {
         return r.fail('required field is missing; add e.g. "driver: {type: qemu, image: debian/stable}".', null, 'driver', top);
     const node = entry.value;
     if (!(0,yaml_dist/* isMap */.jh)(node))
-        return r.fail(`expected a map with a "type" key, found ${describe(node)}.`, node, 'driver', r.pos(entry.keyNode));
+        return r.fail(`expected a map with a "type" key, found ${parse_describe(node)}.`, node, 'driver', r.pos(entry.keyNode));
     const options = {};
     const keyNodes = {};
-    for (const e of entries(node)) {
+    for (const e of entries(r, node)) {
         const v = e.value;
-        if (!(0,yaml_dist/* isScalar */.jn)(v) || v.value === null || typeof v.value === 'object') {
-            r.fail(`expected a single value, found ${describe(v)}.`, v ?? e.keyNode, `driver.${e.key}`);
-        }
-        options[e.key] = String(v.value);
+        const text = scalarText(v);
+        if (text === undefined)
+            r.fail(`expected a single value, found ${parse_describe(v)}.`, v ?? e.keyNode, `driver.${e.key}`);
+        if (text.includes('\0'))
+            r.fail('contains a NUL byte.', v, `driver.${e.key}`);
+        options[e.key] = text;
         keyNodes[e.key] = e.keyNode;
     }
     const type = options.type;
@@ -43519,16 +45272,16 @@ function readJobs(r, node, top, stages) {
     if (node === null || ((0,yaml_dist/* isScalar */.jn)(node) && node.value === null))
         return [];
     if (!(0,yaml_dist/* isSeq */.oP)(node))
-        return r.fail(`expected a list of jobs, found ${describe(node)}.`, node, 'jobs', top);
+        return r.fail(`expected a list of jobs, found ${parse_describe(node)}.`, node, 'jobs', top);
     const jobs = [];
     node.items.forEach((item, i) => {
         const f = `jobs[${i}]`;
-        const jn = deref(item);
+        const jn = deref(r, item);
         if (!(0,yaml_dist/* isMap */.jh)(jn))
-            return r.fail(`expected a job (a map with stage, commands, ...), found ${describe(jn)}.`, jn, f, r.pos(node));
+            return r.fail(`expected a job (a map with stage, commands, ...), found ${parse_describe(jn)}.`, jn, f, r.pos(node));
         const pos = r.pos(jn);
         const got = new Map();
-        for (const e of entries(jn)) {
+        for (const e of entries(r, jn)) {
             if (!JOB_KEYS.includes(e.key))
                 r.warn(`unknown field "${e.key}" in ${f} is ignored.`, e.keyNode);
             got.set(e.key, e.value);
@@ -43536,13 +45289,15 @@ function readJobs(r, node, top, stages) {
         if (!got.has('stage'))
             r.fail('required field "stage" is missing.', jn, `${f}.stage`);
         const stage = readString(r, got.get('stage') ?? null, `${f}.stage`, 'a stage name', pos);
-        let name = '';
-        if (got.has('name') && !((0,yaml_dist/* isScalar */.jn)(got.get('name')) && got.get('name').value === null)) {
-            name = readString(r, got.get('name') ?? null, `${f}.name`, 'a string', pos);
-            if (!name.trim())
-                r.fail('expected a name, found an empty string.', got.get('name'), `${f}.name`);
-        }
-        const commands = readStringList(r, got.get('commands') ?? null, `${f}.commands`, 'commands (strings)', pos, 'a command (a string)').map((c) => c.value);
+        if (!stage.trim())
+            r.fail(`expected a stage name, found ${stage ? 'only blanks' : 'an empty one'}.`, got.get('stage'), `${f}.stage`, pos);
+        // No name, null and "" are the same to go-yaml v2: an unnamed job, named <stage>.<n>.
+        const name = readString(r, got.get('name') ?? null, `${f}.name`, 'a string', pos);
+        if (name && !name.trim())
+            r.fail('expected a name, found only blanks.', got.get('name'), `${f}.name`);
+        if (name.includes('\0') || stage.includes('\0'))
+            r.fail('contains a NUL byte.', jn, f);
+        const commands = readStringList(r, got.get('commands') ?? null, `${f}.commands`, 'commands', pos, 'a command').map((c) => c.value);
         const artifacts = readPassthroughs(r, got.get('artifacts') ?? null, `${f}.artifacts`, pos);
         jobs.push({ stage, name, commands, artifacts, position: pos });
     });
@@ -43557,7 +45312,7 @@ function readJobs(r, node, top, stages) {
         const key = `${job.stage}\u0000${job.name}`;
         const prev = seen.get(key);
         if (prev) {
-            throw new errors_UsageError(`job name "${job.name}" is used twice in stage "${job.stage}" (first at line ${prev.position.line}); Djinn would silently run only one of them, so give each job its own name.`, job.position, `jobs[${index}].name`);
+            throw new UsageError(`job name "${job.name}" is used twice in stage "${job.stage}" (first at line ${prev.position.line}); Djinn would silently run only one of them, so give each job its own name.`, job.position, `jobs[${index}].name`);
         }
         seen.set(key, job);
         if (!stages.includes(job.stage)) {
@@ -43576,12 +45331,18 @@ const SETUP_STAGE = 'setup';
 /** Djinn's offline clone commands for one source. */
 function cloneCommands(source) {
     const commands = [];
+    // Quoted where needed: a URL, ref or folder is text from the manifest, never shell syntax.
+    const dir = shellWord(source.dir);
     if (source.dir)
-        commands.push(`mkdir -p ${source.dir}`);
-    commands.push(`git clone ${source.url} ${source.dir}`.trimEnd());
+        commands.push(`mkdir -p ${dir}`);
+    commands.push(`git clone ${shellWord(source.url)} ${source.dir ? dir : ''}`.trimEnd());
     if (source.ref)
-        commands.push(`cd ${source.dir}`, `git checkout -q ${source.ref}`);
+        commands.push(`cd ${dir}`, `git checkout -q ${shellWord(source.ref)}`);
     return commands;
+}
+/** The word as it is when the shell would read it unchanged, else single-quoted. */
+function shellWord(word) {
+    return /^[A-Za-z0-9_@%+=:,./~^-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 function makePlan(m, options = {}) {
     const stages = [];
@@ -43615,7 +45376,7 @@ function makePlan(m, options = {}) {
         // "setup" also names the clone stage, as in Djinn, where `-stage setup` runs just the clones.
         const cloneOnly = options.stage === SETUP_STAGE && m.sources.length > 0;
         if (!names.includes(options.stage) && !cloneOnly) {
-            throw new errors_UsageError(`unknown stage "${options.stage}"; the manifest's stages are: ${names.length ? names.join(', ') : '(none)'}.`, { file: m.file }, '-stage');
+            throw new UsageError(`unknown stage "${options.stage}"; the manifest's stages are: ${names.length ? names.join(', ') : '(none)'}.`, { file: m.file }, '-stage');
         }
         kept = stages.filter((s) => s.name === options.stage || (s.name === SETUP_STAGE && s.jobs.some((j) => j.source)));
     }
@@ -43650,49 +45411,114 @@ function planToJson(plan) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/util/paths.ts
-// Path safety: nothing a manifest says may write outside the artifacts
-// folder or read outside the objects folder.
+;// CONCATENATED MODULE: ./src/runner/prepare.ts
+// Preparation shared by the front ends (CLI and action): extra env lines,
+// and finding manifests from a file, folder or glob (the action's `manifest`
+// input, `djinn workflow`).
 
 
-/** `root/rel` when `rel` is relative and stays inside `root`, else an error message. */
-function artifactDestination(root, rel) {
-    if (external_node_path_default().isAbsolute(rel) || /^[A-Za-z]:[\\/]/.test(rel)) {
-        return { error: `destination "${rel}" is an absolute path; artifact destinations are relative to the artifacts folder` };
+
+
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * `KEY=VALUE` lines (blank lines and `#` comments skipped, a CR before the LF
+ * dropped) as env vars; `field` names the flag or input in errors, `file` the
+ * env file when there is one. Errors never show a value: these lines usually
+ * carry secrets.
+ */
+function parseEnvLines(lines, field, file) {
+    const out = [];
+    for (const [index, raw] of lines.entries()) {
+        const l = (index === 0 ? raw.replace(/^\uFEFF/, '') : raw).replace(/\r$/, '');
+        if (!l.trim() || l.trimStart().startsWith('#'))
+            continue;
+        const eq = l.indexOf('=');
+        const key = eq > 0 ? l.slice(0, eq).trim() : '';
+        const where = file ? { file, line: index + 1 } : {};
+        const at = file ? '' : `line ${index + 1}: `;
+        if (eq < 0)
+            throw new UsageError(`${at}expected KEY=VALUE; the line has no "=".`, where, field);
+        if (!ENV_NAME.test(key)) {
+            throw new UsageError(`${at}expected KEY=VALUE with a variable name before "=" (letters, digits and _, not starting with a digit).`, where, field);
+        }
+        out.push(checkEnvValue({ key, value: l.slice(eq + 1) }, field, where));
     }
-    if (rel.split(/[\\/]/).includes('..')) {
-        return { error: `destination "${rel}" contains ".."; artifact destinations must stay inside the artifacts folder` };
-    }
-    const full = external_node_path_default().resolve(root, rel);
-    if (!isInside(external_node_path_default().resolve(root), full) || full === external_node_path_default().resolve(root)) {
-        return { error: `destination "${rel}" is not a file inside the artifacts folder` };
-    }
-    return { path: full };
+    return out;
 }
-/** The host file for an object's `src`, re-rooted under `root` as Djinn does, refusing escapes (also through symlinks). */
-function objectSource(root, src) {
-    if (src.split(/[\\/]/).includes('..'))
-        return { error: `object "${src}" contains ".."; objects must come from inside the objects folder` };
-    const base = external_node_path_default().resolve(root);
-    const full = external_node_path_default().join(base, src);
-    let real;
-    let realBase;
-    try {
-        realBase = (0,external_node_fs_namespaceObject.realpathSync)(base);
-        real = (0,external_node_fs_namespaceObject.realpathSync)(full);
+/** One `-env KEY=VALUE`: the value runs to the end, newlines included. */
+function parseEnvAssignment(text, field) {
+    const eq = text.indexOf('=');
+    if (eq < 0)
+        throw new UsageError('expected KEY=VALUE; the value has no "=".', {}, field);
+    const key = text.slice(0, eq);
+    if (!ENV_NAME.test(key)) {
+        throw new UsageError(`"${key.slice(0, 40)}" is not a valid variable name (letters, digits and _, not starting with a digit).`, {}, field);
     }
-    catch {
-        return { error: `object "${src}" not found: no file at ${full}` };
+    return checkEnvValue({ key, value: text.slice(eq + 1) }, field, {});
+}
+function checkEnvValue(e, field, where) {
+    if (e.value.includes('\0'))
+        throw new UsageError(`the value of ${e.key} contains a NUL byte, which no environment can carry.`, where, field);
+    return e;
+}
+/**
+ * Workspace-relative manifest paths for `spec`: one or more lines, each a file,
+ * a folder (its *.yml and *.yaml files, as Djinn's server reads .djinn/*.yml)
+ * or a glob; in a stable order, without duplicates.
+ */
+async function findManifests(spec, workspace, field = 'input manifest') {
+    const found = [];
+    const lines = spec
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+    for (const line of lines) {
+        const abs = external_node_path_default().resolve(workspace, line);
+        const rel = external_node_path_default().relative(workspace, abs) || '.';
+        if (hasMeta(line)) {
+            const matches = await globFiles(rel, hostGlobFs((p) => external_node_path_default().resolve(workspace, p)));
+            if (matches.length === 0)
+                throw new UsageError(`no manifest matches "${line}".`, {}, field);
+            found.push(...matches);
+            continue;
+        }
+        const type = await hostEntryType(abs);
+        if (type === 'dir') {
+            const names = (await (0,promises_namespaceObject.readdir)(abs)).filter((n) => /\.ya?ml$/.test(n)).sort();
+            const files = [];
+            for (const n of names)
+                if ((await hostEntryType(external_node_path_default().join(abs, n))) === 'file')
+                    files.push(external_node_path_default().join(rel, n));
+            if (files.length === 0)
+                throw new UsageError(`the folder ${rel} holds no .yml manifest.`, {}, field);
+            found.push(...files);
+        }
+        else if (type === 'file') {
+            found.push(rel);
+        }
+        else {
+            throw new UsageError(`manifest ${rel} does not exist in ${workspace}${field.startsWith('input') ? '; did the workflow run actions/checkout first?' : '.'}`, {}, field);
+        }
     }
-    if (!isInside(realBase, real))
-        return { error: `object "${src}" resolves to ${real}, outside the objects folder ${realBase}` };
-    return { path: real };
+    return [...new Set(found)];
 }
-function isInside(root, p) {
-    const rel = external_node_path_default().relative(root, p);
-    // "..c" is a name inside; only ".." itself or "../..." leaves.
-    return rel === '' || (rel !== '..' && !rel.startsWith(`..${(external_node_path_default()).sep}`) && !external_node_path_default().isAbsolute(rel));
+
+;// CONCATENATED MODULE: ./src/util/long-timer.ts
+// setTimeout for any duration: Node's timers overflow past 2^31-1 ms (about
+// 24.8 days) and then fire at once, so longer waits are chained.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+function setLongTimeout(fn, ms) {
+    const due = Date.now() + ms;
+    let timer;
+    const arm = () => {
+        const left = due - Date.now();
+        timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(fn, Math.max(0, left));
+    };
+    arm();
+    return { clear: () => clearTimeout(timer) };
 }
+
 
 ;// CONCATENATED MODULE: ./src/runner/status.ts
 // Djinn's statuses, ordered: a build's status is the worst of its jobs'.
@@ -43726,10 +45552,15 @@ function exitCodeFor(status) {
 
 
 
+
 class Build {
     o;
     jobs;
     artifacts = [];
+    /** Artifacts that could not be collected: the build fails at its end, after every job ran. */
+    artifactErrors = 0;
+    /** Destination path -> the machine file collected there, so that nothing is overwritten within a build. */
+    collected = new Map();
     stop = new AbortController();
     started = Date.now();
     constructor(o) {
@@ -43747,7 +45578,7 @@ class Build {
         const stopped = this.stopReason();
         if (stopped)
             status = worst(status, stopped);
-        if (reason && status === 'passed')
+        if (reason && (status === 'passed' || status === 'passed_with_failures'))
             status = 'failed';
         return {
             status,
@@ -43766,8 +45597,9 @@ async function runBuild(o) {
     if (o.signal?.aborted)
         onOuterAbort();
     o.signal?.addEventListener('abort', onOuterAbort, { once: true });
-    const timer = o.timeoutMs ? setTimeout(() => b.stop.abort('timed_out'), o.timeoutMs) : undefined;
+    const timer = o.timeoutMs ? setLongTimeout(() => b.stop.abort('timed_out'), o.timeoutMs) : undefined;
     let reason;
+    let kept = false;
     try {
         reporter.info(`Running with driver ${driver.type}...`);
         try {
@@ -43778,7 +45610,11 @@ async function runBuild(o) {
             reporter.error(reason);
             return finish(b, reason);
         }
-        await placeObjects(o, b);
+        const objectErrors = await placeObjects(o, b);
+        if (objectErrors > 0) {
+            reason = `${objectErrors} object${objectErrors > 1 ? 's' : ''} could not be placed (see above); no job ran`;
+            return finish(b, reason);
+        }
         if (o.beforeJobs && !b.stopReason()) {
             try {
                 await o.beforeJobs(driver);
@@ -43790,18 +45626,33 @@ async function runBuild(o) {
             }
         }
         reason = await runStages(o, b);
+        if (o.keep && !b.stopReason()) {
+            try {
+                await o.keep(driver);
+                kept = true;
+            }
+            catch (err) {
+                reason ??= `cannot keep the machine: ${message(err)}`;
+                reporter.error(`cannot keep the machine: ${message(err)}`);
+            }
+        }
         return finish(b, reason);
     }
     finally {
-        if (timer)
-            clearTimeout(timer);
+        timer?.clear();
         o.signal?.removeEventListener('abort', onOuterAbort);
-        await driver.destroy();
+        if (!kept)
+            await driver.destroy();
     }
     function finish(build, why) {
         for (const j of build.jobs)
             if (j.status === 'queued')
                 j.status = 'skipped';
+        if (!why && build.artifactErrors > 0 && !build.jobs.some((j) => j.status === 'failed' || j.status === 'timed_out')) {
+            const n = build.artifactErrors;
+            why = `${n} artifact${n > 1 ? 's' : ''} could not be collected (see the artifact errors above)`;
+            reporter.error(why);
+        }
         const rep = build.report(why ?? (build.stopReason() ? stopMessage(build.stopReason(), '') : undefined));
         if (!rep.reason && (rep.status === 'failed' || rep.status === 'timed_out')) {
             const bad = rep.jobs.find((j) => j.status === rep.status);
@@ -43835,14 +45686,23 @@ function abortable(p, signal) {
         });
     });
 }
+/** Places every object; returns how many failed (each reported). Any failure stops the build before its first job. */
 async function placeObjects(o, b) {
+    let errors = 0;
     for (const obj of o.plan.objects) {
         if (b.stopReason())
-            return;
+            return errors;
         o.reporter.info(`Placing object ${obj.src} => ${obj.dst}`);
         const src = objectSource(o.objectsDir, obj.src);
         if ('error' in src) {
             o.reporter.error(`object error: ${src.error}`, obj.position);
+            errors++;
+            continue;
+        }
+        const st = await (0,promises_namespaceObject.stat)(src.path).catch(() => undefined);
+        if (!st?.isFile()) {
+            o.reporter.error(`object error: object "${obj.src}" is ${st?.isDirectory() ? 'a folder' : 'not a regular file'}; objects are files.`, obj.position);
+            errors++;
             continue;
         }
         try {
@@ -43850,10 +45710,12 @@ async function placeObjects(o, b) {
         }
         catch (err) {
             o.reporter.error(`object error: ${obj.src} => ${obj.dst}: ${message(err)}`, obj.position);
+            errors++;
         }
     }
     if (o.plan.objects.length)
         o.reporter.info('');
+    return errors;
 }
 async function runStages(o, b) {
     let index = 0;
@@ -43882,7 +45744,7 @@ async function runJob(o, b, job, rep, allowFailures) {
         return;
     }
     const jobStop = new AbortController();
-    const jobTimer = o.jobTimeoutMs ? setTimeout(() => jobStop.abort('timed_out'), o.jobTimeoutMs) : undefined;
+    const jobTimer = o.jobTimeoutMs ? setLongTimeout(() => jobStop.abort('timed_out'), o.jobTimeoutMs) : undefined;
     const signal = AbortSignal.any([b.stop.signal, jobStop.signal]);
     let scriptRan = false;
     try {
@@ -43910,8 +45772,7 @@ async function runJob(o, b, job, rep, allowFailures) {
         rep.error = message(err);
     }
     finally {
-        if (jobTimer)
-            clearTimeout(jobTimer);
+        jobTimer?.clear();
         rep.durationMs = Date.now() - started;
     }
     if (rep.error && rep.status === 'passed_with_failures') {
@@ -43934,10 +45795,14 @@ async function runJob(o, b, job, rep, allowFailures) {
 const AFTER_TIMEOUT_BUDGET_MS = 60_000;
 async function collectArtifacts(o, b, job, deadline = Infinity) {
     const { reporter, driver } = o;
+    const fail = (text, position) => {
+        b.artifactErrors++;
+        reporter.error(`artifact error: ${text}`, position);
+    };
     const outOfTime = () => {
         if (Date.now() < deadline)
             return false;
-        reporter.error(`artifact error: gave up collecting the artifacts of job ${job.name}: no time left after the build's timeout.`);
+        fail(`gave up collecting the artifacts of job ${job.name}: no time left after the build's timeout.`);
         return true;
     };
     for (const art of job.artifacts) {
@@ -43950,7 +45815,7 @@ async function collectArtifacts(o, b, job, deadline = Infinity) {
             matches = await driver.glob(art.src);
         }
         catch (err) {
-            reporter.error(`artifact error: ${art.src}: ${message(err)}`, art.position);
+            fail(`${art.src}: ${message(err)}`, art.position);
             continue;
         }
         if (matches.length === 0) {
@@ -43959,7 +45824,7 @@ async function collectArtifacts(o, b, job, deadline = Infinity) {
         }
         const starred = art.dst.includes('*');
         if (matches.length > 1 && !starred) {
-            reporter.error(`artifact error: ${art.src} matches ${matches.length} files (${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has no "*"; use "=> dir/*" to keep each file's name.`, art.position);
+            fail(`${art.src} matches ${matches.length} files (${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has no "*"; use "=> dir/*" to keep each file's name.`, art.position);
             continue;
         }
         for (const m of matches) {
@@ -43968,7 +45833,12 @@ async function collectArtifacts(o, b, job, deadline = Infinity) {
             const rel = starred ? art.dst.replaceAll('*', external_node_path_default().posix.basename(m)) : art.dst;
             const dest = artifactDestination(o.artifactsDir, rel);
             if ('error' in dest) {
-                reporter.error(`artifact error: ${dest.error}.`, art.position);
+                fail(`${dest.error}.`, art.position);
+                continue;
+            }
+            const earlier = b.collected.get(dest.path);
+            if (earlier !== undefined) {
+                fail(`${m} => ${rel}: ${rel} already holds ${earlier}, collected earlier in this build; nothing is overwritten. Give each file its own destination.`, art.position);
                 continue;
             }
             const tmp = `${dest.path}.part-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
@@ -43976,14 +45846,15 @@ async function collectArtifacts(o, b, job, deadline = Infinity) {
                 await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(dest.path), { recursive: true });
                 await driver.download(m, tmp);
                 await (0,promises_namespaceObject.rename)(tmp, dest.path);
+                b.collected.set(dest.path, m);
                 const { size } = await (0,promises_namespaceObject.stat)(dest.path);
                 b.artifacts.push({ job: job.name, src: m, dst: rel, path: dest.path, bytes: size });
                 if (matches.length > 1 || m !== art.src)
                     reporter.info(`  ${m} => ${rel}`);
             }
             catch (err) {
-                await (0,promises_namespaceObject.rm)(tmp, { force: true });
-                reporter.error(`artifact error: ${m} => ${rel}: ${message(err)}`, art.position);
+                await (0,promises_namespaceObject.rm)(tmp, { force: true }).catch(() => { });
+                fail(`${m} => ${rel}: ${message(err)}`, art.position);
             }
         }
     }
@@ -44004,11 +45875,14 @@ const RUN_FLAGS = [
     { group: 'build', name: 'version', kind: 'bool', help: 'print the version and exit' },
     { group: 'build', name: 'help', kind: 'bool', help: 'print this help and exit' },
     { group: 'build', name: 'h', kind: 'bool', help: 'same as -help' },
+    { group: 'build', name: 'install-deps', kind: 'bool', help: 'install missing host packages (QEMU, the image builder) with apt-get, through sudo -n when not root' },
     { group: 'qemu', name: 'disks', kind: 'string', help: 'folder holding images as qemu/x86_64/<name> (driver.conf: disks)' },
     { group: 'qemu', name: 'cpus', kind: 'string', default: 'host cores', help: 'virtual CPUs (driver.conf: cpus)' },
     { group: 'qemu', name: 'memory', kind: 'string', default: 'min(4096, half of host)', help: 'memory in MiB (driver.conf: memory)' },
     { group: 'qemu', name: 'kvm', kind: 'string', default: 'auto', help: 'auto|on|off: use KVM when it works, else software emulation' },
     { group: 'qemu', name: 'boot-timeout', kind: 'string', default: '5m (TCG), 2m (KVM)', help: 'give up when the machine has no SSH login after this long' },
+    { group: 'qemu', name: 'boot-stall', kind: 'string', default: '20s (TCG), 10s (KVM)', help: 'a boot with no console output and no SSH banner for this long has stalled: kill it and boot again' },
+    { group: 'qemu', name: 'boot-retries', kind: 'string', default: '1', help: 'how many times to boot again after a stalled boot (0: fail at once)' },
     { group: 'qemu', name: 'warm', kind: 'string', default: 'on', help: 'on|off|refresh: start from a saved running machine when one matches' },
     { group: 'image', name: 'image', kind: 'string', help: "use this image name instead of the manifest's" },
     { group: 'image', name: 'image-file', kind: 'string', help: 'boot this qcow2 file' },
@@ -44019,6 +45893,9 @@ const RUN_FLAGS = [
     { group: 'image', name: 'image-build', kind: 'string', default: 'auto', help: 'auto|always|never: build Debian images ourselves when they cannot be downloaded' },
     { group: 'image', name: 'image-max-age', kind: 'string', default: '24h', help: 'revalidate a cached image with its server after this long' },
     { group: 'image', name: 'cache-dir', kind: 'string', default: '$XDG_CACHE_HOME/djinn/images', help: 'the image cache folder' },
+    { group: 'image', name: 'image-source', kind: 'string', default: 'auto', help: 'auto|server|catalogue|build: where a named image comes from (auto: the image server, then our builder or the catalogue of official cloud images)' },
+    { group: 'image', name: 'image-mirror', kind: 'string', repeatable: true, help: 'DISTRO=URL: the catalogue takes that distribution from this base URL; may be repeated' },
+    { group: 'image', name: 'image-checksum', kind: 'string', default: 'required', help: "required|off: boot a catalogue image only when its distribution's checksum file lists its digest" },
     { group: 'ssh', name: 'ssh-key', kind: 'string', help: 'private key for the ssh driver (driver.conf: key)' },
     { group: 'ssh', name: 'ssh-user', kind: 'string', default: 'root', help: 'login user for the ssh driver (driver.conf: user)' },
     { group: 'ssh', name: 'connect-timeout', kind: 'string', default: '60s', help: 'how long to keep trying to connect (driver.conf: timeout)' },
@@ -44048,14 +45925,14 @@ function parseFlags(argv, specs) {
         const name = eq < 0 ? body : body.slice(0, eq);
         const spec = specs.find((s) => s.name === name);
         if (!spec)
-            throw new errors_UsageError(`flag provided but not defined: -${name}; see -help for the flags.`);
+            throw new UsageError(`flag provided but not defined: -${name}; see -help for the flags.`);
         if (spec.kind === 'bool') {
             if (eq < 0)
                 flags[name] = true;
             else {
                 const v = body.slice(eq + 1);
                 if (!['true', 'false', '1', '0'].includes(v))
-                    throw new errors_UsageError(`invalid boolean value "${v}" for -${name}.`);
+                    throw new UsageError(`invalid boolean value "${v}" for -${name}.`);
                 flags[name] = v === 'true' || v === '1';
             }
         }
@@ -44063,7 +45940,7 @@ function parseFlags(argv, specs) {
             setValue(flags, spec, body.slice(eq + 1));
         else {
             if (i + 1 >= argv.length)
-                throw new errors_UsageError(`flag needs an argument: -${name}.`);
+                throw new UsageError(`flag needs an argument: -${name}.`);
             setValue(flags, spec, argv[++i]);
         }
     }
@@ -44098,12 +45975,13 @@ function str(flags, name) {
 
 
 
+
 function oneOf(flags, name, allowed) {
     const v = str(flags, name);
     if (v === undefined)
         return undefined;
     if (!allowed.includes(v))
-        throw new errors_UsageError(`expected one of ${allowed.join(', ')}, found "${v}".`, {}, `-${name}`);
+        throw new UsageError(`expected one of ${allowed.join(', ')}, found "${v}".`, {}, `-${name}`);
     return v;
 }
 function intFlag(flags, name) {
@@ -44111,7 +45989,17 @@ function intFlag(flags, name) {
     if (v === undefined)
         return undefined;
     if (!/^\d+$/.test(v) || Number(v) <= 0)
-        throw new errors_UsageError(`expected a positive whole number, found "${v}".`, {}, `-${name}`);
+        throw new UsageError(`expected a positive whole number, found "${v}".`, {}, `-${name}`);
+    if (Number(v) > 2 ** 31 - 1)
+        throw new UsageError(`${v} is too large a number.`, {}, `-${name}`);
+    return Number(v);
+}
+function countFlag(flags, name) {
+    const v = str(flags, name);
+    if (v === undefined)
+        return undefined;
+    if (!/^\d+$/.test(v))
+        throw new UsageError(`expected a whole number (0 or more), found "${v}".`, {}, `-${name}`);
     return Number(v);
 }
 function durFlag(flags, name) {
@@ -44120,7 +46008,9 @@ function durFlag(flags, name) {
         return undefined;
     const d = parseDuration(v);
     if (d === undefined)
-        throw new errors_UsageError(`invalid duration "${v}": write e.g. 90s, 30m or 1h30m.`, {}, `-${name}`);
+        throw new UsageError(`invalid duration "${v}": write e.g. 90s, 30m or 1h30m.`, {}, `-${name}`);
+    if (d > MAX_TIMER_MS && name !== 'image-max-age')
+        throw new UsageError(`${v} is too long; the longest is ${formatDuration(MAX_TIMER_MS)}.`, {}, `-${name}`);
     return d;
 }
 function defaultCacheDir() {
@@ -44128,15 +46018,16 @@ function defaultCacheDir() {
     return external_node_path_default().join(base, 'djinn', 'images');
 }
 function settingsFromFlags(flags, conf, tempDir) {
-    const kvmConf = confString(conf, 'qemu', 'kvm');
     return {
         conf,
         tempDir,
         disks: str(flags, 'disks') ?? confString(conf, 'qemu', 'disks'),
         cpus: intFlag(flags, 'cpus') ?? confInt(conf, 'qemu', 'cpus'),
         memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
-        kvm: oneOf(flags, 'kvm', ['auto', 'on', 'off']) ?? kvmConf,
+        kvm: oneOf(flags, 'kvm', ['auto', 'on', 'off']) ?? confChoice(conf, 'qemu', 'kvm', ['auto', 'on', 'off']),
         bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
+        bootStallMs: durFlag(flags, 'boot-stall'),
+        bootRetries: countFlag(flags, 'boot-retries'),
         image: str(flags, 'image'),
         imageFile: str(flags, 'image-file'),
         imageFormat: oneOf(flags, 'image-format', ['qcow2', 'raw']),
@@ -44145,6 +46036,10 @@ function settingsFromFlags(flags, conf, tempDir) {
         imageServer: str(flags, 'image-server'),
         imageBuild: oneOf(flags, 'image-build', ['auto', 'always', 'never']),
         imageMaxAgeMs: durFlag(flags, 'image-max-age'),
+        imageSource: oneOf(flags, 'image-source', ['auto', 'server', 'catalogue', 'build']),
+        // The action passes its multi-line input as one value: one DISTRO=URL per line.
+        imageMirrors: flags_all(flags, 'image-mirror').flatMap((v) => v.split(/\s+/).filter(Boolean)),
+        imageChecksum: oneOf(flags, 'image-checksum', ['required', 'off']),
         cacheDir: str(flags, 'cache-dir') ?? defaultCacheDir(),
         warm: oneOf(flags, 'warm', ['on', 'off', 'refresh']),
         sshUser: str(flags, 'ssh-user') ?? confString(conf, 'ssh', 'user'),
@@ -44165,6 +46060,9 @@ const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRe
  * stdout instead of piling up in our memory.
  */
 function drained(stream) {
+    // A stream already destroyed (a closed pipe) sends no more events.
+    if (stream.destroyed)
+        return Promise.resolve();
     return new Promise((resolve) => {
         const done = () => {
             stream.off('drain', done);
@@ -44303,39 +46201,50 @@ function summaryTable(build) {
 const VERSION = '0.1.0';
 
 ;// CONCATENATED MODULE: ./src/cli/image/build.ts
-// `djinn image build debian/<suite> [-flavor fast|systemd] [-o FILE | -disks DIR] [-authorized-key FILE]`
+// `djinn image build debian/<suite> [-flavor fast|systemd|cloud] [-o FILE | -disks DIR] [-authorized-key FILE]`
+
+
 
 
 
 
 
 const SPECS = [
-    { group: 'image', name: 'flavor', kind: 'string', default: 'fast', help: 'fast (busybox init, quick boot) or systemd (a stock-like Debian)' },
+    { group: 'image', name: 'flavor', kind: 'string', default: 'fast', help: "fast (busybox init, quick boot), systemd (a stock-like Debian) or cloud (like Debian's genericcloud: cloud-init, root by key from a seed)" },
     { group: 'image', name: 'o', kind: 'string', help: 'write the qcow2 image to this file' },
     { group: 'image', name: 'disks', kind: 'string', help: 'write it as DIR/qemu/x86_64/debian/<suite>, where the qemu driver looks' },
     { group: 'image', name: 'authorized-key', kind: 'string', help: "an OpenSSH public key file for root's authorized_keys" },
+    { group: 'image', name: 'install-deps', kind: 'bool', help: 'install the missing builder packages with apt-get (through sudo -n when not root)' },
     { group: 'image', name: 'size', kind: 'string', default: '8192', help: 'virtual disk size in MiB (sparse)' },
 ];
-const USAGE = 'usage: djinn image build debian/<suite> [-flavor fast|systemd] [-o FILE | -disks DIR] [-authorized-key FILE]';
+const USAGE = 'usage: djinn image build debian/<suite> [-flavor fast|systemd|cloud] [-o FILE | -disks DIR] [-authorized-key FILE]';
 async function imageBuildCommand(argv) {
     const { flags, args } = parseFlags(argv, SPECS);
     if (args.length !== 1)
-        throw new errors_UsageError(`${USAGE}; found ${args.length} image names.`);
+        throw new UsageError(`${USAGE}; found ${args.length} image names.`);
     const name = args[0];
     const suite = buildableSuite(name);
     if (!suite)
-        throw new errors_UsageError(`cannot build "${name}": the builder makes debian/<suite> images (stable, oldstable, testing, bullseye, bookworm, trixie, forky).`);
+        throw new UsageError(`cannot build "${name}": the builder makes debian/<suite> images (stable, oldstable, testing, bullseye, bookworm, trixie, forky).`);
     const flavor = str(flags, 'flavor') ?? 'fast';
-    if (flavor !== 'fast' && flavor !== 'systemd')
-        throw new errors_UsageError(`expected fast or systemd, found "${flavor}".`, {}, '-flavor');
+    if (!['fast', 'systemd', 'cloud'].includes(flavor))
+        throw new UsageError(`expected fast, systemd or cloud, found "${flavor}".`, {}, '-flavor');
     const o = str(flags, 'o');
     const disks = str(flags, 'disks');
     if (o && disks)
-        throw new errors_UsageError('give either -o FILE or -disks DIR, not both.');
+        throw new UsageError('give either -o FILE or -disks DIR, not both.');
     const output = o ? external_node_path_default().resolve(o) : disks ? diskPath(external_node_path_default().resolve(disks), name) : external_node_path_default().resolve(`${name.replace('/', '-')}-${flavor}.qcow2`);
     const size = str(flags, 'size') ?? '8192';
     if (!/^\d+$/.test(size) || Number(size) < 1024)
-        throw new errors_UsageError(`expected a size in MiB of at least 1024, found "${size}".`, {}, '-size');
+        throw new UsageError(`expected a size in MiB of at least 1024, found "${size}".`, {}, '-size');
+    const missing = missingFor(['image-build']);
+    if (missing.programs.length) {
+        if (!flags['install-deps'])
+            throw new UsageError(`${missingMessage(missing)} (or run again with -install-deps).`, {}, '-install-deps');
+        await aptInstall(missing.packages, (l) => process.stderr.write(`djinn: ${l}\n`)).catch((err) => {
+            throw new UsageError(err.message, {}, '-install-deps');
+        });
+    }
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     process.on('SIGINT', onSignal);
@@ -44358,6 +46267,42 @@ async function imageBuildCommand(argv) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/cli/image/catalogue.ts
+// `djinn image ls --catalogue`: every name the catalogue of official cloud
+// images knows, with its image and checksum URLs (patterns where a folder
+// listing decides the build number).
+
+
+function catalogueListing(json, mirrors) {
+    let bases;
+    try {
+        bases = parseMirrors(mirrors);
+    }
+    catch (err) {
+        throw new UsageError(err.message.replace(/^-image-mirror: /, ''), {}, '-image-mirror');
+    }
+    const rows = catalogueNames(bases).map((r) => {
+        const d = r.distro;
+        const urls = describe(r);
+        return {
+            name: r.name,
+            imageUrl: urls.imageUrl,
+            checksumUrl: urls.checksumUrl,
+            checksum: `${d.checksum.algorithm} ${d.checksum.format}`,
+            format: d.compression ? `${d.diskFormat}.${d.compression}` : d.diskFormat,
+            firmware: d.firmware,
+            user: d.user,
+            bootable: d.bootable,
+            ...(d.note ? { note: d.note } : {}),
+        };
+    });
+    if (json)
+        return `${JSON.stringify(rows, null, 2)}\n`;
+    const distros = new Set(rows.map((r) => r.name.split('/')[0])).size;
+    const lines = rows.map((r) => `${r.name}${r.bootable ? '' : ' (resolved only)'}\n    image    ${r.imageUrl}\n    checksum ${r.checksumUrl} (${r.checksum})`);
+    return `${lines.join('\n')}\n${rows.length} names from ${distros} distributions; versions beyond these may resolve too (docs/catalogue.md).\n`;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/image/cache.ts
 // `djinn image ls` and `djinn image rm NAME...|--all`: the CLI's image cache,
 // both the downloaded images and those our builder made (kept under built/).
@@ -44370,9 +46315,16 @@ async function imageBuildCommand(argv) {
 
 
 
+
 const CACHE_DIR_FLAG = { group: 'image', name: 'cache-dir', kind: 'string', default: '$XDG_CACHE_HOME/djinn/images', help: 'the image cache folder' };
 const HELP_FLAG = { group: 'build', name: 'help', kind: 'bool', help: 'print this help' };
-const LS_FLAGS = [HELP_FLAG, CACHE_DIR_FLAG, { group: 'output', name: 'json', kind: 'bool', help: 'print the entries as JSON' }];
+const LS_FLAGS = [
+    HELP_FLAG,
+    CACHE_DIR_FLAG,
+    { group: 'output', name: 'json', kind: 'bool', help: 'print the entries as JSON' },
+    { group: 'image', name: 'catalogue', kind: 'bool', help: 'list the catalogue of official cloud images instead of the cache' },
+    { group: 'image', name: 'image-mirror', kind: 'string', repeatable: true, help: 'DISTRO=URL, as for builds (with --catalogue)' },
+];
 const RM_FLAGS = [HELP_FLAG, CACHE_DIR_FLAG, { group: 'image', name: 'all', kind: 'bool', help: 'remove every cached image' }];
 function helpText(specs, head) {
     const lines = [head, ''];
@@ -44402,11 +46354,15 @@ function table(rows) {
 async function imageLsCommand(argv) {
     const { flags, args } = parseFlags(argv, LS_FLAGS);
     if (flags.help) {
-        process.stdout.write(helpText(LS_FLAGS, 'usage: djinn image ls [-cache-dir DIR] [--json]\n\nLists the images in the CLI cache.'));
+        process.stdout.write(helpText(LS_FLAGS, 'usage: djinn image ls [-cache-dir DIR] [--json] [--catalogue]\n\nLists the images in the CLI cache (--catalogue: the names the catalogue of official cloud images knows).'));
         return 0;
     }
     if (args.length)
-        throw new errors_UsageError(`image ls takes no arguments; found "${args[0]}".`);
+        throw new UsageError(`image ls takes no arguments; found "${args[0]}".`);
+    if (flags.catalogue) {
+        process.stdout.write(catalogueListing(!!flags.json, flags_all(flags, 'image-mirror')));
+        return 0;
+    }
     const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
     const entries = await new ImageCache(dir).list();
     const built = await builtImages(dir);
@@ -44436,9 +46392,9 @@ async function imageRmCommand(argv) {
         return 0;
     }
     if (flags.all && args.length)
-        throw new errors_UsageError('image rm takes either image names or --all, not both.');
+        throw new UsageError('image rm takes either image names or --all, not both.');
     if (!flags.all && !args.length)
-        throw new errors_UsageError('image rm needs an image name (e.g. debian/stable) or --all.');
+        throw new UsageError('image rm needs an image name (e.g. debian/stable) or --all.');
     const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
     const cache = new ImageCache(dir);
     let code = 0;
@@ -44477,75 +46433,8 @@ const SUBCOMMANDS = {
 async function imageCommand(argv) {
     const sub = SUBCOMMANDS[argv[0] ?? ''];
     if (!sub)
-        throw new errors_UsageError(`usage: djinn image build|ls|rm ...; found "${argv[0] ?? ''}".`);
+        throw new UsageError(`usage: djinn image build|ls|rm ...; found "${argv[0] ?? ''}".`);
     return sub(argv.slice(1));
-}
-
-;// CONCATENATED MODULE: ./src/runner/prepare.ts
-// Preparation shared by the front ends (CLI and action): extra env lines,
-// and finding manifests from a file, folder or glob (the action's `manifest`
-// input, `djinn workflow`).
-
-
-
-
-
-/** `KEY=VALUE` lines (blank lines and `#` comments skipped) as env vars; `field` names the flag or input in errors. */
-function parseEnvLines(lines, field) {
-    const out = [];
-    for (const raw of lines) {
-        const l = raw.replace(/\r$/, '');
-        if (!l.trim() || l.trimStart().startsWith('#'))
-            continue;
-        const eq = l.indexOf('=');
-        const key = eq > 0 ? l.slice(0, eq).trim() : '';
-        // Never echo the value: these lines usually carry secrets.
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
-            throw new UsageError(`expected KEY=VALUE lines with a valid variable name, found a line starting "${l.slice(0, Math.max(0, eq)).slice(0, 20) || '(no "=")'}".`, {}, field);
-        out.push({ key, value: l.slice(eq + 1) });
-    }
-    return out;
-}
-/**
- * Workspace-relative manifest paths for `spec`: one or more lines, each a file,
- * a folder (its *.yml and *.yaml files, as Djinn's server reads .djinn/*.yml)
- * or a glob; in a stable order, without duplicates.
- */
-async function findManifests(spec, workspace, field = 'input manifest') {
-    const found = [];
-    const lines = spec
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
-    for (const line of lines) {
-        const abs = external_node_path_default().resolve(workspace, line);
-        const rel = external_node_path_default().relative(workspace, abs) || '.';
-        if (hasMeta(line)) {
-            const matches = await globFiles(rel, hostGlobFs((p) => external_node_path_default().resolve(workspace, p)));
-            if (matches.length === 0)
-                throw new errors_UsageError(`no manifest matches "${line}".`, {}, field);
-            found.push(...matches);
-            continue;
-        }
-        const type = await hostEntryType(abs);
-        if (type === 'dir') {
-            const names = (await (0,promises_namespaceObject.readdir)(abs)).filter((n) => /\.ya?ml$/.test(n)).sort();
-            const files = [];
-            for (const n of names)
-                if ((await hostEntryType(external_node_path_default().join(abs, n))) === 'file')
-                    files.push(external_node_path_default().join(rel, n));
-            if (files.length === 0)
-                throw new errors_UsageError(`the folder ${rel} holds no .yml manifest.`, {}, field);
-            found.push(...files);
-        }
-        else if (type === 'file') {
-            found.push(rel);
-        }
-        else {
-            throw new errors_UsageError(`manifest ${rel} does not exist in ${workspace}${field.startsWith('input') ? '; did the workflow run actions/checkout first?' : '.'}`, {}, field);
-        }
-    }
-    return [...new Set(found)];
 }
 
 ;// CONCATENATED MODULE: ./src/cli/workflow-command.ts
@@ -44614,7 +46503,7 @@ async function workflowCommand(argv) {
     if (!spec) {
         const found = ['.djinn.yml', '.djinn'].filter((p) => (0,external_node_fs_namespaceObject.existsSync)(p));
         if (found.length === 0)
-            throw new errors_UsageError('no .djinn.yml or .djinn/ folder here; name the manifests with -manifest.', {}, '-manifest');
+            throw new UsageError('no .djinn.yml or .djinn/ folder here; name the manifests with -manifest.', {}, '-manifest');
         spec = found.join('\n');
     }
     const manifests = await findManifests(spec, cwd, '-manifest');
@@ -44630,6 +46519,62 @@ async function workflowCommand(argv) {
     }
     process.stdout.write(workflowYaml(manifests, { action: str(flags, 'action'), runsOn: str(flags, 'runs-on') }));
     return code;
+}
+
+;// CONCATENATED MODULE: ./src/cli/host-check.ts
+// The CLI's host check before a build starts: what the manifest's driver (and,
+// when the image will probably be built here, the builder) needs. Missing
+// programs: print the apt-get line and exit 2, or install them (-install-deps).
+
+
+
+
+
+
+
+
+
+/** Whether this run would likely reach our builder (no image file, nothing in the disks folder or built before). */
+function mayBuild(manifest, settings) {
+    const name = settings.image ?? manifest.driver.options.image;
+    if (manifest.driver.type !== 'qemu' || !name || settings.imageFile || settings.imageUrl || settings.imageBuild === 'never')
+        return false;
+    if (!buildableSuite(name))
+        return false;
+    if (settings.disks && (0,external_node_fs_namespaceObject.existsSync)(diskPath(external_node_path_default().resolve(settings.disks), name)))
+        return false;
+    const built = builtImagesDir(settings);
+    return !(built && (0,external_node_fs_namespaceObject.existsSync)(diskPath(built, name)));
+}
+async function install(m, log) {
+    const started = Date.now();
+    log(`djinn: installing ${m.packages.join(' ')} (for ${m.programs.join(', ')})`);
+    await aptInstall(m.packages, (l) => log(`djinn: ${l}`));
+    log(`djinn: installed ${m.packages.join(' ')} in ${formatDuration(Date.now() - started)}`);
+}
+/**
+ * Checks the host before the build. Throws a UsageError (exit 2) when the
+ * driver's programs are missing and -install-deps was not given. Builder
+ * programs alone only warn: the image may still be downloaded.
+ */
+async function checkHost(manifest, settings, installDeps, log = (l) => process.stderr.write(`${l}\n`)) {
+    const driverCaps = manifest.driver.type === 'qemu' ? ['qemu'] : [];
+    const build = mayBuild(manifest, settings);
+    const caps = [...driverCaps, ...(build ? ['image-build'] : [])];
+    if (installDeps)
+        onMissing((m) => install(m, log));
+    if (!caps.length)
+        return;
+    const all = missingFor(caps);
+    if (!all.programs.length)
+        return;
+    if (installDeps) {
+        await install(all, log);
+        return;
+    }
+    if (missingFor(driverCaps).programs.length)
+        throw new UsageError(`${missingMessage(all)} (or run again with -install-deps).`, {}, '-install-deps');
+    log(`warning: if ${manifest.driver.options.image} cannot be downloaded, building it needs ${all.programs.join(', ')}: ${aptLine(all.packages)} (or run with -install-deps).`);
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
@@ -44656,16 +46601,20 @@ async function workflowCommand(argv) {
 
 
 
+
+
+
+
 const EXIT_USAGE = 2;
 const COMMANDS = {
     lint: { help: 'check a manifest and print its warnings and errors', load: async () => lintCommand },
     plan: { help: 'print what a manifest would run (--json for the plan as JSON)', load: async () => planCommand },
     image: { help: 'build, list or remove images: image build|ls|rm', load: async () => imageCommand },
-    workflow: { help: 'print a GitHub Actions workflow for the repository\'s manifests', load: async () => workflowCommand },
+    workflow: { help: "print a GitHub Actions workflow for the repository's manifests", load: async () => workflowCommand },
 };
 async function main(argv) {
     try {
-        const cmd = argv[0] && COMMANDS[argv[0]];
+        const cmd = argv[0] && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
         if (cmd)
             return await (await cmd.load())(argv.slice(1));
         return await runCommand(argv);
@@ -44675,7 +46624,7 @@ async function main(argv) {
     }
 }
 function reportFailure(err) {
-    if (err instanceof errors_UsageError) {
+    if (err instanceof UsageError) {
         process.stderr.write(`djinn: ${err.format()}\n`);
         return EXIT_USAGE;
     }
@@ -44703,9 +46652,39 @@ function usage(specs, head) {
     lines.push('', 'Exit status: 0 passed (or passed with failures), 1 failed/killed/timed out, 2 bad usage, manifest or configuration; 130/143 after SIGINT/SIGTERM.');
     return lines.join('\n') + '\n';
 }
-function loadManifest(flags) {
-    const m = parseManifestFile(str(flags, 'manifest') ?? '.djinn.yml');
-    return m;
+function loadManifest(flags, file = str(flags, 'manifest') ?? '.djinn.yml') {
+    return parseManifestFile(file);
+}
+/** A word where no positional argument belongs: a mistyped command, most likely. */
+function unexpectedArgument(arg, where) {
+    const near = closest(arg, Object.keys(COMMANDS));
+    const hint = near ? `; did you mean "${near}"?` : `; the commands are ${Object.keys(COMMANDS).join(', ')}, and flags start with "-".`;
+    return new UsageError(`unexpected argument "${arg.slice(0, 60)}" ${where}${hint}`);
+}
+/** The candidate within two edits of `word` (case aside), if any. */
+function closest(word, candidates) {
+    let best;
+    let bestDistance = 3;
+    for (const c of candidates) {
+        const d = editDistance(word.toLowerCase(), c);
+        if (d < bestDistance)
+            [best, bestDistance] = [c, d];
+    }
+    return best;
+}
+/** Levenshtein distance, with a swap of two neighbours (`lnit`) counted as one edit. */
+function editDistance(a, b) {
+    if (Math.abs(a.length - b.length) > 2)
+        return 3;
+    const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+    for (let i = 1; i <= a.length; i++) {
+        for (let j = 1; j <= b.length; j++) {
+            d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+            if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+                d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.length][b.length];
 }
 function printWarnings(m) {
     for (const w of m.warnings)
@@ -44721,7 +46700,10 @@ async function lintCommand(argv) {
         process.stdout.write(usage(LINT_FLAGS, 'usage: djinn lint [-manifest FILE] [FILE...]'));
         return 0;
     }
-    const files = args.length ? args : [str(flags, 'manifest') ?? '.djinn.yml'];
+    const given = str(flags, 'manifest');
+    const files = [...(given !== undefined ? [given] : []), ...args];
+    if (files.length === 0)
+        files.push('.djinn.yml');
     let code = 0;
     for (const f of files) {
         try {
@@ -44742,19 +46724,26 @@ const PLAN_FLAGS = [
     { group: 'output', name: 'json', kind: 'bool', help: 'print the plan as JSON' },
 ];
 async function planCommand(argv) {
-    const { flags } = parseFlags(argv, PLAN_FLAGS);
+    const { flags, args } = parseFlags(argv, PLAN_FLAGS);
     if (flags.help) {
-        process.stdout.write(usage(PLAN_FLAGS, 'usage: djinn plan [-manifest FILE] [-stage NAME] [--json]'));
+        process.stdout.write(usage(PLAN_FLAGS, 'usage: djinn plan [-manifest FILE | FILE] [-stage NAME] [--json]'));
         return 0;
     }
-    const m = loadManifest(flags);
+    if (args.length > 1 || (args.length === 1 && str(flags, 'manifest') !== undefined)) {
+        throw new UsageError(`plan takes one manifest, found ${args.length + (str(flags, 'manifest') !== undefined ? 1 : 0)}; lint checks several.`);
+    }
+    const m = loadManifest(flags, args[0]);
     const plan = makePlan(m, { stage: str(flags, 'stage') });
     if (flags.json) {
         process.stdout.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
         return 0;
     }
     printWarnings(m);
-    const out = [`driver: ${Object.entries(plan.driver).map(([k, v]) => `${k}=${v}`).join(' ')}`];
+    const out = [
+        `driver: ${Object.entries(plan.driver)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`,
+    ];
     if (plan.env.length)
         out.push(`env: ${plan.env.map((e) => e.split('=')[0]).join(', ')}`);
     for (const o of plan.objects)
@@ -44781,7 +46770,7 @@ function loadConf(flags) {
     const file = given ?? defaultDriverConf();
     if (!(0,external_node_fs_namespaceObject.existsSync)(file)) {
         if (given)
-            throw new errors_UsageError(`driver configuration ${file} does not exist.`, {}, '-driver');
+            throw new UsageError(`driver configuration ${file} does not exist.`, {}, '-driver');
         return emptyConf(file);
     }
     const conf = readDriverConf(file);
@@ -44789,22 +46778,19 @@ function loadConf(flags) {
         process.stderr.write(`warning: ${formatLocated(w.message, { file: w.file ?? file, line: w.line, column: w.column })}\n`);
     return conf;
 }
-/** Extra env from -env and -env-file, after the manifest's. Their values are masked in the log. */
+/** Extra env from -env-file and -env, after the manifest's. Their values are masked in the log. */
 function extraEnv(flags) {
-    const lines = [];
+    const out = [];
     const f = str(flags, 'env-file');
-    if (f) {
-        if (!(0,external_node_fs_namespaceObject.existsSync)(f))
-            throw new errors_UsageError(`env file ${f} does not exist.`, {}, '-env-file');
-        lines.push(...(0,external_node_fs_namespaceObject.readFileSync)(f, 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#')));
+    if (f !== undefined) {
+        const read = readInputText(f);
+        if ('error' in read)
+            throw new UsageError(`cannot read the env file: ${read.error}.`, { file: f }, '-env-file');
+        out.push(...parseEnvLines(read.text.split('\n'), '-env-file', f));
     }
-    lines.push(...flags_all(flags, 'env'));
-    return lines.map((l) => {
-        const eq = l.indexOf('=');
-        if (eq <= 0)
-            throw new errors_UsageError(`expected KEY=VALUE, found "${l}".`, {}, '-env');
-        return { key: l.slice(0, eq), value: l.slice(eq + 1) };
-    });
+    for (const e of flags_all(flags, 'env'))
+        out.push(parseEnvAssignment(e, '-env'));
+    return out;
 }
 function durationFlag(flags, name) {
     const v = str(flags, name);
@@ -44812,11 +46798,11 @@ function durationFlag(flags, name) {
         return undefined;
     const ms = parseDuration(v);
     if (ms === undefined)
-        throw new errors_UsageError(`invalid duration "${v}": write e.g. 90s, 30m or 1h30m.`, {}, `-${name}`);
+        throw new UsageError(`invalid duration "${v}": write e.g. 90s, 30m or 1h30m.`, {}, `-${name}`);
     return ms;
 }
 async function runCommand(argv) {
-    const { flags } = parseFlags(argv, RUN_FLAGS);
+    const { flags, args } = parseFlags(argv, RUN_FLAGS);
     if (flags.help || flags.h) {
         process.stdout.write(usage(RUN_FLAGS, 'usage: djinn [flags]            run a manifest\n       djinn <command> [flags]'));
         return 0;
@@ -44825,6 +46811,8 @@ async function runCommand(argv) {
         process.stdout.write(`djinn ${VERSION} ${process.platform}/${process.arch}\n`);
         return 0;
     }
+    if (args.length > 0)
+        throw unexpectedArgument(args[0], 'before or after the flags');
     const manifest = loadManifest(flags);
     printWarnings(manifest);
     const plan = makePlan(manifest, { stage: str(flags, 'stage') });
@@ -44835,20 +46823,28 @@ async function runCommand(argv) {
     const artifactsDir = external_node_path_default().resolve(str(flags, 'artifacts') ?? '.');
     const objectsDir = external_node_path_default().resolve(str(flags, 'objects') ?? '.');
     if (!(0,external_node_fs_namespaceObject.existsSync)(objectsDir))
-        throw new errors_UsageError(`objects folder ${objectsDir} does not exist.`, {}, '-objects');
+        throw new UsageError(`objects folder ${objectsDir} does not exist.`, {}, '-objects');
     try {
         (0,external_node_fs_namespaceObject.mkdirSync)(artifactsDir, { recursive: true });
     }
     catch (err) {
-        throw new errors_UsageError(`cannot create the artifacts folder ${artifactsDir}: ${err.code ?? err.message}.`, {}, '-artifacts');
+        throw new UsageError(`cannot create the artifacts folder ${artifactsDir}: ${err.code ?? err.message}.`, {}, '-artifacts');
     }
     if (!(0,external_node_fs_namespaceObject.statSync)(artifactsDir).isDirectory())
-        throw new errors_UsageError(`${artifactsDir} is not a folder.`, {}, '-artifacts');
+        throw new UsageError(`${artifactsDir} is not a folder.`, {}, '-artifacts');
     if (!(0,external_node_fs_namespaceObject.statSync)(objectsDir).isDirectory())
-        throw new errors_UsageError(`${objectsDir} is not a folder.`, {}, '-objects');
+        throw new UsageError(`${objectsDir} is not a folder.`, {}, '-objects');
+    // Every setting is checked before anything is created, so that a bad one leaves nothing behind.
+    const checked = settingsFromFlags(flags, conf, '');
+    try {
+        await checkHost(manifest, checked, flags['install-deps'] === true);
+    }
+    catch (err) {
+        if (err instanceof Error && err.name === 'InstallError')
+            throw new UsageError(err.message, {}, '-install-deps');
+        throw err;
+    }
     const tempDir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'djinn-build-'));
-    const settings = settingsFromFlags(flags, conf, tempDir);
-    const reporter = new TerminalReporter(undefined, extra.map((e) => e.value).filter((v) => v.length >= 3));
     const stop = new AbortController();
     let signalled;
     const onSignal = (sig) => {
@@ -44863,6 +46859,8 @@ async function runCommand(argv) {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
+        const settings = settingsFromFlags(flags, conf, tempDir);
+        const reporter = new TerminalReporter(undefined, extra.map((e) => e.value).filter((v) => v.length >= 3));
         const driver = makeDriver(manifest.driver, settings);
         const report = await runBuild({
             plan,
@@ -44883,13 +46881,17 @@ async function runCommand(argv) {
     finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        await (0,promises_namespaceObject.rm)(tempDir, { recursive: true, force: true });
+        await removeTree(tempDir);
     }
 }
 
 ;// CONCATENATED MODULE: ./src/cli.ts
 
 
+// A closed stdout or stderr (`djinn | head -1`) must not stop the build: it keeps
+// running and collecting, output is dropped, and the exit status is the build's.
+for (const stream of [process.stdout, process.stderr])
+    stream.on('error', () => { });
 main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
 }, (err) => {

@@ -1,0 +1,1 @@
+import './djinn-vm/index.js';
