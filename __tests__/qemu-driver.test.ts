@@ -242,7 +242,9 @@ describe('qemu driver: failures and concurrency', () => {
       const dir = project('nossh', PASSING);
       // One vCPU: on a loaded 2-core host a second emulated CPU can print RCU-stall traces that push
       // the initrd's message out of the console tail.
-      const run = startCli(args(dir, '-image-file', raw, '-image-format', 'raw', '-boot-timeout', '45s', '-cpus', '1'));
+      // This guest goes quiet after its message, which the stall watch would take for a stall
+      // (qemu-boot-stall.test.ts covers that): a window past the timeout leaves the timeout to act.
+      const run = startCli(args(dir, '-image-file', raw, '-image-format', 'raw', '-boot-timeout', '45s', '-boot-stall', '10m', '-cpus', '1'));
       const pids: number[] = [];
       let exited = false;
       void run.done.then(() => (exited = true));
