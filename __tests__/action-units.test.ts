@@ -133,7 +133,7 @@ describe('runner preparation', () => {
     expect(await prepareKvm(dev)).toEqual({ accelerator: 'kvm' });
   });
 
-  it('installs QEMU with apt-get when it is missing', async () => {
+  it('installs QEMU (and zstd for the cache) with apt-get when it is missing', async () => {
     const calls: string[] = [];
     const saved = process.env.PATH;
     process.env.PATH = await tmp(); // no qemu-system-x86_64 here
@@ -148,7 +148,7 @@ describe('runner preparation', () => {
     const sudo = process.getuid?.() === 0 ? '' : 'sudo -n ';
     expect(calls).toEqual([
       `${sudo}env DEBIAN_FRONTEND=noninteractive apt-get update -q`,
-      `${sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-system-x86 qemu-utils`,
+      `${sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-system-x86 qemu-utils zstd`,
     ]);
     process.env.PATH = await tmp();
     try {

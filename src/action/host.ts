@@ -34,7 +34,7 @@ export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): bool
   return (env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
 }
 
-const WHAT: Record<Capability, string> = { qemu: 'QEMU', 'image-build': 'the image builder', docker: 'the docker driver' };
+const WHAT: Record<Capability, string> = { qemu: 'QEMU', 'image-build': 'the image builder', docker: 'the docker driver', 'actions-cache': 'zstd for the cache' };
 
 /**
  * Installs what a build needs and the runner lacks: one apt-get call through
@@ -53,9 +53,9 @@ export async function installMissing(missing: Missing, runCmd = run): Promise<vo
   });
 }
 
-/** Installs QEMU with apt-get when qemu-system-x86_64 or qemu-img is missing. */
+/** Installs QEMU (and zstd, before the first cache restore) with apt-get when missing. */
 export async function ensureQemu(runCmd = run): Promise<void> {
-  const missing = missingFor(['qemu']);
+  const missing = missingFor(['qemu', 'actions-cache']);
   if (!missing.programs.length) return;
   try {
     await installMissing(missing, runCmd);

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-export type Capability = 'qemu' | 'image-build' | 'docker';
+export type Capability = 'qemu' | 'image-build' | 'docker' | 'actions-cache';
 
 export interface Requirement {
   /** A program looked up on PATH (and the sbin folders), or an absolute file path. */
@@ -46,6 +46,9 @@ export const REQUIREMENTS: Record<Capability, Requirement[]> = {
     { need: 'qemu-img', pkg: 'qemu-utils' },
   ],
   docker: [{ need: 'dockerd', pkg: 'docker.io' }],
+  // @actions/cache compresses with zstd when it is on PATH and keys an entry by its compression, so a
+  // job without zstd misses what a job with it saved (hosted runners have it; a minimal runner may not).
+  'actions-cache': [{ need: 'zstd', pkg: 'zstd' }],
 };
 
 // Tools in /usr/sbin are not on a normal user's PATH on Debian, but run fine.
@@ -93,6 +96,7 @@ const WHAT: Record<Capability, string> = {
   qemu: 'running a qemu build',
   'image-build': 'building an image',
   docker: 'the docker driver',
+  'actions-cache': 'the Actions cache',
 };
 
 /** The one-paragraph message for what is missing. */
