@@ -54,7 +54,7 @@ describe('image build: arguments', () => {
     expect(a.stderr).toMatch(/cannot build "centos\/7"/);
     const b = await runCli(['image', 'build', 'debian/stable', '-flavor', 'tiny']);
     expect(b.code, show(b)).toBe(2);
-    expect(b.stderr).toMatch(/-flavor: expected fast or systemd/);
+    expect(b.stderr).toMatch(/-flavor: expected fast, systemd or cloud/);
     const c = await runCli(['image', 'build', 'debian/stable', '-o', 'x.qcow2', '-disks', 'd']);
     expect(c.code, show(c)).toBe(2);
     expect(c.stderr).toMatch(/either -o FILE or -disks DIR/);

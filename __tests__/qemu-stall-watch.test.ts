@@ -83,6 +83,39 @@ describe('watchStall', () => {
     }
   });
 
+  it('after console output too, a busy QEMU that goes quiet is booting (a systemd image before sshd): stalled only after three windows', async () => {
+    const file = path.join(dir, 'quiet-busy.log');
+    writeFileSync(file, 'generators done\n');
+    const hog = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    try {
+      const w = watchStall(file, 1000, hog.pid);
+      const reason = await new Promise<BootStalled>((resolve) =>
+        w.signal.addEventListener('abort', () => resolve(w.signal.reason as BootStalled), { once: true }),
+      );
+      expect(reason.idle).toBe(false);
+      expect(reason.message).toBe('no new serial console output and no SSH banner for 3s');
+    } finally {
+      hog.kill('SIGKILL');
+    }
+  });
+
+  it('after console output, a stopped QEMU is stalled after one window', async () => {
+    const file = path.join(dir, 'quiet-stopped.log');
+    writeFileSync(file, 'generators done\n');
+    const hog = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    hog.kill('SIGSTOP');
+    try {
+      const w = watchStall(file, 1000, hog.pid);
+      const reason = await new Promise<BootStalled>((resolve) =>
+        w.signal.addEventListener('abort', () => resolve(w.signal.reason as BootStalled), { once: true }),
+      );
+      expect(reason.idle).toBe(true);
+      expect(reason.message).toBe('QEMU used no CPU time and the guest gave no new serial console output and no SSH banner for 1s');
+    } finally {
+      hog.kill('SIGKILL');
+    }
+  });
+
   it('stop() ends the watch: no abort afterwards', async () => {
     const file = path.join(dir, 'stopped.log');
     writeFileSync(file, 'x');

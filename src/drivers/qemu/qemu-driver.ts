@@ -101,7 +101,7 @@ export class QemuDriver implements Driver {
       const timeoutMs = fallback ? KVM_PROBE_MS : (s.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
       // Retries after a stall share this deadline: the boot timeout bounds them all.
       const deadline = Date.now() + timeoutMs;
-      const stallMs = s.bootStallMs ?? defaultStallMs(accel);
+      const stallMs = s.bootStallMs ?? defaultStallMs(accel, this.cloud !== undefined);
       try {
         for (;;) {
           try {

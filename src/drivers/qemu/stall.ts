@@ -1,14 +1,15 @@
-// Stall detection while a machine boots (issue 14). A guest that keeps
-// writing to its serial console is slow, not stalled; one that writes nothing
-// and shows no SSH banner for a whole stall window is hung (a frozen QEMU, a
-// guest stuck with its console silent): the driver kills it and boots again
-// instead of waiting out the boot timeout.
+// Stall detection while a machine boots. A guest that keeps writing to its
+// serial console is slow, not stalled; one that writes nothing and shows no SSH
+// banner for a whole stall window is hung (a frozen QEMU, a guest stuck with
+// its console silent): the driver kills it and boots again instead of waiting
+// out the boot timeout.
 //
-// Before its first console line a healthy guest is silent too: firmware, boot
-// loader and a `quiet` kernel print nothing, for 7-16 s under TCG on a busy
-// 2-core host (bench/boot-hangs.ts). In that phase QEMU's own CPU time counts
-// as progress (a frozen QEMU uses none), but only for FIRST_OUTPUT_WINDOWS
-// stall windows: a guest that never prints is stalled after that, busy or not.
+// A healthy guest is silent for long stretches too: firmware, boot loader and
+// a `quiet` kernel print nothing for 7-16 s under TCG on a busy 2-core host
+// (bench/boot-hangs.ts), and a systemd image says nothing between its early
+// generator messages and sshd. So while the console is quiet, QEMU's own CPU
+// time counts as progress (a frozen QEMU uses none), but only for
+// QUIET_WINDOWS stall windows: a guest quiet that long is stalled, busy or not.
 import { readFile, stat } from 'node:fs/promises';
 import type { Accel } from './accel.js';
 
@@ -16,8 +17,8 @@ export const TCG_STALL_MS = 20_000;
 export const KVM_STALL_MS = 10_000;
 /** Boots again this many times after a stall unless told otherwise. */
 export const DEFAULT_BOOT_RETRIES = 1;
-/** How many stall windows a busy QEMU may take to its first console output. */
-export const FIRST_OUTPUT_WINDOWS = 3;
+/** How many stall windows a busy QEMU may stay quiet on its console. */
+export const QUIET_WINDOWS = 3;
 const POLL_MS = 250;
 const CPU_SAMPLE_MS = 1000;
 /** Less CPU than this (in cores, over a sample) is a QEMU that does not run. */
@@ -25,8 +26,14 @@ const BUSY_CORES = 0.05;
 /** Linux's USER_HZ: /proc/PID/stat counts CPU time in these ticks. */
 const TICKS_PER_SECOND = 100;
 
-export function defaultStallMs(accel: Accel): number {
-  return accel === 'kvm' ? KVM_STALL_MS : TCG_STALL_MS;
+/**
+ * cloud-init's first boot runs its stages before sshd with the console quiet
+ * (a systemd image booted with `quiet`), for far longer than our own images.
+ */
+export const CLOUD_INIT_STALL_FACTOR = 4;
+
+export function defaultStallMs(accel: Accel, cloudInit = false): number {
+  return (accel === 'kvm' ? KVM_STALL_MS : TCG_STALL_MS) * (cloudInit ? CLOUD_INIT_STALL_FACTOR : 1);
 }
 
 /** Thrown by a boot attempt whose guest stalled; the message is the log line's reason. */
@@ -40,11 +47,12 @@ export class BootStalled extends Error {
     /** Set when QEMU itself used no CPU time (frozen, stopped). */
     readonly idle = false,
   ) {
+    const quiet = consoleBytes > 0 ? 'no new serial console output' : 'no serial console output';
     super(
-      consoleBytes > 0
-        ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
-        : idle
-          ? `QEMU used no CPU time and the guest gave no serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
+      idle
+        ? `QEMU used no CPU time and the guest gave ${quiet} and no SSH banner for ${fmtSeconds(silentMs)}`
+        : consoleBytes > 0
+          ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
           : `no serial console output at all and no SSH banner within ${fmtSeconds(silentMs)}`,
     );
     this.name = 'BootStalled';
@@ -96,22 +104,21 @@ export function watchStall(consoleLog: string, windowMs: number, pid?: number): 
       size = bytes;
       changedAt = now;
     }
-    if (size === 0 && pid !== undefined && (!sample || now - sample.at >= sampleMs)) {
+    if (pid !== undefined && (!sample || now - sample.at >= sampleMs)) {
       const ticks = await cpuTicks(pid);
       if (ticks !== undefined) {
         if (sample && (ticks - sample.ticks) / TICKS_PER_SECOND >= (BUSY_CORES * (now - sample.at)) / 1000) busyAt = now;
         sample = { at: now, ticks };
       }
     }
-    if (size > 0) {
-      if (now - changedAt >= windowMs) return new BootStalled(windowMs, size);
-    } else if (!sample) {
-      // No CPU figures (not Linux): the console alone decides.
-      if (now - started >= windowMs) return new BootStalled(windowMs, 0);
-    } else if (now - started >= FIRST_OUTPUT_WINDOWS * windowMs) {
-      return new BootStalled(windowMs, 0, FIRST_OUTPUT_WINDOWS * windowMs);
-    } else if (now - busyAt >= windowMs) {
-      return new BootStalled(windowMs, 0, windowMs, true);
+    const quietMs = now - changedAt;
+    if (!sample) {
+      // No CPU figures (not Linux, or no pid): the console alone decides.
+      if (quietMs >= windowMs) return new BootStalled(windowMs, size);
+    } else if (quietMs >= QUIET_WINDOWS * windowMs) {
+      return new BootStalled(windowMs, size, QUIET_WINDOWS * windowMs);
+    } else if (now - Math.max(busyAt, changedAt) >= windowMs) {
+      return new BootStalled(windowMs, size, windowMs, true);
     }
     return undefined;
   };
