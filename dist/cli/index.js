@@ -38923,6 +38923,9 @@ const REQUIREMENTS = {
         { need: 'qemu-img', pkg: 'qemu-utils' },
     ],
     docker: [{ need: 'dockerd', pkg: 'docker.io' }],
+    // @actions/cache compresses with zstd when it is on PATH and keys an entry by its compression, so a
+    // job without zstd misses what a job with it saved (hosted runners have it; a minimal runner may not).
+    'actions-cache': [{ need: 'zstd', pkg: 'zstd' }],
 };
 // Tools in /usr/sbin are not on a normal user's PATH on Debian, but run fine.
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
@@ -38960,6 +38963,7 @@ const WHAT = {
     qemu: 'running a qemu build',
     'image-build': 'building an image',
     docker: 'the docker driver',
+    'actions-cache': 'the Actions cache',
 };
 /** The one-paragraph message for what is missing. */
 function missingMessage(m, root = isRoot()) {
@@ -42834,32 +42838,38 @@ async function readPidFile(file) {
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/qemu/stall.ts
-// Stall detection while a machine boots (issue 14). A guest that keeps
-// writing to its serial console is slow, not stalled; one that writes nothing
-// and shows no SSH banner for a whole stall window is hung (a frozen QEMU, a
-// guest stuck with its console silent): the driver kills it and boots again
-// instead of waiting out the boot timeout.
+// Stall detection while a machine boots. A guest that keeps writing to its
+// serial console is slow, not stalled; one that writes nothing and shows no SSH
+// banner for a whole stall window is hung (a frozen QEMU, a guest stuck with
+// its console silent): the driver kills it and boots again instead of waiting
+// out the boot timeout.
 //
-// Before its first console line a healthy guest is silent too: firmware, boot
-// loader and a `quiet` kernel print nothing, for 7-16 s under TCG on a busy
-// 2-core host (bench/boot-hangs.ts). In that phase QEMU's own CPU time counts
-// as progress (a frozen QEMU uses none), but only for FIRST_OUTPUT_WINDOWS
-// stall windows: a guest that never prints is stalled after that, busy or not.
+// A healthy guest is silent for long stretches too: firmware, boot loader and
+// a `quiet` kernel print nothing for 7-16 s under TCG on a busy 2-core host
+// (bench/boot-hangs.ts), and a systemd image says nothing between its early
+// generator messages and sshd. So while the console is quiet, QEMU's own CPU
+// time counts as progress (a frozen QEMU uses none), but only for
+// QUIET_WINDOWS stall windows: a guest quiet that long is stalled, busy or not.
 
 const TCG_STALL_MS = 20_000;
 const KVM_STALL_MS = 10_000;
 /** Boots again this many times after a stall unless told otherwise. */
 const DEFAULT_BOOT_RETRIES = 1;
-/** How many stall windows a busy QEMU may take to its first console output. */
-const FIRST_OUTPUT_WINDOWS = 3;
+/** How many stall windows a busy QEMU may stay quiet on its console. */
+const QUIET_WINDOWS = 3;
 const stall_POLL_MS = 250;
 const CPU_SAMPLE_MS = 1000;
 /** Less CPU than this (in cores, over a sample) is a QEMU that does not run. */
 const BUSY_CORES = 0.05;
 /** Linux's USER_HZ: /proc/PID/stat counts CPU time in these ticks. */
 const TICKS_PER_SECOND = 100;
-function defaultStallMs(accel) {
-    return accel === 'kvm' ? KVM_STALL_MS : TCG_STALL_MS;
+/**
+ * cloud-init's first boot runs its stages before sshd with the console quiet
+ * (a systemd image booted with `quiet`), for far longer than our own images.
+ */
+const CLOUD_INIT_STALL_FACTOR = 4;
+function defaultStallMs(accel, cloudInit = false) {
+    return (accel === 'kvm' ? KVM_STALL_MS : TCG_STALL_MS) * (cloudInit ? CLOUD_INIT_STALL_FACTOR : 1);
 }
 /** Thrown by a boot attempt whose guest stalled; the message is the log line's reason. */
 class BootStalled extends Error {
@@ -42874,10 +42884,11 @@ class BootStalled extends Error {
     silentMs = windowMs, 
     /** Set when QEMU itself used no CPU time (frozen, stopped). */
     idle = false) {
-        super(consoleBytes > 0
-            ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
-            : idle
-                ? `QEMU used no CPU time and the guest gave no serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
+        const quiet = consoleBytes > 0 ? 'no new serial console output' : 'no serial console output';
+        super(idle
+            ? `QEMU used no CPU time and the guest gave ${quiet} and no SSH banner for ${fmtSeconds(silentMs)}`
+            : consoleBytes > 0
+                ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
                 : `no serial console output at all and no SSH banner within ${fmtSeconds(silentMs)}`);
         this.windowMs = windowMs;
         this.consoleBytes = consoleBytes;
@@ -42921,7 +42932,7 @@ function watchStall(consoleLog, windowMs, pid) {
             size = bytes;
             changedAt = now;
         }
-        if (size === 0 && pid !== undefined && (!sample || now - sample.at >= sampleMs)) {
+        if (pid !== undefined && (!sample || now - sample.at >= sampleMs)) {
             const ticks = await cpuTicks(pid);
             if (ticks !== undefined) {
                 if (sample && (ticks - sample.ticks) / TICKS_PER_SECOND >= (BUSY_CORES * (now - sample.at)) / 1000)
@@ -42929,20 +42940,17 @@ function watchStall(consoleLog, windowMs, pid) {
                 sample = { at: now, ticks };
             }
         }
-        if (size > 0) {
-            if (now - changedAt >= windowMs)
+        const quietMs = now - changedAt;
+        if (!sample) {
+            // No CPU figures (not Linux, or no pid): the console alone decides.
+            if (quietMs >= windowMs)
                 return new BootStalled(windowMs, size);
         }
-        else if (!sample) {
-            // No CPU figures (not Linux): the console alone decides.
-            if (now - started >= windowMs)
-                return new BootStalled(windowMs, 0);
+        else if (quietMs >= QUIET_WINDOWS * windowMs) {
+            return new BootStalled(windowMs, size, QUIET_WINDOWS * windowMs);
         }
-        else if (now - started >= FIRST_OUTPUT_WINDOWS * windowMs) {
-            return new BootStalled(windowMs, 0, FIRST_OUTPUT_WINDOWS * windowMs);
-        }
-        else if (now - busyAt >= windowMs) {
-            return new BootStalled(windowMs, 0, windowMs, true);
+        else if (now - Math.max(busyAt, changedAt) >= windowMs) {
+            return new BootStalled(windowMs, size, windowMs, true);
         }
         return undefined;
     };
@@ -44449,7 +44457,7 @@ class QemuDriver {
             const timeoutMs = fallback ? KVM_PROBE_MS : (s.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
             // Retries after a stall share this deadline: the boot timeout bounds them all.
             const deadline = Date.now() + timeoutMs;
-            const stallMs = s.bootStallMs ?? defaultStallMs(accel);
+            const stallMs = s.bootStallMs ?? defaultStallMs(accel, this.cloud !== undefined);
             try {
                 for (;;) {
                     try {
