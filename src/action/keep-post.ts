@@ -3,17 +3,9 @@
 import { readFile, rm } from 'node:fs/promises';
 import * as core from '@actions/core';
 import { formatDuration } from '../util/duration.js';
+import { alive } from '../util/process.js';
 import type { MachineFile } from '../vm-command/machine.js';
 import { STATE } from './state.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Post step: stops the kept machine and says in the step summary how long it ran and how much it served. */
 export async function stopKept(runDir: string): Promise<void> {

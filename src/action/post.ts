@@ -4,20 +4,12 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as core from '@actions/core';
+import { alive } from '../util/process.js';
 import { listFiles, uploadArtifacts } from './artifacts.js';
 import { stopKept } from './keep-post.js';
 import { STATE } from './state.js';
 
 const TAIL_LINES = 60;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Stops every process whose pidfile (`*.pid`) is under the run folder and still names a live process of ours. */
 export async function stopLeftovers(runDir: string): Promise<number> {
