@@ -32,10 +32,16 @@ const VARIANTS: Record<string, { about: string; cpus?: number; extra?: string[];
   probe: { about: 'banner probe every 100 ms (aggressive polling, like an ssh loop)', probeMs: 100 },
   noprobe: { about: 'no banner probing until the console says sshd is listening', probeMs: -1 },
   load: { about: 'two busy host processes (CPU hogs) while booting', load: 2 },
+  // "After": not a raw QEMU but the product, so the stall watch and the retry are in the loop.
+  driver: { about: "a whole build through dist/cli.js (the driver's stall watch and one retry), warm starts off" },
 };
 
 interface BootRecord {
   variant: string;
+  /** driver variant: how many boots stalled and were retried, whether the build still passed. */
+  stalls?: number;
+  passed?: boolean;
+  buildS?: number;
   boot: number;
   at: string;
   hung: boolean;
@@ -201,6 +207,64 @@ async function bootOnce(disks: string, variantName: string, n: number, hangMs: n
   return rec;
 }
 
+/**
+ * One build of a one-command manifest through the committed CLI: what a user
+ * gets, with the stall watch and its retry. A build that fails or takes longer
+ * than --hang counts as hung; the stalled boots it survived are counted apart.
+ */
+async function buildOnce(disks: string, n: number, hangMs: number, outDir: string): Promise<BootRecord> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'djinn-hangs-'));
+  writeFileSync(
+    path.join(dir, '.djinn.yml'),
+    'driver:\n  type: qemu\n  image: debian/stable\nstages:\n  - test\njobs:\n  - stage: test\n    commands:\n      - uname -r\n',
+  );
+  const rec: BootRecord = {
+    variant: 'driver',
+    boot: n,
+    at: new Date().toISOString(),
+    hung: false,
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    maxSilenceS: 0,
+    consoleBytes: 0,
+  };
+  const t0 = Date.now();
+  const args = [
+    path.join(ROOT, 'dist', 'cli.js'),
+    '-manifest',
+    '.djinn.yml',
+    '-disks',
+    disks,
+    '-memory',
+    '1024',
+    '-warm',
+    'off',
+    '-artifacts',
+    'out',
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, XDG_CACHE_HOME: path.join(dir, 'cache') },
+  });
+  let log = '';
+  child.stdout.on('data', (c: Buffer) => (log += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (log += c.toString()));
+  const killer = setTimeout(() => child.kill('SIGINT'), hangMs);
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  clearTimeout(killer);
+  rec.buildS = Math.round((Date.now() - t0) / 100) / 10;
+  rec.passed = code === 0;
+  rec.hung = !rec.passed;
+  rec.stalls = (log.match(/stalled while booting/g) ?? []).length;
+  if (rec.stalls || !rec.passed) {
+    const base = path.join(outDir, `driver-${rec.passed ? 'retried' : 'failed'}-${Date.now()}`);
+    writeFileSync(`${base}.log`, log);
+    rec.diag = path.basename(base);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return rec;
+}
+
 interface Proc {
   pid: number;
   args: string[];
@@ -257,10 +321,13 @@ export async function run(args: string[]): Promise<void> {
     `boot-hangs: variant ${variant} (${VARIANTS[variant]!.about}), ${boots} boots, hung = no banner in ${hangMs / 1000}s\n`,
   );
   for (let n = 1; n <= boots; n++) {
-    const rec = await bootOnce(disks, variant, n, hangMs, path.dirname(out));
+    const rec =
+      variant === 'driver'
+        ? await buildOnce(disks, n, hangMs, path.dirname(out))
+        : await bootOnce(disks, variant, n, hangMs, path.dirname(out));
     appendFileSync(out, JSON.stringify(rec) + '\n');
     process.stdout.write(
-      `  ${variant} #${n}: ${rec.hung ? `HUNG (${rec.diag})` : `banner ${rec.bannerS!.toFixed(1)}s`}, first console ${rec.firstConsoleS?.toFixed(1) ?? '-'}s, longest silence ${rec.maxSilenceS}s, load ${rec.loadavg[0]}\n`,
+      `  ${variant} #${n}: ${rec.hung ? `HUNG (${rec.diag})` : rec.buildS !== undefined ? `build ${rec.passed ? 'passed' : 'FAILED'} in ${rec.buildS}s, ${rec.stalls} stalled boot(s)` : `banner ${rec.bannerS!.toFixed(1)}s`}, first console ${rec.firstConsoleS?.toFixed(1) ?? '-'}s, longest silence ${rec.maxSilenceS}s, load ${rec.loadavg[0]}\n`,
     );
   }
   summarize(out);
@@ -276,6 +343,14 @@ function summarize(out: string): void {
   for (const r of recs) by.set(r.variant, [...(by.get(r.variant) ?? []), r]);
   process.stdout.write('\nvariant      boots  hung  rate   max silence before banner (ok boots)\n');
   for (const [name, rs] of by) {
+    if (name === 'driver') {
+      const stalled = rs.reduce((n, r) => n + (r.stalls ?? 0), 0);
+      const failed = rs.filter((r) => !r.passed).length;
+      process.stdout.write(
+        `${name.padEnd(12)} ${String(rs.length).padStart(5)} builds: ${failed} failed (${((100 * failed) / rs.length).toFixed(1)}%), ${stalled} stalled boot(s) retried\n`,
+      );
+      continue;
+    }
     const hung = rs.filter((r) => r.hung).length;
     const silence = Math.max(0, ...rs.filter((r) => !r.hung).map((r) => r.maxSilenceS));
     process.stdout.write(
