@@ -313,7 +313,7 @@ export async function run(args: string[]): Promise<void> {
   const variant = get('variant', 'default');
   if (!VARIANTS[variant]) throw new Error(`no variant "${variant}"; variants: ${Object.keys(VARIANTS).join(', ')}`);
   const boots = Number(get('boots', '10'));
-  const hangMs = Number(get('hang', '60')) * 1000;
+  const hangMs = Number(get('hang', variant === 'driver' ? '300' : '60')) * 1000;
   const out = path.resolve(get('out', path.join(os.tmpdir(), 'djinn-boot-hangs', 'boots.jsonl')));
   mkdirSync(path.dirname(out), { recursive: true });
   const disks = disksFolder();
