@@ -195,6 +195,26 @@ describe('waiting for the server', () => {
       silent.close();
     }
   }, 40_000);
+
+  it('gets the banner of a server slower to send it than a quick probe waits (a slow guest sshd; quick probes alone never see it)', async () => {
+    // Every connection gets its banner 2.5 s after the accept, as a guest sshd under
+    // emulation on a loaded host may: longer than one quick probe waits (1.5 s).
+    const port = await freePort();
+    let accepted = 0;
+    const slow = net.createServer((c) => {
+      accepted++;
+      c.on('error', () => {});
+      const t = setTimeout(() => c.writable && c.write('SSH-2.0-SlowServer\r\n'), 2500);
+      c.on('close', () => clearTimeout(t));
+    });
+    await new Promise<void>((r) => slow.listen(port, '127.0.0.1', r));
+    try {
+      await expect(waitForBanner('127.0.0.1', port, 30_000)).resolves.toBeUndefined();
+      expect(accepted).toBeGreaterThanOrEqual(2);
+    } finally {
+      slow.close();
+    }
+  }, 40_000);
 });
 
 describe('jobs', () => {

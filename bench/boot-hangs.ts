@@ -19,17 +19,26 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, qemuArgs, type LaunchSpec } from '../src/drivers/qemu/launch.js';
 import { QmpClient } from '../src/drivers/qemu/warm/qmp.js';
+import { waitForBanner } from '../src/transport/ssh/banner.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Each suspect as a change to the driver's launch (default: the driver's own command line). */
-const VARIANTS: Record<string, { about: string; cpus?: number; extra?: string[]; accel?: string[]; probeMs?: number; load?: number }> = {
-  default: { about: "the driver's command line: -smp 2, tcg,thread=multi, machine pc, banner probe every 1 s" },
+const VARIANTS: Record<
+  string,
+  { about: string; cpus?: number; extra?: string[]; accel?: string[]; probeMs?: number; load?: number; patient?: boolean }
+> = {
+  default: { about: "the driver's command line: -smp 2, tcg,thread=multi, machine pc, a 1.5 s banner probe every 1 s" },
   rng: { about: '+ -device virtio-rng-pci (entropy for the guest)', extra: ['-device', 'virtio-rng-pci'] },
   smp1: { about: '-smp 1 (single vCPU, no MTTCG)', cpus: 1 },
   single: { about: '-smp 2 with -accel tcg,thread=single (round-robin TCG)', accel: ['-accel', 'tcg,thread=single'] },
   q35: { about: '-machine q35 instead of pc (i440fx)', extra: ['-machine', 'q35'] },
   probe: { about: 'banner probe every 100 ms (aggressive polling, like an ssh loop)', probeMs: 100 },
+  // The fix for the livelock the default variant shows: one probe at a time waits longer each time.
+  patient: {
+    about: "the driver's command line, probed by the transport's waitForBanner (quick probes plus one patient one)",
+    patient: true,
+  },
   noprobe: { about: 'no banner probing until the console says sshd is listening', probeMs: -1 },
   load: { about: 'two busy host processes (CPU hogs) while booting', load: 2 },
   // "After": not a raw QEMU but the product, so the stall watch and the retry are in the loop.
@@ -168,6 +177,13 @@ async function bootOnce(disks: string, variantName: string, n: number, hangMs: n
     let lastChange = t0;
     let lastProbe = 0;
     const probeMs = v.probeMs ?? 1000;
+    let patientBanner: number | undefined;
+    if (v.patient) {
+      waitForBanner('127.0.0.1', spec.sshPort, t0 + hangMs).then(
+        () => (patientBanner = Date.now()),
+        () => {},
+      );
+    }
     while (Date.now() - t0 < hangMs && qemu.running) {
       const size = consoleSize(spec.consoleLog);
       const now = Date.now();
@@ -176,6 +192,14 @@ async function bootOnce(disks: string, variantName: string, n: number, hangMs: n
         rec.maxSilenceS = Math.max(rec.maxSilenceS, (now - lastChange) / 1000);
         lastSize = size;
         lastChange = now;
+      }
+      if (v.patient) {
+        if (patientBanner !== undefined) {
+          rec.bannerS = (patientBanner - t0) / 1000;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
       }
       const sshdUp = probeMs >= 0 || (size > 0 && /Server listening|starting sshd/i.test(readFileSync(spec.consoleLog, 'latin1')));
       if (sshdUp && now - lastProbe >= (probeMs >= 0 ? probeMs : 500)) {
