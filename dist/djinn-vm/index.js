@@ -26886,8 +26886,20 @@ function sleep(ms, signal, opts = {}) {
 // TCP long before the guest's sshd runs (and then drops the connection), so a
 // successful TCP connect means nothing: only the server's `SSH-` banner does.
 
-/** Longest wait for one probe's banner before trying again. */
+/** A quick probe's wait for the banner before trying again. */
 const PROBE_TIMEOUT_MS = 1500;
+/**
+ * One probe at a time is patient: it waits twice as long as the last patient
+ * one each time it times out, up to this. Quick probes alone can livelock a
+ * slow guest: under emulation on a loaded host, sshd may take longer than
+ * PROBE_TIMEOUT_MS from accepting a connection to sending its banner, so every
+ * quick probe gives up just before the banner, and each costs the guest
+ * another sshd start (seen as hangs of minutes with sshd listening and its
+ * console full of "Connection closed by 10.0.2.2").
+ */
+const MAX_PATIENT_TIMEOUT_MS = 24_000;
+/** A probe on a console hint (sshd is starting now) waits this long for the banner. */
+const HINTED_PROBE_TIMEOUT_MS = 60_000;
 /**
  * Pause between the starts of two probes. Not shorter: every probe that reaches
  * a booting guest costs it work, and under emulation probing 4 times a second
@@ -26911,6 +26923,7 @@ function toDeadline(deadlineMs) {
  * Each new connection costs the guest an sshd start (slow under emulation),
  * so the login reuses the probe's connection instead of opening a second one.
  */
+const NO_BANNER_YET = 'no SSH banner yet';
 function probeBannerKeep(host, port, timeoutMs) {
     return new Promise((resolve) => {
         const sock = external_node_net_default().connect({ host, port });
@@ -26930,7 +26943,7 @@ function probeBannerKeep(host, port, timeoutMs) {
             sock.destroy();
             resolve(why);
         };
-        const timer = setTimeout(() => done('no SSH banner yet'), timeoutMs);
+        const timer = setTimeout(() => done(NO_BANNER_YET), timeoutMs);
         sock.on('data', (c) => {
             chunks.push(c);
             got += c.toString('latin1');
@@ -26980,7 +26993,7 @@ function waitForBannerSocket(host, port, deadlineMs, signal, log, hints) {
         let waiting = 0;
         let settled = false;
         let lastLog = started;
-        let lastWhy = 'no SSH banner yet';
+        let lastWhy = NO_BANNER_YET;
         let timer;
         const hintsOff = {};
         const finish = (err, sock) => {
@@ -26997,11 +27010,25 @@ function waitForBannerSocket(host, port, deadlineMs, signal, log, hints) {
         };
         const onAbort = () => finish(new Error('aborted'));
         const timedOut = () => finish(new Error(`Timed out trying to connect to ${host}:${port} after ${Math.round((Date.now() - started) / 1000)}s (${lastWhy}).`));
-        const probe = () => {
+        let patientWaiting = false;
+        let patientTimeouts = 0;
+        const probe = (kind) => {
             const now = Date.now();
+            const wait = kind === 'quick'
+                ? PROBE_TIMEOUT_MS
+                : kind === 'hinted'
+                    ? HINTED_PROBE_TIMEOUT_MS
+                    : Math.min(MAX_PATIENT_TIMEOUT_MS, PROBE_TIMEOUT_MS * 2 ** patientTimeouts);
             waiting++;
-            void probeBannerKeep(host, port, Math.max(100, Math.min(PROBE_TIMEOUT_MS, deadline - now))).then((r) => {
+            if (kind === 'patient')
+                patientWaiting = true;
+            void probeBannerKeep(host, port, Math.max(100, Math.min(wait, deadline - now))).then((r) => {
                 waiting--;
+                if (kind === 'patient') {
+                    patientWaiting = false;
+                    if (r === NO_BANNER_YET)
+                        patientTimeouts++;
+                }
                 if (typeof r !== 'string') {
                     if (settled)
                         r.destroy();
@@ -27029,7 +27056,7 @@ function waitForBannerSocket(host, port, deadlineMs, signal, log, hints) {
                 return;
             }
             if (waiting < MAX_PROBES)
-                probe();
+                probe(patientWaiting ? 'quick' : 'patient');
             timer = setTimeout(launch, Math.min(RETRY_PAUSE_MS, Math.max(0, deadline - now)));
         };
         // A hinted probe goes at once, whatever is in flight (one that went out before
@@ -27040,7 +27067,7 @@ function waitForBannerSocket(host, port, deadlineMs, signal, log, hints) {
             if (settled || now >= deadline || now - lastHint < HINT_GAP_MS)
                 return;
             lastHint = now;
-            probe();
+            probe('hinted');
         };
         if (signal?.aborted)
             return finish(new Error('aborted'));
