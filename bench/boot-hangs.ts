@@ -41,6 +41,7 @@ const VARIANTS: Record<
   },
   noprobe: { about: 'no banner probing until the console says sshd is listening', probeMs: -1 },
   load: { about: 'two busy host processes (CPU hogs) while booting', load: 2 },
+  'load-patient': { about: "two CPU hogs while booting, probed by the transport's waitForBanner", load: 2, patient: true },
   // "After": not a raw QEMU but the product, so the stall watch and the retry are in the loop.
   driver: { about: "a whole build through dist/cli.js (the driver's stall watch and one retry), warm starts off" },
 };
