@@ -34,7 +34,14 @@ export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): bool
   return (env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
 }
 
-const WHAT: Record<Capability, string> = { qemu: 'QEMU', 'image-build': 'the image builder', docker: 'the docker driver', 'actions-cache': 'zstd for the cache' };
+const WHAT: Record<Capability, string> = {
+  qemu: 'QEMU',
+  'image-build': 'the image builder',
+  'image-build-userns': 'user namespaces for the image builder',
+  'cloud-seed': 'the cloud-init seed tools',
+  docker: 'the docker driver',
+  'actions-cache': 'zstd for the cache',
+};
 
 /**
  * Installs what a build needs and the runner lacks: one apt-get call through
