@@ -184,7 +184,7 @@ describe('the CLI before a build', () => {
     });
     expect(res.code, res.out).toBe(1);
     expect(res.out).toMatch(
-      /no passwordless sudo\. Either run it as root, or allow this user passwordless sudo .*, or use a prebuilt image/,
+      /no passwordless sudo\. Either run it as root; or allow this user passwordless sudo .*; or let it use unprivileged user namespaces: .*\/etc\/subuid .*Or use a prebuilt image/,
     );
     expect(readdirSync(dir)).toEqual([]);
   });
