@@ -138,7 +138,7 @@ describe('runner preparation', () => {
     const saved = process.env.PATH;
     process.env.PATH = await tmp(); // no qemu-system-x86_64 here
     try {
-      await ensureQemu(async (cmd, args) => {
+      await ensureQemu([], undefined, async (cmd, args) => {
         calls.push([cmd, ...args].join(' '));
         return 0;
       });
@@ -152,10 +152,29 @@ describe('runner preparation', () => {
     ]);
     process.env.PATH = await tmp();
     try {
-      await expect(ensureQemu(async () => 100)).rejects.toThrow(/installing QEMU .* failed \(exit 100\)/);
+      await expect(ensureQemu([], undefined, async () => 100)).rejects.toThrow(/installing QEMU .* failed \(exit 100\)/);
     } finally {
       process.env.PATH = saved;
     }
+  });
+
+  it("installs the builder's tools in the same single apt-get call when the image is to be built", async () => {
+    const calls: string[] = [];
+    const saved = process.env.PATH;
+    process.env.PATH = await tmp();
+    try {
+      await ensureQemu(['image-build'], 'no server has debian/stable', async (cmd, args) => {
+        calls.push([cmd, ...args].join(' '));
+        return 0;
+      });
+    } finally {
+      process.env.PATH = saved;
+    }
+    const installs = calls.filter((c) => c.includes('apt-get install'));
+    expect(installs).toHaveLength(1);
+    const pkgs = installs[0].split(' --no-install-recommends ')[1].split(' ');
+    for (const p of ['qemu-system-x86', 'qemu-utils', 'zstd', 'mmdebstrap', 'mtools', 'cpio', 'xz-utils']) expect(pkgs).toContain(p);
+    expect(new Set(pkgs).size).toBe(pkgs.length);
   });
 });
 

@@ -17,6 +17,8 @@ import {
   REQUIREMENTS,
   type Missing,
 } from '../src/host/requirements.js';
+import { prepareCloudBoot } from '../src/drivers/qemu/cloud-seed.js';
+import { buildTempRoot } from '../src/cli/settings.js';
 import { CLI, runCli } from './helpers/cli.js';
 
 async function binDir(programs: string[]): Promise<string> {
@@ -87,6 +89,40 @@ describe('host requirements', () => {
   });
 });
 
+describe('the cloud-init seed', () => {
+  it('is a capability of its own, checked when a cloud image is about to boot', async () => {
+    expect(Object.fromEntries(REQUIREMENTS['cloud-seed'].map((r) => [r.need, r.pkg]))).toEqual({
+      'mkfs.vfat': 'dosfstools',
+      mcopy: 'mtools',
+    });
+    // No image needs it unless it boots with a seed: neither qemu nor the builder lists it.
+    expect(REQUIREMENTS.qemu.map((r) => r.need)).not.toContain('mcopy');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'djinn-seed-'));
+    const saved = process.env.PATH;
+    // mcopy lives in /usr/bin: off this PATH it is missing (mkfs.vfat is still found in /usr/sbin).
+    process.env.PATH = await binDir([]);
+    try {
+      const err = await prepareCloudBoot({ buildDir: dir, imageId: 'x' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).name).toBe('DriverError');
+      expect((err as Error).message).toMatch(
+        /booting a cloud image .* needs programs .*: mcopy\. Install them with: .*apt-get install -y --no-install-recommends mtools$/,
+      );
+    } finally {
+      process.env.PATH = saved;
+    }
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('temporary folders', () => {
+  it('go under RUNNER_TEMP, else the cache folder, never the system temp folder', () => {
+    expect(buildTempRoot({ RUNNER_TEMP: '/r/tmp', XDG_CACHE_HOME: '/c' })).toBe('/r/tmp');
+    expect(buildTempRoot({ XDG_CACHE_HOME: '/c' })).toBe('/c/djinn/tmp');
+    expect(buildTempRoot({})).toBe(path.join(os.homedir(), '.cache', 'djinn', 'tmp'));
+  });
+});
+
 describe('the CLI before a build', () => {
   it('exits 2 with the apt-get line when QEMU is missing, before anything starts', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'djinn-hostcheck-'));
@@ -148,7 +184,7 @@ describe('the CLI before a build', () => {
     });
     expect(res.code, res.out).toBe(1);
     expect(res.out).toMatch(
-      /no passwordless sudo\. Either run it as root, or allow this user passwordless sudo .*, or use a prebuilt image/,
+      /no passwordless sudo\. Either run it as root; or allow this user passwordless sudo .*; or let it use unprivileged user namespaces: .*\/etc\/subuid .*Or use a prebuilt image/,
     );
     expect(readdirSync(dir)).toEqual([]);
   });

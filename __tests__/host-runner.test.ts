@@ -171,6 +171,11 @@ describe('the committed action on a stock hosted runner (user runner with sudo, 
       expect(one.res.code, one.log).toBe(0);
       expect(one.outputs.status).toBe('passed');
       expect(one.res.output).toMatch(/through sudo/);
+      // One apt-get call, decided before it: QEMU, zstd and the builder's tools (no server or cache has the image).
+      const installs1 = one.res.output.match(/^Installed .* in .*$/gm) ?? [];
+      expect(installs1, one.log).toHaveLength(1);
+      for (const pkg of ['qemu-system-x86', 'zstd', 'mmdebstrap', 'mtools']) expect((installs1[0] ?? '').split(' '), pkg).toContain(pkg);
+      expect(one.res.output.match(/apt-get install/g), one.log).toHaveLength(1);
       for (const pkg of ['qemu-system-x86', 'mmdebstrap', 'fdisk', 'dosfstools', 'mtools', 'syslinux', 'openssh-client'])
         expect(installed(one.root, pkg), pkg).toBe(true);
       expect(one.res.output).toMatch(/Image debian\/stable came from build in /);
@@ -222,7 +227,12 @@ describe('the committed action on a stock hosted runner (user runner with sudo, 
       expect(two.outputs.status).toBe('passed');
       expect(two.res.output).toMatch(/Image debian\/stable restored from the repository cache in /);
       expect(two.res.output).not.toMatch(/Building image|mmdebstrap/);
-      // Only what this build needed: QEMU, not the builder's tools.
+      // Only what this build needed, in one call: QEMU and zstd (to restore), not the builder's tools.
+      const installs2 = two.res.output.match(/^Installed .* in .*$/gm) ?? [];
+      expect(installs2, two.log).toHaveLength(1);
+      for (const pkg of ['qemu-system-x86', 'zstd']) expect((installs2[0] ?? '').split(' '), pkg).toContain(pkg);
+      expect(installs2[0] ?? '').not.toContain('mmdebstrap');
+      expect(two.res.output).toMatch(/debian\/stable is in the repository cache/);
       expect(installed(two.root, 'qemu-system-x86')).toBe(true);
       expect(installed(two.root, 'mmdebstrap')).toBe(false);
       expect(existsSync(path.join(two.artifacts, 'bin/true')), two.log).toBe(true);

@@ -34,16 +34,24 @@ export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): bool
   return (env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
 }
 
-const WHAT: Record<Capability, string> = { qemu: 'QEMU', 'image-build': 'the image builder', docker: 'the docker driver', 'actions-cache': 'zstd for the cache' };
+const WHAT: Record<Capability, string> = {
+  qemu: 'QEMU',
+  'image-build': 'the image builder',
+  'image-build-userns': 'user namespaces for the image builder',
+  'cloud-seed': 'the cloud-init seed tools',
+  docker: 'the docker driver',
+  'actions-cache': 'zstd for the cache',
+};
 
 /**
  * Installs what a build needs and the runner lacks: one apt-get call through
  * sudo, in a log group that says what was installed and how long it took.
  */
-export async function installMissing(missing: Missing, runCmd = run): Promise<void> {
+export async function installMissing(missing: Missing, runCmd = run, why?: string): Promise<void> {
   if (!missing.packages.length) return;
-  const what = missing.capabilities.map((c) => WHAT[c]).join(' and ');
+  const what = [...new Set(missing.capabilities.map((c) => WHAT[c]))].join(' and ');
   await core.group(`Installing ${what}: ${missing.packages.join(' ')}`, async () => {
+    if (why) core.info(why);
     core.info(
       `This runner lacks ${missing.programs.join(', ')}: installing ${missing.packages.join(' ')} with apt-get${process.getuid?.() === 0 ? '' : ' through sudo'}.`,
     );
@@ -53,12 +61,18 @@ export async function installMissing(missing: Missing, runCmd = run): Promise<vo
   });
 }
 
-/** Installs QEMU (and zstd, before the first cache restore) with apt-get when missing. */
-export async function ensureQemu(runCmd = run): Promise<void> {
-  const missing = missingFor(['qemu', 'actions-cache']);
-  if (!missing.programs.length) return;
+/**
+ * Installs, in one apt-get call, what a qemu build lacks: QEMU, zstd (before the
+ * first cache call), and what `also` adds (the builder's tools when the image is
+ * to be built here, the cloud-init seed's for a catalogue image).
+ */
+export async function ensureQemu(also: Capability[] = [], why?: string, runCmd = run): Promise<void> {
+  const needed = missingFor(['qemu', 'actions-cache', ...also]);
+  if (!needed.programs.length) return;
+  // The capabilities named in the log group: only those with something missing.
+  const missing = { ...needed, capabilities: needed.capabilities.filter((c) => missingFor([c]).programs.length) };
   try {
-    await installMissing(missing, runCmd);
+    await installMissing(missing, runCmd, why);
   } catch (err) {
     throw new Error(`installing QEMU with apt-get failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }

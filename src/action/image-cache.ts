@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { sha256File } from '../util/sha256.js';
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as cache from '@actions/cache';
@@ -165,6 +165,91 @@ export function builtRevision(name: string, now = new Date()): string {
   return `built ${name} (flavor fast) by djinn-vm ${VERSION} in ${now.toISOString().slice(0, 7)}`;
 }
 
+/**
+ * The image's revision: the pinned digest, else the server's (fromServer: the
+ * image will be downloaded), else, for an image our builder makes, the builder's.
+ */
+export async function imageRevision(
+  name: string,
+  settings: DriverSettings,
+  signal?: AbortSignal,
+): Promise<{ rev?: ImageRevision; fromServer: boolean }> {
+  if (settings.imageSha256) return { rev: { kind: 'sha256', value: settings.imageSha256 }, fromServer: false };
+  // The engine's own notion of where the image comes from and its revision signals.
+  const origin = originFor(settings);
+  const url = downloadUrl(origin, name);
+  let text = await serverRevision(url, signal);
+  if (!text && origin.kind === 'server') {
+    const modTime = await serverModTime(origin.base, name, { signal }).catch(() => undefined);
+    if (modTime) text = `${url} mod_time ${modTime}`;
+  }
+  if (text) return { rev: { kind: 'rev', value: text }, fromServer: true };
+  // No server to ask (none reachable, or it lacks the image): an image our builder makes is keyed by the builder.
+  if (buildableSuite(name) && settings.imageBuild !== 'never')
+    return { rev: { kind: 'rev', value: builtRevision(name) }, fromServer: false };
+  return { fromServer: false };
+}
+
+/**
+ * Whether the repository cache holds the image, without downloading it. Our
+ * entries are always saved with zstd (the action installs it before any cache
+ * call), and @actions/cache keys an entry by its compression, which it takes
+ * from `zstd --version` on PATH; it has no parameter for it. So that the one
+ * apt-get call can be decided before zstd is installed, the lookup (lookupOnly:
+ * nothing is downloaded or decompressed) runs with a stand-in zstd on PATH that
+ * only answers --version. With zstd installed, the real one answers.
+ */
+export async function inRepositoryCache(name: string, rev: ImageRevision, tempDir: string): Promise<boolean> {
+  if (!cache.isFeatureAvailable()) return false;
+  const savedPath = process.env.PATH;
+  let shim: string | undefined;
+  if (!onPath('zstd')) {
+    shim = await mkdtemp(path.join(tempDir, 'zstd-version-'));
+    await writeFile(path.join(shim, 'zstd'), '#!/bin/sh\necho v1.5.0\n', { mode: 0o755 });
+    process.env.PATH = `${shim}${path.delimiter}${savedPath ?? ''}`;
+  }
+  try {
+    return (await cache.restoreCache([stagingPattern(name)], cacheKey(name, rev), [], { lookupOnly: true })) !== undefined;
+  } catch (err) {
+    core.info(`image cache: looking up ${name} failed (${err instanceof Error ? err.message : String(err)}): counting it as not cached.`);
+    return false;
+  } finally {
+    process.env.PATH = savedPath;
+    if (shim) await rm(shim, { recursive: true, force: true });
+  }
+}
+
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
+}
+
+/**
+ * Whether this build will reach our image builder, decided before anything is
+ * installed: not when the image is a file, in the disks folder, in the job's
+ * tool cache or the repository cache, or on a server that answers for it.
+ */
+export async function willBuild(
+  manifest: Manifest,
+  settings: DriverSettings,
+  inputs: ActionInputs,
+  signal?: AbortSignal,
+): Promise<{ build: boolean; cloud: boolean; why: string; rev?: ImageRevision }> {
+  const name = imageName(manifest, settings);
+  // A catalogue image boots with a cloud-init seed (its tools go into the same apt-get call).
+  const cloud = !!name && catalogueFirst(name, settings);
+  const no = (why: string, rev?: ImageRevision) => ({ build: false, cloud, why, rev });
+  if (!name || settings.imageFile) return no('the image is a file');
+  if (settings.disks && existsSync(diskPath(path.resolve(settings.disks), name))) return no(`${name} is in the disks folder`);
+  if (!buildableSuite(name) || settings.imageBuild === 'never' || cloud) return no(`${name} is not built here`);
+  const { rev, fromServer } = await imageRevision(name, settings, signal);
+  if (fromServer) return no(`the image server has ${name}`, rev);
+  if (inputs.cache && rev) {
+    if (tc.find(toolName(name), toolVersion(rev), IMAGE_ARCH)) return no(`${name} is in the tool cache`, rev);
+    if (await inRepositoryCache(name, rev, settings.tempDir)) return no(`${name} is in the repository cache`, rev);
+  }
+  return { build: true, cloud, why: `no server has ${name} and no cache holds it: the builder makes it here`, rev };
+}
+
 /** The image the manifest (or the `image` input) names. */
 export function imageName(manifest: Manifest, settings: DriverSettings): string | undefined {
   return settings.image ?? manifest.driver.options.image;
@@ -181,26 +266,14 @@ export async function prepareImage(
   inputs: ActionInputs,
   reporter: Reporter,
   signal?: AbortSignal,
+  /** The revision hostNeeds found (its server request is not made twice). */
+  known?: { rev?: ImageRevision },
 ): Promise<{ name: string; rev?: ImageRevision; note?: string } | undefined> {
   const name = imageName(manifest, settings);
   if (!name) return undefined;
   if (!inputs.cache || settings.imageFile) return { name };
   if (settings.disks && existsSync(diskPath(path.resolve(settings.disks), name))) return { name };
-  let rev: ImageRevision | undefined;
-  if (settings.imageSha256) rev = { kind: 'sha256', value: settings.imageSha256 };
-  else {
-    // The engine's own notion of where the image comes from and its revision signals.
-    const origin = originFor(settings);
-    const url = downloadUrl(origin, name);
-    let text = await serverRevision(url, signal);
-    if (!text && origin.kind === 'server') {
-      const modTime = await serverModTime(origin.base, name, { signal }).catch(() => undefined);
-      if (modTime) text = `${url} mod_time ${modTime}`;
-    }
-    if (text) rev = { kind: 'rev', value: text };
-    // No server to ask (none reachable, or it lacks the image): an image our builder makes is keyed by the builder.
-    else if (buildableSuite(name) && settings.imageBuild !== 'never') rev = { kind: 'rev', value: builtRevision(name) };
-  }
+  const rev = known ? known.rev : (await imageRevision(name, settings, signal)).rev;
   if (!rev) {
     reporter.info(`Image cache: the revision of ${name} is unknown (no pinned image-sha256, no answer from the server): not caching it.`);
     return { name };

@@ -14,7 +14,7 @@ import { worst, type Status } from '../runner/status.js';
 import { uploadArtifacts } from './artifacts.js';
 import { ensureQemu, installMissing, prepareKvm } from './host.js';
 import { onMissing } from '../host/requirements.js';
-import { afterBuild, prepareImage } from './image-cache.js';
+import { afterBuild, prepareImage, willBuild } from './image-cache.js';
 import { driverSettings, readInputs, workspaceDir, type ActionInputs } from './inputs.js';
 import { findManifests } from '../runner/prepare.js';
 import { restoreWarmStates, saveWarmStates } from './warm-cache.js';
@@ -114,8 +114,14 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
     try {
       const settings = driverSettings(inputs, tempDir);
       let image: Awaited<ReturnType<typeof prepareImage>>;
+      let source: Awaited<ReturnType<typeof willBuild>> | undefined;
       if (b.manifest.driver.type === 'qemu') {
-        await ensureQemu();
+        // Everything this build needs in one apt-get call: the builder's tools only when no server or cache has the image.
+        source = await willBuild(b.manifest, settings, inputs, signal);
+        await ensureQemu(
+          [...(source.build ? (['image-build'] as const) : []), ...(source.cloud ? (['cloud-seed'] as const) : [])],
+          source.why,
+        );
         if (settings.kvm !== 'off' && !probed) {
           probed = await prepareKvm();
           if (probed.why)
@@ -124,7 +130,7 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
             );
         }
         if (probed?.accelerator === 'tcg' && settings.kvm !== 'on') settings.kvm = 'off';
-        image = await prepareImage(b.manifest, settings, inputs, reporter, signal);
+        image = await prepareImage(b.manifest, settings, inputs, reporter, signal, source);
         if (image && inputs.cache)
           await restoreWarmStates(
             image.name,

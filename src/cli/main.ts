@@ -1,7 +1,7 @@
 // The `djinn` command line: the offline runner's flags, plus lint, plan,
 // image and workflow commands. A thin front end over the engine.
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readDriverConf, type DriverConf } from '../config/driver-conf.js';
@@ -21,7 +21,7 @@ import { readInputText } from '../util/input-file.js';
 import { removeTree } from '../util/remove-tree.js';
 import { RUN_FLAGS } from './flag-specs.js';
 import { all, parseFlags, str, type FlagSpec, type FlagValues } from './flags.js';
-import { settingsFromFlags } from './settings.js';
+import { buildTempRoot, settingsFromFlags } from './settings.js';
 import { TerminalReporter } from './terminal-reporter.js';
 import { VERSION } from '../version.js';
 import { imageCommand } from './image-command.js';
@@ -273,7 +273,9 @@ async function runCommand(argv: string[]): Promise<number> {
     throw err;
   }
 
-  const tempDir = await mkdtemp(path.join(os.tmpdir(), 'djinn-build-'));
+  const tempRoot = buildTempRoot();
+  await mkdir(tempRoot, { recursive: true, mode: 0o700 });
+  const tempDir = await mkdtemp(path.join(tempRoot, 'djinn-build-'));
   const stop = new AbortController();
   let signalled: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {

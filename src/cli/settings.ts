@@ -46,6 +46,15 @@ export function defaultCacheDir(): string {
   return path.join(base, 'djinn', 'images');
 }
 
+/**
+ * Where a build's temporary folders go (overlays, saved states, seeds): RUNNER_TEMP when set, else
+ * the cache folder. Never /tmp: Ubuntu 26.04 runners mount it as a RAM tmpfs with a per-user quota.
+ */
+export function buildTempRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.RUNNER_TEMP) return env.RUNNER_TEMP;
+  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'djinn', 'tmp');
+}
+
 export function settingsFromFlags(flags: FlagValues, conf: DriverConf, tempDir: string): DriverSettings {
   return {
     conf,

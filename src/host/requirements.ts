@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-export type Capability = 'qemu' | 'image-build' | 'docker' | 'actions-cache';
+export type Capability = 'qemu' | 'image-build' | 'image-build-userns' | 'cloud-seed' | 'docker' | 'actions-cache';
 
 export interface Requirement {
   /** A program looked up on PATH (and the sbin folders), or an absolute file path. */
@@ -44,6 +44,18 @@ export const REQUIREMENTS: Record<Capability, Requirement[]> = {
     { need: 'xz', pkg: 'xz-utils' },
     { need: 'tar', pkg: 'tar' },
     { need: 'qemu-img', pkg: 'qemu-utils' },
+  ],
+  // Only for a user with neither root nor passwordless sudo: mmdebstrap's unshare mode maps the
+  // user's /etc/subuid and /etc/subgid ranges into a user namespace through these setuid helpers.
+  'image-build-userns': [
+    { need: 'newuidmap', pkg: 'uidmap' },
+    { need: 'newgidmap', pkg: 'uidmap' },
+    { need: 'unshare', pkg: 'util-linux' },
+  ],
+  // A catalogue (cloud) image boots with a cloud-init seed: a small FAT volume (cloud-seed.ts).
+  'cloud-seed': [
+    { need: 'mkfs.vfat', pkg: 'dosfstools' },
+    { need: 'mcopy', pkg: 'mtools' },
   ],
   docker: [{ need: 'dockerd', pkg: 'docker.io' }],
   // @actions/cache compresses with zstd when it is on PATH and keys an entry by its compression, so a
@@ -95,6 +107,8 @@ export function aptLine(packages: string[], root = isRoot()): string {
 const WHAT: Record<Capability, string> = {
   qemu: 'running a qemu build',
   'image-build': 'building an image',
+  'image-build-userns': 'building an image in a user namespace',
+  'cloud-seed': 'booting a cloud image (its cloud-init seed)',
   docker: 'the docker driver',
   'actions-cache': 'the Actions cache',
 };

@@ -8,6 +8,7 @@ import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ensureCapabilities, HostRequirementError } from '../../host/requirements.js';
 import { DriverError } from '../driver.js';
 
 const execFileP = promisify(execFile);
@@ -98,10 +99,12 @@ export async function makeSeed(dir: string, files: SeedFiles): Promise<string> {
   await writeFile(ud, files.userData);
   await writeFile(img, '');
   await truncate(img, 1024 * 1024);
+  // mkfs.vfat lives in /usr/sbin, which is not on a normal user's PATH on Debian.
+  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`, MTOOLS_SKIP_CHECK: '1' };
   try {
     // A fixed volume id: the same seed gives the same volume.
-    await execFileP('mkfs.vfat', ['-n', 'cidata', '-i', '0d5a1e17', img]);
-    await execFileP('mcopy', ['-o', '-i', img, md, ud, '::'], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+    await execFileP('mkfs.vfat', ['-n', 'cidata', '-i', '0d5a1e17', img], { env });
+    await execFileP('mcopy', ['-o', '-i', img, md, ud, '::'], { env });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     if (e.code === 'ENOENT')
@@ -121,6 +124,13 @@ export interface CloudBoot {
 
 /** Key and seed for one build of a catalogue image. */
 export async function prepareCloudBoot(o: { cacheDir?: string; buildDir: string; imageId: string }): Promise<CloudBoot> {
+  // Checked here, so only a catalogue image's boot needs dosfstools and mtools (the front end may install them).
+  try {
+    await ensureCapabilities(['cloud-seed']);
+  } catch (err) {
+    if (err instanceof HostRequirementError || (err instanceof Error && err.name === 'InstallError')) throw new DriverError(err.message);
+    throw err;
+  }
   const key = await loginKey(o.cacheDir ? path.join(o.cacheDir, 'catalogue-key') : o.buildDir);
   const files = seedFiles(o.imageId, key.publicKey);
   const file = await makeSeed(o.buildDir, files);

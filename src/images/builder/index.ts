@@ -40,6 +40,7 @@ export interface BuildResult {
   seconds: number;
 }
 
+const PRIV_NOTE: Record<Privilege, string> = { root: '', sudo: ' (through sudo)', userns: ' (unshare mode, in a user namespace)' };
 const KERNEL_ARGS = 'console=ttyS0 quiet mitigations=off';
 const HAS_UPDATES = new Set(['bullseye', 'bookworm', 'trixie']);
 
@@ -55,7 +56,8 @@ export async function buildImage(options: BuildOptions, log: (line: string) => v
   const codename = await codenameFor(options.suite, options.signal);
   const out = path.resolve(options.output);
   await mkdir(path.dirname(out), { recursive: true });
-  if (options.flavor === 'cloud' && options.authorizedKeyFile) throw new BuildError('the cloud flavor takes no authorized key: cloud-init writes it from the seed at boot.');
+  if (options.flavor === 'cloud' && options.authorizedKeyFile)
+    throw new BuildError('the cloud flavor takes no authorized key: cloud-init writes it from the seed at boot.');
   const authorizedKey = options.authorizedKeyFile ? await readKey(options.authorizedKeyFile) : '';
   const workRoot = options.workRoot ?? process.env.RUNNER_TEMP ?? path.dirname(out);
   await mkdir(workRoot, { recursive: true });
@@ -78,7 +80,7 @@ export async function buildImage(options: BuildOptions, log: (line: string) => v
   try {
     const overlay = path.join(work, 'overlay');
     await prepareOverlay(overlay, options.flavor, authorizedKey);
-    step(`debian/${options.suite} (${codename}), flavor ${options.flavor}: installing packages with mmdebstrap${priv === 'sudo' ? ' (through sudo)' : ''}`);
+    step(`debian/${options.suite} (${codename}), flavor ${options.flavor}: installing packages with mmdebstrap${PRIV_NOTE[priv]}`);
     await bootstrap(priv, tree, overlay, codename, options.flavor, (l) => step(`  ${l}`), signal);
     const kver = await kernelVersion(tree);
     step(`making the initrd for kernel ${kver}`);
@@ -128,7 +130,8 @@ async function readKey(file: string): Promise<string> {
   } catch (err) {
     throw new BuildError(`cannot read the authorized key ${file}: ${(err as Error).message}`);
   }
-  if (!/^(ssh-|ecdsa-|sk-)/m.test(text)) throw new BuildError(`${file} does not look like an OpenSSH public key (one line starting with ssh-ed25519, ssh-rsa, ...).`);
+  if (!/^(ssh-|ecdsa-|sk-)/m.test(text))
+    throw new BuildError(`${file} does not look like an OpenSSH public key (one line starting with ssh-ed25519, ssh-rsa, ...).`);
   return text.endsWith('\n') ? text : `${text}\n`;
 }
 
@@ -137,18 +140,28 @@ function sq(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-async function bootstrap(priv: Privilege, tree: string, overlay: string, codename: string, flavor: Flavor, log: (l: string) => void, signal?: AbortSignal) {
+async function bootstrap(
+  priv: Privilege,
+  tree: string,
+  overlay: string,
+  codename: string,
+  flavor: Flavor,
+  log: (l: string) => void,
+  signal?: AbortSignal,
+) {
   // Debian's own keyring and mirror, so that nothing depends on the host's apt sources (an Ubuntu host has neither).
   const signed = `[signed-by=${DEBIAN_KEYRING}]`;
   const sources = [`deb ${signed} ${MIRROR} ${codename} main`];
-  if (HAS_UPDATES.has(codename)) sources.push(`deb ${signed} ${MIRROR} ${codename}-updates main`, `deb ${signed} ${SECURITY_MIRROR} ${codename}-security main`);
+  if (HAS_UPDATES.has(codename))
+    sources.push(`deb ${signed} ${MIRROR} ${codename}-updates main`, `deb ${signed} ${SECURITY_MIRROR} ${codename}-security main`);
   const replaced = (await overlayFiles(overlay)).map((f) => `"$1"/${sq(f)}`).join(' ');
   await runAsRoot(
     priv,
     'mmdebstrap',
     [
       '--variant=minbase',
-      '--mode=root',
+      // As our user namespace's root, mmdebstrap's unshare mode only adds its mount and PID namespaces.
+      `--mode=${priv === 'userns' ? 'unshare' : 'root'}`,
       `--keyring=${DEBIAN_KEYRING}`,
       `--include=${packagesFor(flavor).join(',')}`,
       // The kernel's postinst makes an initrd: keep it small (ours replaces it).
@@ -164,7 +177,12 @@ async function bootstrap(priv: Privilege, tree: string, overlay: string, codenam
       tree,
       ...sources,
     ],
-    { onLine: (l) => { if (/^(I|W|E):/.test(l)) log(l); }, signal },
+    {
+      onLine: (l) => {
+        if (/^(I|W|E):/.test(l)) log(l);
+      },
+      signal,
+    },
   );
 }
 
