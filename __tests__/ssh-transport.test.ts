@@ -6,9 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobExecution } from '../src/drivers/driver.js';
-import type { Reporter } from '../src/runner/reporter.js';
-import { jobScript, shellQuote } from '../src/runner/script.js';
+import type { JobExecution } from '../src/core/job.js';
+import type { Reporter } from '../src/core/reporter.js';
+import { jobScript } from '../src/runner/script.js';
+import { shellQuote } from '../src/core/shell.js';
 import { SshSession, waitForBanner } from '../src/transport/ssh/index.js';
 import { freePort, startSshd, targetFor, type Sshd } from './helpers/sshd.js';
 

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { silentReporter } from '../../src/runner/reporter.js';
+import { silentReporter } from '../../src/core/reporter.js';
 import type { SshTarget } from '../../src/transport/ssh/connect.js';
 
 export interface SshdOptions {

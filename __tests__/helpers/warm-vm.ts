@@ -7,7 +7,7 @@ import { freePort, QemuProcess, qemuArgs, type LaunchSpec } from '../../src/driv
 import { applyLaunchChange, type WarmMode } from '../../src/drivers/qemu/warm/index.js';
 import { afterConnect, warmBoot, type WarmBootResult } from '../../src/drivers/qemu/warm/boot.js';
 import type { FixupResult } from '../../src/drivers/qemu/warm/fixups.js';
-import { silentReporter } from '../../src/runner/reporter.js';
+import { silentReporter } from '../../src/core/reporter.js';
 import { SshSession, waitForBanner } from '../../src/transport/ssh/index.js';
 import { testImage as vmTestImage } from './vm.js';
 

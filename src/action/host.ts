@@ -10,6 +10,7 @@ import * as core from '@actions/core';
 import { aptInstall } from '../host/install.js';
 import { missingFor, type Capability, type Missing } from '../host/requirements.js';
 import { formatDuration } from '../util/duration.js';
+import { message } from '../core/errors.js';
 
 export const KVM_RULE_FILE = '/etc/udev/rules.d/99-djinn-kvm.rules';
 const KVM_RULE = 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"';
@@ -60,7 +61,7 @@ export async function ensureQemu(runCmd = run): Promise<void> {
   try {
     await installMissing(missing, runCmd);
   } catch (err) {
-    throw new Error(`installing QEMU with apt-get failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`installing QEMU with apt-get failed: ${message(err)}`, { cause: err });
   }
 }
 

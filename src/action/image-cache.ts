@@ -22,17 +22,18 @@ import path from 'node:path';
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
-import type { DriverSettings } from '../drivers/settings.js';
+import type { DriverSettings } from '../config/driver-settings.js';
 import type { Manifest } from '../manifest/types.js';
-import type { BuildReport, Reporter } from '../runner/reporter.js';
+import type { BuildReport, Reporter } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import { downloadUrl, originFor } from '../images/fetch/through-cache.js';
 import { serverModTime } from '../images/fetch/server.js';
 import { diskPath } from '../images/local.js';
 import { catalogueFirst, resolveImage } from '../images/resolve.js';
 import { buildableSuite } from '../images/builder/index.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../core/version.js';
 import type { ActionInputs } from './inputs.js';
+import { message } from '../core/errors.js';
 
 export const IMAGE_ARCH = 'x86_64';
 const FILE = 'image.qcow2';
@@ -206,7 +207,7 @@ export async function prepareImage(
     return { name };
   }
   const hit = await restoreImage(name, rev).catch((err: unknown) => {
-    core.warning(`image cache: restoring ${name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    core.warning(`image cache: restoring ${name} failed: ${message(err)}`);
     return undefined;
   });
   if (hit) {
@@ -254,6 +255,6 @@ export async function afterBuild(settings: DriverSettings, report: BuildReport, 
       `Image ${p.name} saved to the ${saved.cacheId !== undefined ? 'repository cache' : 'tool cache'} in ${formatDuration(Date.now() - started)}.`,
     );
   } catch (err) {
-    core.warning(`image cache: saving ${p.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    core.warning(`image cache: saving ${p.name} failed: ${message(err)}`);
   }
 }

@@ -5,13 +5,13 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
-import type { EnvVar } from '../drivers/driver.js';
-import { emptyConf, type DriverSettings } from '../drivers/settings.js';
-import { UsageError } from '../manifest/errors.js';
+import type { EnvVar } from '../core/job.js';
+import { emptyConf, type DriverSettings } from '../config/driver-settings.js';
+import { UsageError } from '../core/errors.js';
 import { parseEnvLines } from '../runner/prepare.js';
 import { parseDuration } from '../util/duration.js';
-import { settingsFromFlags } from '../cli/settings.js';
-import type { FlagValues } from '../cli/flags.js';
+import { settingsFromFlags } from '../config/settings.js';
+import type { FlagValues } from '../config/values.js';
 
 export type WorkspaceMode = 'auto' | 'clone' | 'off';
 

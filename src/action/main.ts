@@ -4,13 +4,13 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
-import { DriverError } from '../drivers/driver.js';
+import { DriverError, message } from '../core/errors.js';
 import { makeDriver } from '../drivers/index.js';
-import { UsageError } from '../manifest/errors.js';
+import { UsageError } from '../core/errors.js';
 import { parseManifestFile } from '../manifest/parse.js';
 import { makePlan } from '../manifest/plan.js';
 import { runBuild } from '../runner/runner.js';
-import { worst, type Status } from '../runner/status.js';
+import { worst, type Status } from '../core/status.js';
 import { uploadArtifacts } from './artifacts.js';
 import { ensureQemu, installMissing, prepareKvm } from './host.js';
 import { onMissing } from '../host/requirements.js';
@@ -23,10 +23,6 @@ import { STATE } from './state.js';
 import { bootSeconds, fact, writeSummary, type BuildResult, type UploadResult } from './summary.js';
 import { copyWorkspace, takeOverOwnSources } from './workspace.js';
 import { bootOnlyBuild, checkKeep, keepMachine, secretValues } from './keep.js';
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Folder name for one manifest's artifacts when several run: `.djinn/debian.yml` → `debian`. */
 export function manifestSlug(file: string): string {

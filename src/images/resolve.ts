@@ -9,9 +9,9 @@
 // function to SOURCES at its place in the order.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DriverError } from '../drivers/driver.js';
-import type { DriverSettings } from '../drivers/settings.js';
-import type { Reporter } from '../runner/reporter.js';
+import { DriverError } from '../core/errors.js';
+import type { DriverSettings } from '../config/driver-settings.js';
+import type { Reporter } from '../core/reporter.js';
 import { BuildError, buildImage, buildableSuite } from './builder/index.js';
 import { diskPath, listDiskImages } from './local.js';
 import { DownloadError, ImageNotFoundError } from './fetch/errors.js';

@@ -8,7 +8,7 @@ import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DriverError } from '../driver.js';
+import { DriverError } from '../../core/errors.js';
 
 const execFileP = promisify(execFile);
 

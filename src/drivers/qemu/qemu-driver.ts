@@ -6,11 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { resolveImage, type ResolvedImage } from '../../images/resolve.js';
 import { verifyImage } from '../../images/verify.js';
-import type { Reporter } from '../../runner/reporter.js';
+import type { Reporter } from '../../core/reporter.js';
 import { SshSession } from '../../transport/ssh/index.js';
-import type { CreateContext, Driver, ExecResult, JobExecution, KeptMachine, OutputSink } from '../driver.js';
-import { DriverError } from '../driver.js';
-import type { DriverSettings } from '../settings.js';
+import type { CreateContext, Driver, KeptMachine } from '../driver.js';
+import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
+import { DriverError } from '../../core/errors.js';
+import type { DriverSettings } from '../../config/driver-settings.js';
 import { planAccel, type Accel } from './accel.js';
 import { consoleHints } from './console-hints.js';
 import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
@@ -136,7 +137,7 @@ export class QemuDriver implements Driver {
       } catch (err) {
         if (signal.aborted) throw new DriverError('the machine was stopped while booting.');
         if (!(err instanceof BootTimeout || err instanceof QemuExited) || !fallback) throw err;
-        const why = err instanceof QemuExited ? `QEMU could not run with KVM (${firstLine(err.message)})` : `the KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s`;
+        const why = err instanceof QemuExited ? `QEMU could not run with KVM (${causeLine(err.message)})` : `the KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s`;
         reporter.info(`${why}: booting again with software emulation (TCG).`);
         await this.stopQemu();
       }
@@ -377,7 +378,8 @@ export class QemuDriver implements Driver {
   }
 }
 
-function firstLine(text: string): string {
+/** The first line that says why, past our own "failed to boot" heading. */
+function causeLine(text: string): string {
   return text.split('\n').find((l) => l.trim() && !l.startsWith('failed to boot'))?.trim() ?? text.trim();
 }
 

@@ -3,8 +3,8 @@
 // the deadline, but never a refused login (it will not get better).
 import net from 'node:net';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
-import type { Reporter } from '../../runner/reporter.js';
-import { DriverError } from '../../drivers/driver.js';
+import type { Reporter } from '../../core/reporter.js';
+import { DriverError } from '../../core/errors.js';
 import { sleep } from '../../util/sleep.js';
 import { describeSocketError, toDeadline, WAIT_LOG_EVERY_MS, waitForBannerSocket, type ProbeHints } from './banner.js';
 import { coalesceWrites } from './coalesce.js';

@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { stat as statLocal } from 'node:fs/promises';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
-import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from '../../drivers/driver.js';
-import { envFile, shellQuote } from '../../runner/script.js';
+import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from '../../core/job.js';
+import { envFile, shellQuote } from '../../core/shell.js';
 import { globFiles } from '../../util/glob.js';
 import { openClient, openExec, type SshTarget } from './connect.js';
 import { execCollect, type ExecOutput } from './exec.js';

@@ -12,6 +12,7 @@ import {
 } from './index.js';
 import { runFixups, type FixupResult, type GuestRunner } from './fixups.js';
 import type { StateKey } from './key.js';
+import { firstLine } from '../../../core/text.js';
 
 export interface WarmBootHooks<P> {
   /** Starts QEMU with the driver's launch description changed as `change` says. */
@@ -71,7 +72,7 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
       if (hooks.isTransient?.(stderr)) throw err;
       // QEMU's own error (e.g. "Size mismatch: pc.ram ...") says more than a closed QMP socket.
       const said = qemuError(stderr);
-      const reason = said || firstLine((err as Error).message) || 'unknown error';
+      const reason = said || shortLine((err as Error).message) || 'unknown error';
       hooks.log(`warm start: could not restore the saved machine (${reason}); booting cold`);
       plan = await restoreFailed(plan, req, reason);
     }
@@ -89,7 +90,7 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
   const result: WarmBootResult<P> = { proc, start: 'booted', startSeconds, plan };
   if (plan.kind === 'save') {
     const saved = await saveAndContinue(plan, { tempDir: req.tempDir, bootSeconds: startSeconds, signal: opts.signal });
-    if (saved.error) hooks.log(`warm start: could not save the booted machine (${firstLine(saved.error)}); the next build boots cold too`);
+    if (saved.error) hooks.log(`warm start: could not save the booted machine (${shortLine(saved.error)}); the next build boots cold too`);
     else {
       result.savedSeconds = saved.seconds;
       result.stateKey = saved.manifest!.key;
@@ -114,14 +115,10 @@ export async function afterConnect(
 
 function qemuError(stderr: string): string {
   const line = stderr.split('\n').find((l) => /mismatch|unknown savevm|load of migration failed|error|invalid/i.test(l));
-  return line ? firstLine(line.replace(/^qemu-system-\w+:\s*/, '')) : '';
+  return line ? shortLine(line.replace(/^qemu-system-\w+:\s*/, '')) : '';
 }
 
-function firstLine(s: string): string {
-  return (
-    s
-      .split('\n')
-      .map((l) => l.trim())
-      .find((l) => l) ?? ''
-  ).slice(0, 300);
+/** A line of QEMU's or our own error text, short enough for one log line. */
+function shortLine(s: string): string {
+  return firstLine(s).slice(0, 300);
 }

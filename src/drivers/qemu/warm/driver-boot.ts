@@ -3,9 +3,9 @@
 // own port retries, accelerator fall-back and error messages around it.
 import { readFile } from 'node:fs/promises';
 import type { ResolvedImage } from '../../../images/resolve.js';
-import type { Reporter } from '../../../runner/reporter.js';
+import type { Reporter } from '../../../core/reporter.js';
 import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
-import type { DriverSettings } from '../../settings.js';
+import type { DriverSettings } from '../../../config/driver-settings.js';
 import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
 import { BootStalled, watchStall } from '../stall.js';
 import { afterConnect, warmBoot } from './boot.js';

@@ -15,8 +15,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { dropOption, machineShape, pinMachine, swapDrive } from './args.js';
 import { checkKey, imageDigest, keyDigest, knownImageDigest, pinnedMachine, qemuVersion, type StateKey } from './key.js';
-import { QmpClient, QmpError, shellQuote } from './qmp.js';
+import { QmpClient } from './qmp.js';
+import { shellQuote } from '../../../core/shell.js';
 import { StateStore, type FoundState, type PendingSave, type StateManifest } from './store.js';
+import { message } from '../../../core/errors.js';
 
 export { runFixups, fixupScript, parseFixupOutput, type FixupResult, type GuestRunner } from './fixups.js';
 export { QmpClient, QmpError } from './qmp.js';
@@ -273,7 +275,7 @@ export async function finishRestore(
     if (status !== 'running') await qmp.cont();
   } catch (err) {
     if (opts.signal?.aborted) throw err;
-    throw new WarmLoadError(err instanceof QmpError || err instanceof Error ? err.message : String(err));
+    throw new WarmLoadError(message(err));
   } finally {
     qmp?.close();
   }

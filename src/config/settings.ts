@@ -1,12 +1,12 @@
-// CLI flags over driver.conf over defaults.
+// Driver settings from the front end's options (CLI flags or action inputs) over driver.conf.
 import os from 'node:os';
 import path from 'node:path';
-import { confChoice, confDuration, confInt, confString, type DriverConf } from '../config/driver-conf.js';
-import type { DriverSettings, Tristate } from '../drivers/settings.js';
-import { UsageError } from '../manifest/errors.js';
+import { confChoice, confDuration, confInt, confString, type DriverConf } from './driver-conf.js';
+import type { DriverSettings, Tristate } from './driver-settings.js';
+import { UsageError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { MAX_TIMER_MS } from '../util/long-timer.js';
-import { all, str, type FlagValues } from './flags.js';
+import { all, str, type FlagValues } from './values.js';
 
 function oneOf<T extends string>(flags: FlagValues, name: string, allowed: readonly T[]): T | undefined {
   const v = str(flags, name);

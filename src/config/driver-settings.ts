@@ -1,6 +1,6 @@
 // Everything a front end (CLI flags, action inputs) and driver.conf can say
 // about how to run a driver. Front ends fill it; drivers read only what they need.
-import type { DriverConf } from '../config/driver-conf.js';
+import type { DriverConf } from './driver-conf.js';
 
 export type Tristate = 'auto' | 'on' | 'off';
 
