@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
-import path from 'node:path';
 import * as core from '@actions/core';
 import { aptInstall } from '../host/install.js';
 import { missingFor, type Capability, type Missing } from '../host/requirements.js';
@@ -29,10 +28,6 @@ export function run(cmd: string, args: string[]): Promise<number> {
 
 function asRoot(cmd: string[]): [string, string[]] {
   return process.getuid?.() === 0 ? [cmd[0], cmd.slice(1)] : ['sudo', ['-n', ...cmd]];
-}
-
-export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  return (env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
 }
 
 const WHAT: Record<Capability, string> = { qemu: 'QEMU', 'image-build': 'the image builder', docker: 'the docker driver', 'actions-cache': 'zstd for the cache' };

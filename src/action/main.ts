@@ -15,7 +15,7 @@ import { uploadArtifacts } from './artifacts.js';
 import { ensureQemu, installMissing, prepareKvm } from './host.js';
 import { onMissing } from '../host/requirements.js';
 import { afterBuild, prepareImage } from './image-cache.js';
-import { driverSettings, readInputs, workspaceDir, type ActionInputs } from './inputs.js';
+import { driverSettings, readInputs, workspaceDir } from './inputs.js';
 import { findManifests } from '../runner/prepare.js';
 import { restoreWarmStates, saveWarmStates } from './warm-cache.js';
 import { ActionsReporter } from './reporter.js';
@@ -212,5 +212,3 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
     core.setFailed(`${builds.length > 1 && failed ? `${failed.manifest}: ` : ''}build ${final}: ${why.split('\n')[0]}`);
   }
 }
-
-export type { ActionInputs };

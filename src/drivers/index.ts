@@ -9,7 +9,6 @@ import { SshDriver } from './ssh/ssh-driver.js';
 import type { DriverSettings } from '../config/driver-settings.js';
 
 export function makeDriver(spec: DriverSpec, settings: DriverSettings): Driver {
-  void settings;
   switch (spec.type) {
     case 'os':
       return new OsDriver();

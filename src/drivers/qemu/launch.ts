@@ -6,7 +6,7 @@
 // without cleaning up. The serial console goes to a file for diagnostics.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import net from 'node:net';
 import { accelArgs, type Accel } from './accel.js';
 
@@ -219,14 +219,4 @@ export async function waitForForward(proc: QemuProcess, port: number, deadline: 
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;
-}
-
-/** The pid QEMU wrote, if it has. */
-export async function readPidFile(file: string): Promise<number | undefined> {
-  try {
-    const n = Number((await readFile(file, 'utf8')).trim());
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -14,7 +14,7 @@ import { DriverError } from '../../core/errors.js';
 import type { DriverSettings } from '../../config/driver-settings.js';
 import { planAccel, type Accel } from './accel.js';
 import { consoleHints } from './console-hints.js';
-import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
+import { freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
 import { BootStalled, DEFAULT_BOOT_RETRIES, defaultStallMs, watchStall } from './stall.js';
 import { prepareCloudBoot, waitForCloudInit, type CloudBoot } from './cloud-seed.js';
@@ -389,5 +389,3 @@ function bootFailure(image: string, stderr: string, code: number | null): string
     return `failed to boot machine: image ${image} is currently being modified by another program.\n${why}`;
   return `failed to boot machine: QEMU exited (status ${code}):\n${why}`;
 }
-
-export { consoleTail };

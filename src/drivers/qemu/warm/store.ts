@@ -42,22 +42,8 @@ export interface StateManifest {
   bootSeconds?: number;
 }
 
-/** Where the state for `key` lives and the cache key the action stores it under. */
-export interface WarmCacheEntry {
-  /** Folder to save/restore whole (holds the pointer and the generations). */
-  path: string;
-  /** Key for @actions/cache: changes whenever anything in the state key changes. */
-  cacheKey: string;
-}
-
 export function warmStateRoot(cacheDir: string): string {
   return path.join(cacheDir, 'warm');
-}
-
-/** For the action: the folder holding a key's states and the @actions/cache key to store it under. */
-export function warmStateCacheEntry(cacheDir: string, key: StateKey): WarmCacheEntry {
-  const digest = keyDigest(key);
-  return { path: path.join(warmStateRoot(cacheDir), digest), cacheKey: `djinn-warm-v${STATE_FORMAT}-${digest}` };
 }
 
 /**
