@@ -1,18 +1,6 @@
-// The action's image caches (issue 5): @actions/tool-cache within a job,
-// @actions/cache across workflow runs. Both are keyed by the image name and
-// its revision: the pinned SHA-256 when there is one, else the server's
-// revision (ETag, Last-Modified) of the image.
-//
-// tool-cache needs a semver version, so the mapping is:
-//   tool    = djinn-image-<name with every character outside [A-Za-z0-9.-] as _XX hex>
-//   version = 1.0.0-sha256-<first 16 hex digits of the digest>      (pinned digest)
-//           = 1.0.0-rev-<first 16 hex digits of sha256(revision)>    (server revision)
-//   arch    = x86_64
-// The prerelease part is one alphanumeric identifier, so it is always valid
-// semver and always looked up exactly; the major version 1 is the layout of
-// this mapping, bumped if it ever changes.
-// The @actions/cache key is djinn-image-v1-<slug>-<sha256-…|rev-…>, with the
-// image as a single file under ~/.cache/djinn (zstd-compressed by @actions/cache).
+// The action's image caches: @actions/tool-cache within a job, @actions/cache
+// across workflow runs, both keyed by the image name and its revision. The key
+// formats are in docs/action.md ("Image caches").
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { sha256File } from '../util/sha256.js';

@@ -1,4 +1,4 @@
-// Warm-start states across workflow runs (issue 8): the qemu driver keeps
+// Warm-start states across workflow runs: the qemu driver keeps
 // saved running machines under <cacheDir>/warm and validates every state it
 // finds (image digest, QEMU, machine, memory, CPUs, devices), so the action only
 // has to carry that folder between runs with @actions/cache. The key is what

@@ -16,7 +16,7 @@ export interface DriverSettings {
   memoryMiB?: number;
   kvm?: Tristate;
   bootTimeoutMs?: number;
-  /** No console output and no SSH banner for this long while booting = stalled (issue 14). */
+  /** No console output and no SSH banner for this long while booting = stalled (docs/qemu.md). */
   bootStallMs?: number;
   /** Boots again this many times after a stall (default 1). */
   bootRetries?: number;

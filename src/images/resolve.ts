@@ -2,7 +2,6 @@
 // file, the disks folder (Djinn's layout), our cache, a download, our builder,
 // the catalogue of official cloud images (before the builder for names it
 // cannot build; see docs/catalogue.md for the order of debian/* names).
-// (Contract shared by the qemu driver and the image sources; see issue 5.)
 //
 // Each source either returns an image, returns undefined ("not mine, ask the
 // next one") or throws a user-facing DriverError. To add a source, add a

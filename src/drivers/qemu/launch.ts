@@ -1,5 +1,5 @@
 // Starting and stopping one QEMU process: the launch API the qemu driver (and
-// the warm-start code) build on. See HANDOFF.md.
+// the warm-start code) build on. See docs/qemu.md.
 //
 // QEMU runs as our child (no -daemonize) so that we keep its exit status and
 // stderr; with util-linux's setpriv it also gets SIGKILL if this process dies

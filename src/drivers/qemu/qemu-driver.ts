@@ -240,9 +240,8 @@ export class QemuDriver implements Driver {
   }
 
   /**
-   * Logs in as soon as the guest's sshd answers. The transport waits for the
-   * banner itself; a probe of our own on top cost the guest extra sshd sessions
-   * (fork + exec of sshd-session, slow under emulation) and made boots slower.
+   * Logs in as soon as the guest's sshd answers: the transport waits for the
+   * banner itself (every extra probe costs a slow guest an sshd session).
    */
   private async connect(port: number, deadline: number, reporter: Reporter, signal: AbortSignal, bannerSeen: () => void): Promise<void> {
     const qemu = this.qemu!;

@@ -1,15 +1,6 @@
-// Saved machine states on disk, in the CLI's image cache folder:
-//
-//   <cacheDir>/warm/<key digest>/current            {"generation": "..."}  (atomic pointer)
-//   <cacheDir>/warm/<key digest>/<generation>/       never changed once published
-//       overlay.qcow2   the disk the machine ran on (backing file: the base image)
-//       machine.state   QEMU's migration stream, saved while stopped
-//       manifest.json   the key, both files' SHA-256 and sizes
-//
-// A state is written in a `.tmp-*` folder, renamed into place whole, and only
-// then pointed at, so a concurrent build sees the old state or the new one,
-// never half of one. Overlay and state live and are checked together: a state
-// cannot be loaded onto any disk other than the one it was saved with.
+// Saved machine states on disk, under <cacheDir>/warm/ (layout: docs/warm-start.md,
+// "Where states live"). A generation is published whole, so a concurrent build sees
+// the old state or the new one; overlay and state are only ever used together.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
