@@ -38,6 +38,21 @@ export function defaultMemoryMiB(): number {
   return Math.max(256, Math.min(4096, Math.floor(os.totalmem() / 2 / 1048576)));
 }
 
+/** One boot attempt with one accelerator (see bootWith). */
+interface BootAttempt {
+  accel: Accel;
+  image: ResolvedImage;
+  cpus: number;
+  memoryMiB: number;
+  /** The boot timeout, for messages. */
+  timeoutMs: number;
+  /** Absolute time (Date.now()) by which the machine must accept the SSH login. */
+  deadline: number;
+  stallMs: number;
+  reporter: Reporter;
+  signal: AbortSignal;
+}
+
 class BootTimeout extends Error {}
 /** QEMU exited during the boot (not because the port was taken). */
 class QemuExited extends DriverError {}
@@ -106,7 +121,7 @@ export class QemuDriver implements Driver {
       try {
         for (;;) {
           try {
-            await this.bootWith(accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal);
+            await this.bootWith({ accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal });
             break;
           } catch (err) {
             if (!(err instanceof BootStalled) || signal.aborted) throw err;
@@ -152,17 +167,8 @@ export class QemuDriver implements Driver {
    * One boot attempt with one accelerator; retries the port while QEMU reports
    * it taken. Throws BootStalled when the guest goes quiet for `stallMs`.
    */
-  private async bootWith(
-    accel: Accel,
-    image: ResolvedImage,
-    cpus: number,
-    memoryMiB: number,
-    timeoutMs: number,
-    deadline: number,
-    stallMs: number,
-    reporter: Reporter,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async bootWith(attemptSpec: BootAttempt): Promise<void> {
+    const { accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal } = attemptSpec;
     const dir = this.dir!;
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
@@ -192,9 +198,8 @@ export class QemuDriver implements Driver {
           if (signal.aborted || err instanceof BootStalled) throw err;
           const q = this.qemu;
           if (q && !q.running) {
-            const exit = await q.exited;
-            if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-            throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+            await this.afterQemuExit(q, attempt, image.path, true);
+            continue;
           }
           if (err instanceof DriverError) throw err;
           throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
@@ -211,9 +216,8 @@ export class QemuDriver implements Driver {
         const up = await waitForForward(qemu, port, deadline, watched);
         if (watched.aborted) throw new DriverError('stopped');
         if (!up && !qemu.running) {
-          const exit = await qemu.exited;
-          if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-          throw new QemuExited(bootFailure(image.path, exit.stderr, exit.code));
+          await this.afterQemuExit(qemu, attempt, image.path, false);
+          continue;
         }
         if (!up) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
         this.info.qemuRunningMs = Date.now() - this.t0;
@@ -223,9 +227,8 @@ export class QemuDriver implements Driver {
         } catch (err) {
           if (watched.aborted) throw err;
           if (!qemu.running) {
-            const exit = await qemu.exited;
-            if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-            throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+            await this.afterQemuExit(qemu, attempt, image.path, true);
+            continue;
           }
           if (err instanceof BootTimeout) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
           throw err;
@@ -286,6 +289,16 @@ export class QemuDriver implements Driver {
       this.info.cloudInitMs = Date.now() - this.t0;
       reporter.info(`Machine ready in ${(this.info.cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
     }
+  }
+
+  /**
+   * QEMU exited during a boot: returns when the boot should try another port
+   * (the forward's port was taken meanwhile), else throws QemuExited.
+   */
+  private async afterQemuExit(qemu: QemuProcess, attempt: number, imagePath: string, withConsole: boolean): Promise<void> {
+    const exit = await qemu.exited;
+    if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) return;
+    throw new QemuExited(`${bootFailure(imagePath, exit.stderr, exit.code)}${withConsole ? await this.consoleSection() : ''}`);
   }
 
   private async consoleSection(): Promise<string> {
