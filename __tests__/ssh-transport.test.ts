@@ -90,7 +90,7 @@ describe('login', () => {
 
   it('refuses a key the server does not know with a clear message, without retrying until the deadline', async () => {
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-    const err = await connect({ privateKey: other, connectTimeoutMs: 600_000 }).catch((e: Error) => e);
+    const err = await connect({ privateKey: other, deadline: Date.now() + 600_000 }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(
       /SSH login as root to 127\.0\.0\.1:\d+ was refused; tried key, none \(the server offers: publickey\)\./,
@@ -133,7 +133,7 @@ describe('login', () => {
         port: open.port,
         user: 'root',
         password: '',
-        connectTimeoutMs: 20_000,
+        deadline: Date.now() + 20_000,
         reporter: recorder(),
       });
       try {
@@ -150,7 +150,7 @@ describe('login', () => {
 describe('waiting for the server', () => {
   it('gives up at the deadline on a port where nothing listens', async () => {
     const port = await freePort();
-    await expect(waitForBanner('127.0.0.1', port, 1200)).rejects.toThrow(
+    await expect(waitForBanner('127.0.0.1', port, Date.now() + 1200)).rejects.toThrow(
       /Timed out trying to connect to 127\.0\.0\.1:\d+ .*connection refused/,
     );
   });
@@ -166,7 +166,7 @@ describe('waiting for the server', () => {
       port,
       user: 'root',
       privateKey: sshd.ed25519Key,
-      connectTimeoutMs: 30_000,
+      deadline: Date.now() + 30_000,
       reporter: rep,
     });
     let relayServer: net.Server | undefined;

@@ -278,7 +278,7 @@ async function runStreamWorker(arg: string): Promise<void> {
     port,
     user: 'root',
     privateKey: readFileSync(key),
-    connectTimeoutMs: 20_000,
+    deadline: Date.now() + 20_000,
     reporter: silentReporter,
   });
   const rssBefore = process.memoryUsage.rss();

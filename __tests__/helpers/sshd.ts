@@ -186,7 +186,7 @@ export function targetFor(sshd: Sshd, extra: Partial<SshTarget> = {}): SshTarget
     port: sshd.port,
     user: 'root',
     privateKey: sshd.ed25519Key,
-    connectTimeoutMs: 20_000,
+    deadline: Date.now() + 20_000,
     reporter: silentReporter,
     ...extra,
   };

@@ -83,7 +83,7 @@ export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
       port,
       user: 'root',
       password: '',
-      connectTimeoutMs: 60_000,
+      deadline: Date.now() + 60_000,
       reporter: silentReporter,
     });
     const s = session;

@@ -65,7 +65,7 @@ async function connect(m: MachineFile, signal: AbortSignal): Promise<SshSession>
     port: m.port,
     user: m.user,
     privateKey: await readFile(m.keyFile),
-    connectTimeoutMs: 30_000,
+    deadline: Date.now() + 30_000,
     reporter,
     signal,
   }).catch((err: unknown) => {

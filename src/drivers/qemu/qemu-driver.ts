@@ -271,7 +271,7 @@ export class QemuDriver implements Driver {
         user: this.user(),
         privateKey: key,
         password: this.settings.sshPassword ?? '',
-        connectTimeoutMs: deadline,
+        deadline,
         reporter: timed,
         signal: both,
         hints: consoleHints(qemu.spec.consoleLog),

@@ -64,7 +64,7 @@ export class SshDriver implements Driver {
       user,
       privateKey,
       password: s.sshPassword,
-      connectTimeoutMs: s.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      deadline: Date.now() + (s.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
       reporter: ctx.reporter,
       signal: ctx.signal,
     });

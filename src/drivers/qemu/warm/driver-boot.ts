@@ -58,7 +58,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       user: s.sshUser ?? 'root',
       privateKey: key,
       password: s.sshPassword ?? '',
-      connectTimeoutMs: Math.max(5_000, deadline - Date.now()),
+      deadline: Math.max(Date.now() + 5_000, deadline),
       reporter: o.reporter,
       signal: o.signal,
       retryRefusedLogin: o.cloud ? true : undefined,
