@@ -1,11 +1,11 @@
 // Boots our test image through the warm-start sequence the qemu driver uses
-// (launch API + warmBoot + SSH transport), for the warm-start VM tests and bench.
+// (launch API + runWarmSequence + SSH transport), for the warm-start VM tests and bench.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, QemuProcess, qemuArgs, type LaunchSpec } from '../../src/drivers/qemu/launch.js';
-import { applyLaunchChange, type WarmMode } from '../../src/drivers/qemu/warm/index.js';
-import { afterConnect, warmBoot, type WarmBootResult } from '../../src/drivers/qemu/warm/boot.js';
+import { applyLaunchChange, type WarmMode } from '../../src/drivers/qemu/warm/save-restore.js';
+import { afterConnect, runWarmSequence, type WarmSequenceResult } from '../../src/drivers/qemu/warm/sequence.js';
 import type { FixupResult } from '../../src/drivers/qemu/warm/fixups.js';
 import { silentReporter } from '../../src/core/reporter.js';
 import { SshSession, waitForBanner } from '../../src/transport/ssh/index.js';
@@ -17,7 +17,7 @@ export function testImage(): { path: string; format: 'qcow2' } {
 }
 
 export interface WarmVm {
-  result: WarmBootResult<QemuProcess>;
+  result: WarmSequenceResult<QemuProcess>;
   session: SshSession;
   fixups?: FixupResult;
   log: string[];
@@ -58,7 +58,7 @@ export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
     await fs.rm(tempDir, { recursive: true, force: true });
   };
   try {
-    const result = await warmBoot(
+    const result = await runWarmSequence(
       { mode: opts.mode ?? 'on', cacheDir: opts.cacheDir, tempDir, image: opts.image, args: qemuArgs(spec) },
       {
         launch: async (change) => {

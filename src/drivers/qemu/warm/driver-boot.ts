@@ -8,9 +8,9 @@ import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
 import type { DriverSettings } from '../../../config/driver-settings.js';
 import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
 import { BootStalled, watchStall } from '../stall.js';
-import { afterConnect, warmBoot } from './boot.js';
+import { afterConnect, runWarmSequence } from './sequence.js';
 import { waitForCloudInit, type CloudBoot } from '../cloud-seed.js';
-import { applyLaunchChange, keyDigest, type WarmMode } from './index.js';
+import { applyLaunchChange, keyDigest, type WarmMode } from './save-restore.js';
 
 /** `-warm` as set, `on` by default; off when there is no cache folder to keep states in. */
 export function warmMode(settings: DriverSettings): WarmMode {
@@ -85,7 +85,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
   };
   const t0 = Date.now();
   const mode = warmMode(s);
-  const result = await warmBoot(
+  const result = await runWarmSequence(
     {
       mode,
       cacheDir: s.cacheDir ?? '',

@@ -37,21 +37,6 @@ export function warmStateRoot(cacheDir: string): string {
   return path.join(cacheDir, 'warm');
 }
 
-/**
- * For the action's @actions/cache, which must restore before the build knows
- * the exact key: save `path` under `key` after a build (its `warmState` fact is
- * the digest), restore with `restoreKeys` before one. A restored state that does
- * not fit is simply not used (every load is checked), so a prefix match is safe.
- */
-export function warmActionCache(
-  cacheDir: string,
-  imageName: string,
-  stateDigest?: string,
-): { path: string; key?: string; restoreKeys: string[] } {
-  const prefix = `djinn-warm-v${STATE_FORMAT}-${imageName.replace(/[^A-Za-z0-9._-]+/g, '_')}-`;
-  return { path: warmStateRoot(cacheDir), ...(stateDigest ? { key: `${prefix}${stateDigest}` } : {}), restoreKeys: [prefix] };
-}
-
 /** A state that passed every check but the state file's digest (see `verifyState`). */
 export interface FoundState {
   manifest: StateManifest;
