@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { emptyConf, type DriverSettings } from '../src/config/driver-settings.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
 import { ImageRejectedError } from '../src/images/fetch/index.js';
 import { resolveImage } from '../src/images/resolve.js';
 import { silentReporter, type Reporter } from '../src/core/reporter.js';

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { TerminalReporter } from '../src/cli/terminal-reporter.js';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { emptyConf, type DriverSettings } from '../src/config/driver-settings.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
 import { UsageError } from '../src/core/errors.js';
 import { ImageCache } from '../src/images/cache/store.js';
 import { cachedOrDownloaded, DownloadError, ImageNotFoundError, ImageRejectedError, originFor } from '../src/images/fetch/index.js';

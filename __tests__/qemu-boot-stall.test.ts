@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobExecution } from '../src/core/job.js';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.js';
-import { emptyConf, type DriverSettings } from '../src/config/driver-settings.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
 import type { Reporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 import { startCli, type CliResult } from './helpers/cli.js';

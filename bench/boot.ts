@@ -13,7 +13,7 @@ import type { JobExecution } from '../src/core/job.js';
 import { checkKvm } from '../src/drivers/qemu/accel.js';
 import { freePort } from '../src/drivers/qemu/launch.js';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.js';
-import { emptyConf } from '../src/config/driver-settings.js';
+import { emptyConf } from '../src/config/settings.js';
 import { silentReporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { emptyConf, type DriverSettings } from '../src/config/driver-settings.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
 import { cachedOrDownloaded } from '../src/images/fetch/index.js';
 import { silentReporter } from '../src/core/reporter.js';
 import { sha256File } from '../src/util/sha256.js';

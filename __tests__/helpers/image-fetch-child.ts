@@ -2,7 +2,7 @@
 // cache, so tests can race two real processes. Prints each report line as it
 // happens (`line: ...`) and the result as JSON (`result: {...}`).
 import { cachedOrDownloaded } from '../../src/images/fetch/index.js';
-import { emptyConf } from '../../src/config/driver-settings.js';
+import { emptyConf } from '../../src/config/settings.js';
 import { silentReporter } from '../../src/core/reporter.js';
 
 const [server, name, cacheDir, tempDir] = process.argv.slice(2);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
-import type { DriverSettings } from '../config/driver-settings.js';
+import type { DriverSettings } from '../config/settings.js';
 import type { Manifest } from '../manifest/types.js';
 import type { BuildReport, Reporter } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';

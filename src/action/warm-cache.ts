@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
-import type { DriverSettings } from '../config/driver-settings.js';
+import type { DriverSettings } from '../config/settings.js';
 import type { BuildReport, Reporter } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import type { ImageRevision } from './image-cache.js';

@@ -1,7 +1,7 @@
 // Go `flag`-style parsing, as Djinn's offline runner takes its flags:
 // `-name value`, `-name=value`, `--name`, booleans without a value.
 import { UsageError } from '../core/errors.js';
-import { recordRepeated, type FlagValues } from '../config/values.js';
+import { recordRepeated, type FlagValues } from '../config/settings.js';
 
 export interface FlagSpec {
   name: string;

@@ -3,7 +3,7 @@
 // programs: print the apt-get line and exit 2, or install them (-install-deps).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { DriverSettings } from '../config/driver-settings.js';
+import type { DriverSettings } from '../config/settings.js';
 import { aptInstall } from '../host/install.js';
 import { aptLine, missingFor, missingMessage, onMissing, type Capability, type Missing } from '../host/requirements.js';
 import { buildableSuite } from '../images/builder/index.js';

@@ -6,7 +6,7 @@ import { UsageError } from '../core/errors.js';
 import { parseManifestFile } from '../manifest/parse.js';
 import { findManifests } from '../runner/prepare.js';
 import { parseFlags, type FlagSpec } from './flags.js';
-import { str } from '../config/values.js';
+import { str } from '../config/settings.js';
 import { reportFailure, usage } from './main.js';
 
 /** How workflows refer to this action (owner/repo@ref). */

@@ -6,7 +6,7 @@ import { DockerDriver } from './docker/docker-driver.js';
 import { OsDriver } from './os/os-driver.js';
 import { QemuDriver } from './qemu/qemu-driver.js';
 import { SshDriver } from './ssh/ssh-driver.js';
-import type { DriverSettings } from '../config/driver-settings.js';
+import type { DriverSettings } from '../config/settings.js';
 
 export function makeDriver(spec: DriverSpec, settings: DriverSettings): Driver {
   switch (spec.type) {

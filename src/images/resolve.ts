@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DriverError } from '../core/errors.js';
-import type { DriverSettings } from '../config/driver-settings.js';
+import type { DriverSettings } from '../config/settings.js';
 import type { Reporter } from '../core/reporter.js';
 import { BuildError, buildImage, buildableSuite } from './builder/index.js';
 import { diskPath, listDiskImages } from './local.js';

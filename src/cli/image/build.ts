@@ -4,7 +4,7 @@ import { BuildError, buildImage, buildableSuite, type Flavor } from '../../image
 import { diskPath } from '../../images/local.js';
 import { UsageError } from '../../core/errors.js';
 import { parseFlags, type FlagSpec } from '../flags.js';
-import { str } from '../../config/values.js';
+import { str } from '../../config/settings.js';
 import { aptInstall } from '../../host/install.js';
 import { missingFor, missingMessage } from '../../host/requirements.js';
 

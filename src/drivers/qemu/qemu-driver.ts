@@ -11,7 +11,7 @@ import { SshSession } from '../../transport/ssh/index.js';
 import type { CreateContext, Driver, KeptMachine } from '../driver.js';
 import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
 import { DriverError } from '../../core/errors.js';
-import type { DriverSettings } from '../../config/driver-settings.js';
+import type { DriverSettings } from '../../config/settings.js';
 import { planAccel, type Accel } from './accel.js';
 import { consoleHints } from './console-hints.js';
 import { freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';

@@ -3,13 +3,12 @@
 // teardown beyond removing our private folder. (Djinn's own ssh driver could
 // never connect: it validated `address` but read `addr`.)
 import { readFile } from 'node:fs/promises';
-import { UsageError } from '../../core/errors.js';
+import { UsageError, DriverError } from '../../core/errors.js';
 import type { DriverSpec } from '../../manifest/types.js';
 import { SshSession } from '../../transport/ssh/index.js';
 import type { CreateContext, Driver } from '../driver.js';
 import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
-import { DriverError } from '../../core/errors.js';
-import type { DriverSettings } from '../../config/driver-settings.js';
+import type { DriverSettings } from '../../config/settings.js';
 
 export const DEFAULT_SSH_PORT = 22;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;

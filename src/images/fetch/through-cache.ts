@@ -3,7 +3,7 @@
 // than -image-max-age (or when it has the pinned digest); after that it is
 // revalidated with ETag / Last-Modified (or the listing's mod_time).
 import { UsageError } from '../../core/errors.js';
-import type { DriverSettings } from '../../config/driver-settings.js';
+import type { DriverSettings } from '../../config/settings.js';
 import type { Reporter } from '../../core/reporter.js';
 import type { ResolvedImage } from '../resolve.js';
 import { ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';

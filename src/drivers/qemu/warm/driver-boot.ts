@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { ResolvedImage } from '../../../images/resolve.js';
 import type { Reporter } from '../../../core/reporter.js';
 import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
-import type { DriverSettings } from '../../../config/driver-settings.js';
+import type { DriverSettings } from '../../../config/settings.js';
 import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
 import { BootStalled, watchStall } from '../stall.js';
 import { afterConnect, runWarmSequence } from './sequence.js';
