@@ -42,6 +42,7 @@ export interface LaunchSpec {
 export function qemuArgs(s: LaunchSpec): string[] {
   const drive = [`file=${escapeOpt(s.image)}`, `format=${s.format}`, 'media=disk', 'if=virtio'];
   if (s.snapshot !== false) drive.push('snapshot=on');
+  // prettier-ignore
   return [
     ...accelArgs(s.accel, s.cpus),
     '-display', 'none',
