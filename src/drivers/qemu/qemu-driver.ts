@@ -1,7 +1,7 @@
 // The qemu driver: boots a Djinn image (snapshot=on, so never written), waits
 // for its SSH server and hands execute/upload/glob/download to the SSH transport.
 // KVM when it really works, software emulation (TCG) otherwise.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveImage, type ResolvedImage } from '../../images/resolve.js';
@@ -13,6 +13,7 @@ import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
 import { DriverError } from '../../core/errors.js';
 import type { DriverSettings } from '../../config/settings.js';
 import { planAccel, type Accel } from './accel.js';
+import { guestKey, sshTarget } from './ssh-target.js';
 import { consoleHints } from './console-hints.js';
 import { freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
@@ -251,7 +252,7 @@ export class QemuDriver implements Driver {
     const died = new AbortController();
     void qemu.exited.then(() => died.abort());
     const both = AbortSignal.any([signal, died.signal]);
-    const key = this.cloud?.privateKey ?? (this.settings.sshKeyFile ? await readFile(this.settings.sshKeyFile) : undefined);
+    const key = await guestKey(this.settings, this.cloud?.privateKey);
     // The transport reports the host key right after the banner and key exchange: time that.
     const timed: Reporter = {
       ...reporter,
@@ -265,19 +266,18 @@ export class QemuDriver implements Driver {
       },
     };
     try {
-      this.session = await SshSession.connect({
-        host: '127.0.0.1',
-        port,
-        user: this.user(),
-        privateKey: key,
-        password: this.settings.sshPassword ?? '',
-        deadline,
-        reporter: timed,
-        signal: both,
-        hints: consoleHints(qemu.spec.consoleLog),
-        // cloud-init authorises the key during the boot, maybe after sshd is up.
-        retryRefusedLogin: this.cloud ? true : undefined,
-      });
+      this.session = await SshSession.connect(
+        sshTarget({
+          port,
+          settings: this.settings,
+          privateKey: key,
+          deadline,
+          reporter: timed,
+          signal: both,
+          hints: consoleHints(qemu.spec.consoleLog),
+          cloudInit: this.cloud !== undefined,
+        }),
+      );
     } catch (err) {
       if (!both.aborted && Date.now() >= deadline - 1000) throw new BootTimeout((err as Error).message);
       throw err;
