@@ -243,8 +243,8 @@ describe('image caches', () => {
 describe('warm-start states across runs', () => {
   it('carries the warm folder between runners under a key the action knows before the boot', async () => {
     const { restoreWarmStates, saveWarmStates, warmKey, warmPattern } = await import('../src/action/warm-cache.js');
-    const { emptyConf } = await import('../src/drivers/settings.js');
-    const { silentReporter } = await import('../src/runner/reporter.js');
+    const { emptyConf } = await import('../src/config/settings.js');
+    const { silentReporter } = await import('../src/core/reporter.js');
     const roots: string[] = [];
     const fresh = async () => {
       const root = await mkdtemp(path.join(os.tmpdir(), 'djinn-warmcache-'));

@@ -10,10 +10,10 @@ import { ensureQemu, prepareKvm } from '../src/action/host.js';
 import { defaultArtifactName } from '../src/action/inputs.js';
 import { copyWorkspace, isOwnRepository, takeOverOwnSources } from '../src/action/workspace.js';
 import type { Driver } from '../src/drivers/driver.js';
-import { UsageError } from '../src/manifest/errors.js';
+import { UsageError } from '../src/core/errors.js';
 import { parseManifest } from '../src/manifest/parse.js';
 import { makePlan } from '../src/manifest/plan.js';
-import { silentReporter } from '../src/runner/reporter.js';
+import { silentReporter } from '../src/core/reporter.js';
 import { parseEnvLines } from '../src/runner/prepare.js';
 
 const dirs: string[] = [];

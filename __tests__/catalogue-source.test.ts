@@ -8,10 +8,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { emptyConf, type DriverSettings } from '../src/drivers/settings.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
 import { ImageRejectedError } from '../src/images/fetch/index.js';
 import { resolveImage } from '../src/images/resolve.js';
-import { silentReporter, type Reporter } from '../src/runner/reporter.js';
+import { silentReporter, type Reporter } from '../src/core/reporter.js';
 import { startCloudMirror, type CloudMirror } from './helpers/cloud-mirror.js';
 import { makeQcow2 } from './helpers/image-server.js';
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseFlags } from '../src/cli/flags.js';
 import { RUN_FLAGS } from '../src/cli/flag-specs.js';
-import { UsageError } from '../src/manifest/errors.js';
+import { UsageError } from '../src/core/errors.js';
 import { formatDuration, parseDuration } from '../src/util/duration.js';
 
 describe('parseFlags', () => {

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RUN_FLAGS } from '../src/cli/flag-specs.js';
-import { VERSION } from '../src/version.js';
+import { VERSION } from '../src/core/version.js';
 import { CLI, runCli, startCli, type CliRun } from './helpers/cli.js';
 
 let base: string;

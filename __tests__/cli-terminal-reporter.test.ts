@@ -3,7 +3,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { heldBack, summaryTable, TerminalReporter } from '../src/cli/terminal-reporter.js';
-import type { JobReport } from '../src/runner/reporter.js';
+import type { JobReport } from '../src/core/reporter.js';
 
 function capture(secrets: string[] = []) {
   const out = new PassThrough();

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { confDuration, confInt, confString, parseDriverConf, readDriverConf } from '../src/config/driver-conf.js';
-import { UsageError } from '../src/manifest/errors.js';
+import { UsageError } from '../src/core/errors.js';
 
 const env = { HOME: '/home/me', IMAGES: '/srv/images' };
 const parse = (text: string) => parseDriverConf(text, 'driver.conf', env);

@@ -18,7 +18,7 @@ import {
   type Missing,
 } from '../src/host/requirements.js';
 import { prepareCloudBoot } from '../src/drivers/qemu/cloud-seed.js';
-import { buildTempRoot } from '../src/cli/settings.js';
+import { buildTempRoot } from '../src/config/settings.js';
 import { CLI, runCli } from './helpers/cli.js';
 
 async function binDir(programs: string[]): Promise<string> {

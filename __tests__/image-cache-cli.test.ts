@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emptyConf } from '../src/drivers/settings.js';
+import { emptyConf } from '../src/config/settings.js';
 import { cachedOrDownloaded } from '../src/images/fetch/index.js';
-import { silentReporter } from '../src/runner/reporter.js';
+import { silentReporter } from '../src/core/reporter.js';
 import { runCli } from './helpers/cli.js';
 import { makeQcow2, startImageServer, type ImageServer } from './helpers/image-server.js';
 

@@ -9,11 +9,11 @@ import { Writable } from 'node:stream';
 import { TerminalReporter } from '../src/cli/terminal-reporter.js';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { emptyConf, type DriverSettings } from '../src/drivers/settings.js';
-import { UsageError } from '../src/manifest/errors.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
+import { UsageError } from '../src/core/errors.js';
 import { ImageCache } from '../src/images/cache/store.js';
 import { cachedOrDownloaded, DownloadError, ImageNotFoundError, ImageRejectedError, originFor } from '../src/images/fetch/index.js';
-import { silentReporter, type Reporter } from '../src/runner/reporter.js';
+import { silentReporter, type Reporter } from '../src/core/reporter.js';
 import { makeQcow2, startImageServer, type ImageServer } from './helpers/image-server.js';
 import { ROOT } from './helpers/cli.js';
 

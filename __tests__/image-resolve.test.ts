@@ -6,11 +6,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { emptyConf, type DriverSettings } from '../src/drivers/settings.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
 import { DownloadError, ImageNotFoundError, ImageRejectedError } from '../src/images/fetch/index.js';
 import { diskPath } from '../src/images/local.js';
 import { builtImagesDir, resolveImage } from '../src/images/resolve.js';
-import { silentReporter, type Reporter } from '../src/runner/reporter.js';
+import { silentReporter, type Reporter } from '../src/core/reporter.js';
 import { makeQcow2, startImageServer, type ImageServer } from './helpers/image-server.js';
 
 let server: ImageServer;

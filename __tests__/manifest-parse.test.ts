@@ -1,10 +1,11 @@
 // Parsing rules of the manifest engine, one by one (Djinn's documented
 // v1.3.0 behaviour with its bugs fixed).
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../src/manifest/errors.js';
+import { UsageError } from '../src/core/errors.js';
 import { parseManifest, parsePassthrough, parseSource } from '../src/manifest/parse.js';
 import { cloneCommands, makePlan } from '../src/manifest/plan.js';
-import { jobScript, scriptFileName, envFile } from '../src/runner/script.js';
+import { jobScript, scriptFileName } from '../src/runner/script.js';
+import { envFile } from '../src/core/shell.js';
 
 const HEAD = 'driver:\n  type: os\n';
 

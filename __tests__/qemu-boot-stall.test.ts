@@ -8,10 +8,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobExecution } from '../src/drivers/driver.js';
+import type { JobExecution } from '../src/core/job.js';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.js';
-import { emptyConf, type DriverSettings } from '../src/drivers/settings.js';
-import type { Reporter } from '../src/runner/reporter.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
+import type { Reporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 import { startCli, type CliResult } from './helpers/cli.js';
 import { alive, qemuChildren, testDisks, testImage, waitUntil } from './helpers/vm.js';

@@ -7,7 +7,7 @@ import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobExecution } from '../src/drivers/driver.js';
+import type { JobExecution } from '../src/core/job.js';
 import { jobScript } from '../src/runner/script.js';
 import { SshSession } from '../src/transport/ssh/index.js';
 import { childrenOf, startSshd, targetFor, type Sshd } from './helpers/sshd.js';

@@ -6,9 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobExecution } from '../src/drivers/driver.js';
-import type { Reporter } from '../src/runner/reporter.js';
-import { jobScript, shellQuote } from '../src/runner/script.js';
+import type { JobExecution } from '../src/core/job.js';
+import type { Reporter } from '../src/core/reporter.js';
+import { jobScript } from '../src/runner/script.js';
+import { shellQuote } from '../src/core/shell.js';
 import { SshSession, waitForBanner } from '../src/transport/ssh/index.js';
 import { freePort, startSshd, targetFor, type Sshd } from './helpers/sshd.js';
 
@@ -89,7 +90,7 @@ describe('login', () => {
 
   it('refuses a key the server does not know with a clear message, without retrying until the deadline', async () => {
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-    const err = await connect({ privateKey: other, connectTimeoutMs: 600_000 }).catch((e: Error) => e);
+    const err = await connect({ privateKey: other, deadline: Date.now() + 600_000 }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(
       /SSH login as root to 127\.0\.0\.1:\d+ was refused; tried key, none \(the server offers: publickey\)\./,
@@ -132,7 +133,7 @@ describe('login', () => {
         port: open.port,
         user: 'root',
         password: '',
-        connectTimeoutMs: 20_000,
+        deadline: Date.now() + 20_000,
         reporter: recorder(),
       });
       try {
@@ -149,7 +150,7 @@ describe('login', () => {
 describe('waiting for the server', () => {
   it('gives up at the deadline on a port where nothing listens', async () => {
     const port = await freePort();
-    await expect(waitForBanner('127.0.0.1', port, 1200)).rejects.toThrow(
+    await expect(waitForBanner('127.0.0.1', port, Date.now() + 1200)).rejects.toThrow(
       /Timed out trying to connect to 127\.0\.0\.1:\d+ .*connection refused/,
     );
   });
@@ -165,7 +166,7 @@ describe('waiting for the server', () => {
       port,
       user: 'root',
       privateKey: sshd.ed25519Key,
-      connectTimeoutMs: 30_000,
+      deadline: Date.now() + 30_000,
       reporter: rep,
     });
     let relayServer: net.Server | undefined;
@@ -209,7 +210,7 @@ describe('waiting for the server', () => {
     });
     await new Promise<void>((r) => slow.listen(port, '127.0.0.1', r));
     try {
-      await expect(waitForBanner('127.0.0.1', port, 30_000)).resolves.toBeUndefined();
+      await expect(waitForBanner('127.0.0.1', port, Date.now() + 30_000)).resolves.toBeUndefined();
       expect(accepted).toBeGreaterThanOrEqual(2);
     } finally {
       slow.close();

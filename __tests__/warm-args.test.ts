@@ -70,15 +70,3 @@ describe('command line rewriting', () => {
     expect(dropOption(['-a', '1', '-qmp', 'x', '-b'], '-qmp')).toEqual(['-a', '1', '-b']);
   });
 });
-
-describe('action cache naming', () => {
-  it('names the states folder, a save key with the digest and a restore prefix per image', async () => {
-    const { warmActionCache } = await import('../src/drivers/qemu/warm/store.js');
-    const c = warmActionCache('/cache', 'debian/stable', 'ab'.repeat(32));
-    expect(c.path).toBe('/cache/warm');
-    expect(c.key).toBe(`djinn-warm-v1-debian_stable-${'ab'.repeat(32)}`);
-    expect(c.restoreKeys).toEqual(['djinn-warm-v1-debian_stable-']);
-    expect(c.key!.startsWith(c.restoreKeys[0]!)).toBe(true);
-    expect(warmActionCache('/cache', 'debian/stable').key).toBeUndefined();
-  });
-});

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../src/drivers/qemu/warm/qmp.js';
 import { keyDigest, imageDigest, pinnedMachine, qemuVersion, type StateKey } from '../src/drivers/qemu/warm/key.js';
 import { sha256File } from '../src/util/sha256.js';
-import { readQcow2Backing, StateStore, warmStateCacheEntry } from '../src/drivers/qemu/warm/store.js';
+import { readQcow2Backing, StateStore } from '../src/drivers/qemu/warm/store.js';
 import { fixupScript, parseFixupOutput } from '../src/drivers/qemu/warm/fixups.js';
 import { execFileSync } from 'node:child_process';
 
@@ -142,8 +142,6 @@ describe('state key', () => {
     const digests = new Set(variants.map(keyDigest));
     expect(digests.size).toBe(variants.length);
     expect(digests.has(base)).toBe(false);
-    expect(warmStateCacheEntry('/c', key).cacheKey).toContain(base);
-    expect(warmStateCacheEntry('/c', key).path).toBe(path.join('/c', 'warm', base));
   });
   it('reads the QEMU version and the versioned machine type behind "pc"', async () => {
     expect(await qemuVersion()).toMatch(/^QEMU emulator version \d+\.\d+/);

@@ -2,7 +2,7 @@
 // restore it; clones run at once, get the host's clock and their own random
 // bytes; a state that does not fit or is damaged falls back to a cold boot;
 // a changed image gets a new state. Boots our test image through the same
-// sequence the qemu driver uses (launch API, warmBoot, SSH transport).
+// sequence the qemu driver uses (launch API, runWarmSequence, SSH transport).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';

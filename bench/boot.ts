@@ -9,12 +9,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { JobExecution } from '../src/drivers/driver.js';
+import type { JobExecution } from '../src/core/job.js';
 import { checkKvm } from '../src/drivers/qemu/accel.js';
 import { freePort } from '../src/drivers/qemu/launch.js';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.js';
-import { emptyConf } from '../src/drivers/settings.js';
-import { silentReporter } from '../src/runner/reporter.js';
+import { emptyConf } from '../src/config/settings.js';
+import { silentReporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestEngine, stopTestEngine } from '../__tests__/helpers/docker.js';
 import { DockerDriver } from '../src/drivers/docker/docker-driver.js';
-import { emptyConf } from '../src/drivers/settings.js';
-import { silentReporter } from '../src/runner/reporter.js';
+import { emptyConf } from '../src/config/settings.js';
+import { silentReporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 
 const WORKSPACE = '/w';

@@ -7,9 +7,9 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { emptyConf, type DriverSettings } from '../src/drivers/settings.js';
+import { emptyConf, type DriverSettings } from '../src/config/settings.js';
 import { cachedOrDownloaded } from '../src/images/fetch/index.js';
-import { silentReporter } from '../src/runner/reporter.js';
+import { silentReporter } from '../src/core/reporter.js';
 import { sha256File } from '../src/util/sha256.js';
 import { verifyImage } from '../src/images/verify.js';
 import { makeQcow2 } from '../__tests__/helpers/image-server.js';

@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { JobExecution } from '../src/drivers/driver.js';
-import { silentReporter } from '../src/runner/reporter.js';
+import type { JobExecution } from '../src/core/job.js';
+import { silentReporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 import { openClient, type SshTarget } from '../src/transport/ssh/connect.js';
 import { SshSession } from '../src/transport/ssh/index.js';
@@ -278,7 +278,7 @@ async function runStreamWorker(arg: string): Promise<void> {
     port,
     user: 'root',
     privateKey: readFileSync(key),
-    connectTimeoutMs: 20_000,
+    deadline: Date.now() + 20_000,
     reporter: silentReporter,
   });
   const rssBefore = process.memoryUsage.rss();

@@ -3,7 +3,7 @@
 // so that host noise hits both alike: seconds from launching QEMU to the first
 // output line of a job, the ratio restore/cold, the one-time save cost and the
 // state's size. Uses the test image (scripts/test-image.sh) and the same
-// sequence as the qemu driver (launch API, warmBoot, SSH transport, fix-ups);
+// sequence as the qemu driver (launch API, runWarmSequence, SSH transport, fix-ups);
 // with --cli, whole builds through dist/cli.js instead (run `npm run build` first),
 // timed from spawning the CLI to the job's first output line.
 import { existsSync } from 'node:fs';

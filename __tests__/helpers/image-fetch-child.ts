@@ -2,8 +2,8 @@
 // cache, so tests can race two real processes. Prints each report line as it
 // happens (`line: ...`) and the result as JSON (`result: {...}`).
 import { cachedOrDownloaded } from '../../src/images/fetch/index.js';
-import { emptyConf } from '../../src/drivers/settings.js';
-import { silentReporter } from '../../src/runner/reporter.js';
+import { emptyConf } from '../../src/config/settings.js';
+import { silentReporter } from '../../src/core/reporter.js';
 
 const [server, name, cacheDir, tempDir] = process.argv.slice(2);
 const say = (m: string) => process.stdout.write(`line: ${m}\n`);

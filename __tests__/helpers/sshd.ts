@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { silentReporter } from '../../src/runner/reporter.js';
+import { silentReporter } from '../../src/core/reporter.js';
 import type { SshTarget } from '../../src/transport/ssh/connect.js';
 
 export interface SshdOptions {
@@ -186,7 +186,7 @@ export function targetFor(sshd: Sshd, extra: Partial<SshTarget> = {}): SshTarget
     port: sshd.port,
     user: 'root',
     privateKey: sshd.ed25519Key,
-    connectTimeoutMs: 20_000,
+    deadline: Date.now() + 20_000,
     reporter: silentReporter,
     ...extra,
   };

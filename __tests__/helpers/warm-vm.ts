@@ -1,15 +1,16 @@
 // Boots our test image through the warm-start sequence the qemu driver uses
-// (launch API + warmBoot + SSH transport), for the warm-start VM tests and bench.
+// (launch API + runWarmSequence + SSH transport), for the warm-start VM tests and bench.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, QemuProcess, qemuArgs, type LaunchSpec } from '../../src/drivers/qemu/launch.js';
-import { applyLaunchChange, type WarmMode } from '../../src/drivers/qemu/warm/index.js';
-import { afterConnect, warmBoot, type WarmBootResult } from '../../src/drivers/qemu/warm/boot.js';
+import { applyLaunchChange, type WarmMode } from '../../src/drivers/qemu/warm/save-restore.js';
+import { afterConnect, runWarmSequence, type WarmSequenceResult } from '../../src/drivers/qemu/warm/sequence.js';
 import type { FixupResult } from '../../src/drivers/qemu/warm/fixups.js';
-import { silentReporter } from '../../src/runner/reporter.js';
+import { silentReporter } from '../../src/core/reporter.js';
 import { SshSession, waitForBanner } from '../../src/transport/ssh/index.js';
 import { testImage as vmTestImage } from './vm.js';
+import { sshTarget } from '../../src/drivers/qemu/ssh-target.js';
 
 /** The test image (our builder's `fast` debian/stable, via helpers/vm.ts and scripts/test-image.sh). */
 export function testImage(): { path: string; format: 'qcow2' } {
@@ -17,7 +18,7 @@ export function testImage(): { path: string; format: 'qcow2' } {
 }
 
 export interface WarmVm {
-  result: WarmBootResult<QemuProcess>;
+  result: WarmSequenceResult<QemuProcess>;
   session: SshSession;
   fixups?: FixupResult;
   log: string[];
@@ -58,7 +59,7 @@ export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
     await fs.rm(tempDir, { recursive: true, force: true });
   };
   try {
-    const result = await warmBoot(
+    const result = await runWarmSequence(
       { mode: opts.mode ?? 'on', cacheDir: opts.cacheDir, tempDir, image: opts.image, args: qemuArgs(spec) },
       {
         launch: async (change) => {
@@ -78,14 +79,7 @@ export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
       },
       { bootTimeoutMs: 240_000 },
     );
-    session = await SshSession.connect({
-      host: '127.0.0.1',
-      port,
-      user: 'root',
-      password: '',
-      connectTimeoutMs: 60_000,
-      reporter: silentReporter,
-    });
+    session = await SshSession.connect(sshTarget({ port, settings: {}, deadline: Date.now() + 60_000, reporter: silentReporter, cloudInit: false }));
     const s = session;
     const fixups = await afterConnect(
       result,

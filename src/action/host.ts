@@ -5,11 +5,11 @@
 import { spawn } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
-import path from 'node:path';
 import * as core from '@actions/core';
 import { aptInstall } from '../host/install.js';
 import { missingFor, type Capability, type Missing } from '../host/requirements.js';
 import { formatDuration } from '../util/duration.js';
+import { message } from '../core/errors.js';
 
 export const KVM_RULE_FILE = '/etc/udev/rules.d/99-djinn-kvm.rules';
 const KVM_RULE = 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"';
@@ -28,10 +28,6 @@ export function run(cmd: string, args: string[]): Promise<number> {
 
 function asRoot(cmd: string[]): [string, string[]] {
   return process.getuid?.() === 0 ? [cmd[0], cmd.slice(1)] : ['sudo', ['-n', ...cmd]];
-}
-
-export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  return (env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
 }
 
 const WHAT: Record<Capability, string> = {
@@ -74,7 +70,7 @@ export async function ensureQemu(also: Capability[] = [], why?: string, runCmd =
   try {
     await installMissing(missing, runCmd, why);
   } catch (err) {
-    throw new Error(`installing QEMU with apt-get failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`installing QEMU with apt-get failed: ${message(err)}`, { cause: err });
   }
 }
 

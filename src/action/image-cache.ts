@@ -1,18 +1,6 @@
-// The action's image caches (issue 5): @actions/tool-cache within a job,
-// @actions/cache across workflow runs. Both are keyed by the image name and
-// its revision: the pinned SHA-256 when there is one, else the server's
-// revision (ETag, Last-Modified) of the image.
-//
-// tool-cache needs a semver version, so the mapping is:
-//   tool    = djinn-image-<name with every character outside [A-Za-z0-9.-] as _XX hex>
-//   version = 1.0.0-sha256-<first 16 hex digits of the digest>      (pinned digest)
-//           = 1.0.0-rev-<first 16 hex digits of sha256(revision)>    (server revision)
-//   arch    = x86_64
-// The prerelease part is one alphanumeric identifier, so it is always valid
-// semver and always looked up exactly; the major version 1 is the layout of
-// this mapping, bumped if it ever changes.
-// The @actions/cache key is djinn-image-v1-<slug>-<sha256-…|rev-…>, with the
-// image as a single file under ~/.cache/djinn (zstd-compressed by @actions/cache).
+// The action's image caches: @actions/tool-cache within a job, @actions/cache
+// across workflow runs, both keyed by the image name and its revision. The key
+// formats are in docs/action.md ("Image caches").
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { sha256File } from '../util/sha256.js';
@@ -22,17 +10,18 @@ import path from 'node:path';
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
-import type { DriverSettings } from '../drivers/settings.js';
+import type { DriverSettings } from '../config/settings.js';
 import type { Manifest } from '../manifest/types.js';
-import type { BuildReport, Reporter } from '../runner/reporter.js';
+import type { BuildReport, Reporter } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import { downloadUrl, originFor } from '../images/fetch/through-cache.js';
 import { serverModTime } from '../images/fetch/server.js';
 import { diskPath } from '../images/local.js';
 import { catalogueFirst, resolveImage } from '../images/resolve.js';
 import { buildableSuite } from '../images/builder/index.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../core/version.js';
 import type { ActionInputs } from './inputs.js';
+import { message } from '../core/errors.js';
 
 export const IMAGE_ARCH = 'x86_64';
 const FILE = 'image.qcow2';
@@ -279,7 +268,7 @@ export async function prepareImage(
     return { name };
   }
   const hit = await restoreImage(name, rev).catch((err: unknown) => {
-    core.warning(`image cache: restoring ${name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    core.warning(`image cache: restoring ${name} failed: ${message(err)}`);
     return undefined;
   });
   if (hit) {
@@ -327,6 +316,6 @@ export async function afterBuild(settings: DriverSettings, report: BuildReport, 
       `Image ${p.name} saved to the ${saved.cacheId !== undefined ? 'repository cache' : 'tool cache'} in ${formatDuration(Date.now() - started)}.`,
     );
   } catch (err) {
-    core.warning(`image cache: saving ${p.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+    core.warning(`image cache: saving ${p.name} failed: ${message(err)}`);
   }
 }

@@ -1,17 +1,15 @@
-// The action's inputs, read once and checked. Driver settings go through the
-// CLI's own flag → DriverSettings code (the inputs carry the flags' names), so
-// both front ends validate them the same way.
+// The action's inputs, read once and checked. Driver inputs carry the CLI flags'
+// names and resolve through src/config/settings.ts, so both front ends validate
+// them the same way.
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
-import type { EnvVar } from '../drivers/driver.js';
-import { emptyConf, type DriverSettings } from '../drivers/settings.js';
-import { UsageError } from '../manifest/errors.js';
+import type { EnvVar } from '../core/job.js';
+import { emptyConf, type DriverSettings, settingsFromFlags, type FlagValues } from '../config/settings.js';
+import { UsageError } from '../core/errors.js';
 import { parseEnvLines } from '../runner/prepare.js';
 import { parseDuration } from '../util/duration.js';
-import { settingsFromFlags } from '../cli/settings.js';
-import type { FlagValues } from '../cli/flags.js';
 
 export type WorkspaceMode = 'auto' | 'clone' | 'off';
 

@@ -4,13 +4,14 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
-import { DriverError } from '../drivers/driver.js';
+import { DriverError, message, UsageError } from '../core/errors.js';
 import { makeDriver } from '../drivers/index.js';
-import { UsageError } from '../manifest/errors.js';
 import { parseManifestFile } from '../manifest/parse.js';
-import { makePlan } from '../manifest/plan.js';
+import { makePlan, type Plan } from '../manifest/plan.js';
+import type { Manifest } from '../manifest/types.js';
+import type { DriverSettings } from '../config/settings.js';
 import { runBuild } from '../runner/runner.js';
-import { worst, type Status } from '../runner/status.js';
+import { worst, type Status } from '../core/status.js';
 import { uploadArtifacts } from './artifacts.js';
 import { ensureQemu, installMissing, prepareKvm } from './host.js';
 import { onMissing } from '../host/requirements.js';
@@ -23,10 +24,6 @@ import { STATE } from './state.js';
 import { bootSeconds, fact, writeSummary, type BuildResult, type UploadResult } from './summary.js';
 import { copyWorkspace, takeOverOwnSources } from './workspace.js';
 import { bootOnlyBuild, checkKeep, keepMachine, secretValues } from './keep.js';
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Folder name for one manifest's artifacts when several run: `.djinn/debian.yml` → `debian`. */
 export function manifestSlug(file: string): string {
@@ -72,13 +69,40 @@ export async function runMain(): Promise<void> {
   }
 }
 
+type Build = { file: string; manifest: Manifest; plan: Plan };
+type Probed = { accelerator: 'kvm' | 'tcg'; why?: string };
+
 async function main(signal: AbortSignal, results: BuildResult[], signalled: () => NodeJS.Signals | undefined): Promise<void> {
   const inputs = readInputs();
   // Builder tools are installed only when a build reaches the builder (not for a downloaded or cached image).
   onMissing((missing) => installMissing(missing));
   const workspace = workspaceDir();
+  const builds = await parseBuilds(inputs, workspace);
+  const runDir = await startRun(inputs);
+
+  const kvm: { probed?: Probed } = {};
+  const bootFailed: string[] = [];
+  for (const [i, b] of builds.entries()) {
+    if (signal.aborted) break;
+    const result = await runOneBuild({ inputs, build: b, index: i, count: builds.length, runDir, workspace, kvm, signal });
+    results.push(result.result);
+    if (result.bootFailed) bootFailed.push(result.tempDir);
+  }
+  if (bootFailed.length) core.saveState(STATE.bootFailed, JSON.stringify(bootFailed));
+
+  const status = results.reduce<Status>((s, r) => worst(s, r.report?.status ?? 'failed'), 'passed');
+  const final: Status = signalled() ? worst(status, 'killed') : status;
+  // After a signal the runner may kill us at any moment: the post step uploads.
+  const upload = inputs.uploadArtifacts && !signalled() ? await uploadStep(inputs) : undefined;
+  publishOutputs(results, kvm.probed, final);
+  await writeSummary(results, upload).catch((err: unknown) => core.warning(`cannot write the step summary: ${message(err)}`));
+  core.saveState(STATE.finished, 'true');
+  failUnlessPassed(results, final, builds.length, signalled() !== undefined);
+}
+
+/** Parses every manifest first: a mistake in the third fails before any machine boots. */
+async function parseBuilds(inputs: ActionInputs, workspace: string): Promise<Build[]> {
   const files = inputs.manifest === '' ? [] : await findManifests(inputs.manifest, workspace);
-  // Parse every manifest first: a mistake in the third fails before any machine boots.
   const builds = files.map((file) => {
     const manifest = parseManifestFile(path.resolve(workspace, file), { displayName: file });
     for (const w of manifest.warnings) core.warning(w.message, { file: w.file ?? file, startLine: w.line, startColumn: w.column });
@@ -86,7 +110,11 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
   });
   if (inputs.manifest === '') builds.push(bootOnlyBuild(inputs));
   checkKeep(inputs, builds);
+  return builds;
+}
 
+/** The run's folders, and the state the post step needs to clean up after us. */
+async function startRun(inputs: ActionInputs): Promise<string> {
   await mkdir(inputs.artifactsDir, { recursive: true });
   const runner = process.env.RUNNER_TEMP || os.tmpdir();
   await mkdir(runner, { recursive: true });
@@ -96,114 +124,116 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
   core.saveState(STATE.artifactName, inputs.artifactName);
   if (inputs.uploadArtifacts) core.saveState(STATE.uploadPending, 'true');
   core.setOutput('artifacts-dir', inputs.artifactsDir);
+  return runDir;
+}
 
-  let probed: { accelerator: 'kvm' | 'tcg'; why?: string } | undefined;
-  const bootFailed: string[] = [];
-  for (const [i, b] of builds.entries()) {
-    if (signal.aborted) break;
-    const several = builds.length > 1;
-    const prefix = several ? `${b.file}: ` : '';
-    const artifactsDir = several ? path.join(inputs.artifactsDir, manifestSlug(b.file)) : inputs.artifactsDir;
-    await mkdir(artifactsDir, { recursive: true });
-    const tempDir = path.join(runDir, `build-${i + 1}`);
-    await mkdir(tempDir, { recursive: true });
-    const result: BuildResult = { manifest: b.file, artifactsDir };
-    results.push(result);
-    const reporter = new ActionsReporter(prefix);
-    if (several) core.info(`\n━━ ${b.file} (${i + 1} of ${builds.length}) ━━`);
-    try {
-      const settings = driverSettings(inputs, tempDir);
-      let image: Awaited<ReturnType<typeof prepareImage>>;
-      let source: Awaited<ReturnType<typeof willBuild>> | undefined;
-      if (b.manifest.driver.type === 'qemu') {
-        // Everything this build needs in one apt-get call: the builder's tools only when no server or cache has the image.
-        source = await willBuild(b.manifest, settings, inputs, signal);
-        await ensureQemu(
-          [...(source.build ? (['image-build'] as const) : []), ...(source.cloud ? (['cloud-seed'] as const) : [])],
-          source.why,
-        );
-        if (settings.kvm !== 'off' && !probed) {
-          probed = await prepareKvm();
-          if (probed.why)
-            core.warning(
-              `KVM is not available: ${probed.why}. The machine runs under software emulation (TCG), which is several times slower; expect longer boots and builds.`,
-            );
-        }
-        if (probed?.accelerator === 'tcg' && settings.kvm !== 'on') settings.kvm = 'off';
-        image = await prepareImage(b.manifest, settings, inputs, reporter, signal, source);
-        if (image && inputs.cache)
-          await restoreWarmStates(
-            image.name,
-            image.rev,
-            settings,
-            probed?.accelerator ?? (settings.kvm === 'on' ? 'kvm' : 'tcg'),
-            reporter,
-          );
-      }
-      const copies = inputs.workspace === 'clone' ? [] : takeOverOwnSources(b.plan);
-      const copy = inputs.workspace === 'auto' ? copies : [];
-      if (inputs.workspace === 'off' && copies.length)
-        reporter.info(`workspace: off: not cloning ${copies.map((c) => c.source.url).join(', ')}.`);
-      if (inputs.keep) settings.detached = true;
-      const driver = makeDriver(b.manifest.driver, settings);
-      const env = [...b.manifest.env.map((e) => ({ key: e.key, value: e.value })), ...inputs.env];
-      const startedAt = Date.now();
-      const report = await runBuild({
-        plan: b.plan,
-        driver,
-        reporter,
-        env,
-        artifactsDir,
-        objectsDir: workspace,
-        timeoutMs: inputs.timeoutMs,
-        jobTimeoutMs: inputs.jobTimeoutMs,
-        signal,
-        beforeJobs: copy.length ? (d) => copyWorkspace(d, copy, workspace, tempDir, reporter, signal) : undefined,
-        keep: inputs.keep ? (d) => keepMachine(d, { runDir, env, masks: secretValues(inputs.env), startedAt }).then(() => {}) : undefined,
-      });
-      report.facts = { driver: b.manifest.driver.type, ...report.facts, ...(image?.note ? { imageNote: image.note } : {}) };
-      reporter.buildEnd(report);
-      result.report = report;
-      if (report.status !== 'passed' && report.jobs.every((j) => j.status === 'skipped' || j.status === 'queued')) bootFailed.push(tempDir);
-      if (b.manifest.driver.type === 'qemu') {
-        await afterBuild(settings, report, reporter);
-        await saveWarmStates(settings, report, reporter);
-      }
-    } catch (err) {
-      if (err instanceof UsageError) {
-        reporter.error(err.format(), err.position);
-        result.error = err.format();
-      } else if (err instanceof DriverError) {
-        reporter.error(err.message);
-        result.error = err.message;
-      } else throw err;
-      bootFailed.push(tempDir);
+interface OneBuild {
+  inputs: ActionInputs;
+  build: Build;
+  index: number;
+  count: number;
+  runDir: string;
+  workspace: string;
+  /** The KVM probe, made once for all builds. */
+  kvm: { probed?: Probed };
+  signal: AbortSignal;
+}
+
+/** One manifest in its own machine; usage and driver errors end this build only. */
+async function runOneBuild(o: OneBuild): Promise<{ result: BuildResult; tempDir: string; bootFailed: boolean }> {
+  const { inputs, build: b, signal, workspace } = o;
+  const several = o.count > 1;
+  const prefix = several ? `${b.file}: ` : '';
+  const artifactsDir = several ? path.join(inputs.artifactsDir, manifestSlug(b.file)) : inputs.artifactsDir;
+  await mkdir(artifactsDir, { recursive: true });
+  const tempDir = path.join(o.runDir, `build-${o.index + 1}`);
+  await mkdir(tempDir, { recursive: true });
+  const result: BuildResult = { manifest: b.file, artifactsDir };
+  const reporter = new ActionsReporter(prefix);
+  if (several) core.info(`\n━━ ${b.file} (${o.index + 1} of ${o.count}) ━━`);
+  try {
+    const settings = driverSettings(inputs, tempDir);
+    const image = b.manifest.driver.type === 'qemu' ? await prepareQemuBuild(o, settings, reporter) : undefined;
+    const copies = inputs.workspace === 'clone' ? [] : takeOverOwnSources(b.plan);
+    const copy = inputs.workspace === 'auto' ? copies : [];
+    if (inputs.workspace === 'off' && copies.length) reporter.info(`workspace: off: not cloning ${copies.map((c) => c.source.url).join(', ')}.`);
+    if (inputs.keep) settings.detached = true;
+    const driver = makeDriver(b.manifest.driver, settings);
+    const env = [...b.manifest.env.map((e) => ({ key: e.key, value: e.value })), ...inputs.env];
+    const startedAt = Date.now();
+    const report = await runBuild({
+      plan: b.plan,
+      driver,
+      reporter,
+      env,
+      artifactsDir,
+      objectsDir: workspace,
+      timeoutMs: inputs.timeoutMs,
+      jobTimeoutMs: inputs.jobTimeoutMs,
+      signal,
+      beforeJobs: copy.length ? (d) => copyWorkspace(d, copy, workspace, tempDir, reporter, signal) : undefined,
+      keep: inputs.keep ? (d) => keepMachine(d, { runDir: o.runDir, env, masks: secretValues(inputs.env), startedAt }).then(() => {}) : undefined,
+    });
+    report.facts = { driver: b.manifest.driver.type, ...report.facts, ...(image?.note ? { imageNote: image.note } : {}) };
+    reporter.buildEnd(report);
+    result.report = report;
+    if (b.manifest.driver.type === 'qemu') {
+      await afterBuild(settings, report, reporter);
+      await saveWarmStates(settings, report, reporter);
     }
+    const noJobRan = report.status !== 'passed' && report.jobs.every((j) => j.status === 'skipped' || j.status === 'queued');
+    return { result, tempDir, bootFailed: noJobRan };
+  } catch (err) {
+    if (err instanceof UsageError) {
+      reporter.error(err.format(), err.position);
+      result.error = err.format();
+    } else if (err instanceof DriverError) {
+      reporter.error(err.message);
+      result.error = err.message;
+    } else throw err;
+    return { result, tempDir, bootFailed: true };
   }
-  if (bootFailed.length) core.saveState(STATE.bootFailed, JSON.stringify(bootFailed));
+}
 
-  const status = results.reduce<Status>((s, r) => worst(s, r.report?.status ?? 'failed'), 'passed');
-  const final: Status = signalled() ? worst(status, 'killed') : status;
-  let upload: UploadResult | undefined;
-  // After a signal the runner may kill us at any moment: the post step uploads.
-  if (inputs.uploadArtifacts && !signalled()) {
-    try {
-      const up = await uploadArtifacts(inputs.artifactName, inputs.artifactsDir);
-      if (up.id !== undefined) {
-        core.info(`Uploaded ${up.files} artifact file${up.files === 1 ? '' : 's'} as "${up.name}" (id ${up.id}).`);
-        core.setOutput('artifact-id', String(up.id));
-        if (up.url) core.setOutput('artifact-url', up.url);
-      }
-      upload = up;
-      core.saveState(STATE.uploadPending, 'false');
-    } catch (err) {
-      upload = { name: inputs.artifactName, error: message(err) };
-      core.warning(`uploading the artifacts as "${inputs.artifactName}" failed: ${message(err)}`);
-      // The same call would fail again in the post step.
-      core.saveState(STATE.uploadPending, 'false');
+/** QEMU on the runner, KVM when it works, the image (from the caches when they have it) and warm-start states. */
+async function prepareQemuBuild(o: OneBuild, settings: DriverSettings, reporter: ActionsReporter) {
+  // Everything this build needs in one apt-get call: the builder's tools only when no server or cache has the image.
+  const source = await willBuild(o.build.manifest, settings, o.inputs, o.signal);
+  await ensureQemu([...(source.build ? (['image-build'] as const) : []), ...(source.cloud ? (['cloud-seed'] as const) : [])], source.why);
+  if (settings.kvm !== 'off' && !o.kvm.probed) {
+    o.kvm.probed = await prepareKvm();
+    if (o.kvm.probed.why)
+      core.warning(
+        `KVM is not available: ${o.kvm.probed.why}. The machine runs under software emulation (TCG), which is several times slower; expect longer boots and builds.`,
+      );
+  }
+  const probed = o.kvm.probed;
+  if (probed?.accelerator === 'tcg' && settings.kvm !== 'on') settings.kvm = 'off';
+  const image = await prepareImage(o.build.manifest, settings, o.inputs, reporter, o.signal, source);
+  if (image && o.inputs.cache)
+    await restoreWarmStates(image.name, image.rev, settings, probed?.accelerator ?? (settings.kvm === 'on' ? 'kvm' : 'tcg'), reporter);
+  return image;
+}
+
+async function uploadStep(inputs: ActionInputs): Promise<UploadResult> {
+  try {
+    const up = await uploadArtifacts(inputs.artifactName, inputs.artifactsDir);
+    if (up.id !== undefined) {
+      core.info(`Uploaded ${up.files} artifact file${up.files === 1 ? '' : 's'} as "${up.name}" (id ${up.id}).`);
+      core.setOutput('artifact-id', String(up.id));
+      if (up.url) core.setOutput('artifact-url', up.url);
     }
+    core.saveState(STATE.uploadPending, 'false');
+    return up;
+  } catch (err) {
+    core.warning(`uploading the artifacts as "${inputs.artifactName}" failed: ${message(err)}`);
+    // The same call would fail again in the post step.
+    core.saveState(STATE.uploadPending, 'false');
+    return { name: inputs.artifactName, error: message(err) };
   }
+}
 
+function publishOutputs(results: BuildResult[], probed: Probed | undefined, final: Status): void {
   const first = results.find((r) => r.report)?.report?.facts;
   const accel = fact(first, 'accelerator', 'accel') ?? probed?.accelerator;
   if (accel !== undefined) core.setOutput('accelerator', String(accel));
@@ -212,15 +242,12 @@ async function main(signal: AbortSignal, results: BuildResult[], signalled: () =
   const start = fact(first, 'start');
   if (start !== undefined) core.setOutput('machine-start', String(start));
   core.setOutput('status', final);
-  await writeSummary(results, upload).catch((err: unknown) => core.warning(`cannot write the step summary: ${message(err)}`));
-  core.saveState(STATE.finished, 'true');
-
-  if (final !== 'passed' && final !== 'passed_with_failures') {
-    const failed = results.find((r) => r.error || (r.report && r.report.status !== 'passed' && r.report.status !== 'passed_with_failures'));
-    const why = failed?.error ?? failed?.report?.reason ?? (signalled() ? 'the build was cancelled' : final);
-    // One line: the full message (with a console tail, say) is already in the log.
-    core.setFailed(`${builds.length > 1 && failed ? `${failed.manifest}: ` : ''}build ${final}: ${why.split('\n')[0]}`);
-  }
 }
 
-export type { ActionInputs };
+function failUnlessPassed(results: BuildResult[], final: Status, builds: number, signalled: boolean): void {
+  if (final === 'passed' || final === 'passed_with_failures') return;
+  const failed = results.find((r) => r.error || (r.report && r.report.status !== 'passed' && r.report.status !== 'passed_with_failures'));
+  const why = failed?.error ?? failed?.report?.reason ?? (signalled ? 'the build was cancelled' : final);
+  // One line: the full message (with a console tail, say) is already in the log.
+  core.setFailed(`${builds > 1 && failed ? `${failed.manifest}: ` : ''}build ${final}: ${why.split('\n')[0]}`);
+}

@@ -8,6 +8,7 @@ import { alive } from '../util/process.js';
 import { listFiles, uploadArtifacts } from './artifacts.js';
 import { stopKept } from './keep-post.js';
 import { STATE } from './state.js';
+import { message } from '../core/errors.js';
 
 const TAIL_LINES = 60;
 
@@ -29,7 +30,7 @@ export async function stopLeftovers(runDir: string): Promise<number> {
   return stopped;
 }
 
-async function consoleTail(dir: string): Promise<void> {
+async function printConsoleLogs(dir: string): Promise<void> {
   const logs = (await listFiles(dir)).filter((p) => /(console|serial)[^/]*\.log$/.test(path.basename(p)));
   for (const log of logs) {
     const { size } = await stat(log);
@@ -54,9 +55,9 @@ export async function runPost(): Promise<void> {
     if (runDir) await stopLeftovers(runDir);
 
     const bootFailed = core.getState(STATE.bootFailed);
-    if (bootFailed) for (const dir of JSON.parse(bootFailed) as string[]) await consoleTail(dir);
+    if (bootFailed) for (const dir of JSON.parse(bootFailed) as string[]) await printConsoleLogs(dir);
     else if (runDir && !core.getState(STATE.finished))
-      for (const d of await readdir(runDir).catch(() => [])) await consoleTail(path.join(runDir, d));
+      for (const d of await readdir(runDir).catch(() => [])) await printConsoleLogs(path.join(runDir, d));
 
     if (core.getState(STATE.uploadPending) === 'true') {
       const name = core.getState(STATE.artifactName);
@@ -68,12 +69,12 @@ export async function runPost(): Promise<void> {
             `Uploaded ${up.files} artifact file${up.files === 1 ? '' : 's'} collected before the main step stopped, as "${name}" (id ${up.id}${up.url ? `, ${up.url}` : ''}).`,
           );
       } catch (err) {
-        core.warning(`uploading the artifacts as "${name}" failed: ${err instanceof Error ? err.message : String(err)}`);
+        core.warning(`uploading the artifacts as "${name}" failed: ${message(err)}`);
       }
     }
     if (runDir) await rm(runDir, { recursive: true, force: true });
   } catch (err) {
     // The post step must never fail the job on its own.
-    core.warning(`post step: ${err instanceof Error ? err.message : String(err)}`);
+    core.warning(`post step: ${message(err)}`);
   }
 }

@@ -2,7 +2,7 @@
 // with its output live, errors and warnings as annotations at the manifest line.
 import { randomBytes } from 'node:crypto';
 import * as core from '@actions/core';
-import type { BuildReport, JobReport, Reporter, SourcePosition } from '../runner/reporter.js';
+import type { BuildReport, JobReport, Reporter, SourcePosition } from '../core/reporter.js';
 import { drained } from '../util/drain.js';
 import { formatDuration } from '../util/duration.js';
 

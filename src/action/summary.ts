@@ -2,7 +2,7 @@
 // a table of stages and jobs, and the artifacts with their sizes.
 import path from 'node:path';
 import * as core from '@actions/core';
-import type { BuildReport } from '../runner/reporter.js';
+import type { BuildReport } from '../core/reporter.js';
 import { formatBytes } from '../util/bytes.js';
 import { formatDuration } from '../util/duration.js';
 import { statusMark } from './reporter.js';

@@ -1,4 +1,4 @@
-// Warm-start states across workflow runs (issue 8): the qemu driver keeps
+// Warm-start states across workflow runs: the qemu driver keeps
 // saved running machines under <cacheDir>/warm and validates every state it
 // finds (image digest, QEMU, machine, memory, CPUs, devices), so the action only
 // has to carry that folder between runs with @actions/cache. The key is what
@@ -12,10 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
-import type { DriverSettings } from '../drivers/settings.js';
-import type { BuildReport, Reporter } from '../runner/reporter.js';
+import type { DriverSettings } from '../config/settings.js';
+import type { BuildReport, Reporter } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import type { ImageRevision } from './image-cache.js';
+import { message } from '../core/errors.js';
 
 function qemuVersion(): string {
   try {
@@ -64,7 +65,7 @@ export async function restoreWarmStates(
     const hit = await cache.restoreCache([pattern], key, [prefix]);
     if (hit) reporter.info(`Warm-start states restored from the repository cache (${hit}) in ${formatDuration(Date.now() - started)}.`);
   } catch (err) {
-    core.warning(`warm-start cache: restoring failed: ${err instanceof Error ? err.message : String(err)}`);
+    core.warning(`warm-start cache: restoring failed: ${message(err)}`);
   }
 }
 
@@ -78,6 +79,6 @@ export async function saveWarmStates(settings: DriverSettings, report: BuildRepo
     await cache.saveCache([p.pattern], p.key);
     reporter.info(`Warm-start state saved to the repository cache in ${formatDuration(Date.now() - started)}.`);
   } catch (err) {
-    core.warning(`warm-start cache: saving failed: ${err instanceof Error ? err.message : String(err)}`);
+    core.warning(`warm-start cache: saving failed: ${message(err)}`);
   }
 }

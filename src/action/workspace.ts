@@ -12,9 +12,10 @@ import { pipeline } from 'node:stream/promises';
 import type { Driver } from '../drivers/driver.js';
 import type { Plan } from '../manifest/plan.js';
 import type { Source } from '../manifest/types.js';
-import type { Reporter } from '../runner/reporter.js';
+import type { Reporter } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import { formatBytes } from '../util/bytes.js';
+import { shellQuote } from '../core/shell.js';
 
 function normalise(url: string): string {
   let u = url
@@ -55,10 +56,6 @@ export function takeOverOwnSources(plan: Plan, env: NodeJS.ProcessEnv = process.
   }
   plan.stages = plan.stages.filter((s) => s.jobs.length > 0 || s.name !== 'setup');
   return copies;
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** `tar -c` of the workspace as a stream; `bytes()` says how much went through once it ends. */

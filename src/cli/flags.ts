@@ -1,6 +1,7 @@
 // Go `flag`-style parsing, as Djinn's offline runner takes its flags:
 // `-name value`, `-name=value`, `--name`, booleans without a value.
-import { UsageError } from '../manifest/errors.js';
+import { UsageError } from '../core/errors.js';
+import { recordRepeated, type FlagValues } from '../config/settings.js';
 
 export interface FlagSpec {
   name: string;
@@ -12,11 +13,6 @@ export interface FlagSpec {
   /** Shown under this heading in -help. */
   group: 'build' | 'qemu' | 'image' | 'ssh' | 'docker' | 'output';
 }
-
-export type FlagValues = Record<string, string | boolean | undefined>;
-
-/** Every value of a repeatable flag, in order, keyed by flag name. */
-const repeated = new WeakMap<FlagValues, Record<string, string[]>>();
 
 export function parseFlags(argv: string[], specs: FlagSpec[]): { flags: FlagValues; args: string[] } {
   const flags: FlagValues = {};
@@ -54,21 +50,5 @@ export function parseFlags(argv: string[], specs: FlagSpec[]): { flags: FlagValu
 
 function setValue(flags: FlagValues, spec: FlagSpec, value: string): void {
   flags[spec.name] = value;
-  if (!spec.repeatable) return;
-  const all = repeated.get(flags) ?? {};
-  (all[spec.name] ??= []).push(value);
-  repeated.set(flags, all);
-}
-
-/** All values of a repeatable flag (the last one only for others). */
-export function all(flags: FlagValues, name: string): string[] {
-  const list = repeated.get(flags)?.[name];
-  if (list) return list;
-  const v = flags[name];
-  return typeof v === 'string' ? [v] : [];
-}
-
-export function str(flags: FlagValues, name: string): string | undefined {
-  const v = flags[name];
-  return typeof v === 'string' ? v : undefined;
+  if (spec.repeatable) recordRepeated(flags, spec.name, value);
 }

@@ -3,13 +3,13 @@
 // programs: print the apt-get line and exit 2, or install them (-install-deps).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { DriverSettings } from '../drivers/settings.js';
+import type { DriverSettings } from '../config/settings.js';
 import { aptInstall } from '../host/install.js';
 import { aptLine, missingFor, missingMessage, onMissing, type Capability, type Missing } from '../host/requirements.js';
 import { buildableSuite } from '../images/builder/index.js';
 import { diskPath } from '../images/local.js';
 import { builtImagesDir } from '../images/resolve.js';
-import { UsageError } from '../manifest/errors.js';
+import { UsageError } from '../core/errors.js';
 import type { Manifest } from '../manifest/types.js';
 import { formatDuration } from '../util/duration.js';
 

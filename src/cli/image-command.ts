@@ -1,5 +1,5 @@
 // `djinn image build|ls|rm`: build images with our builder, manage the cache.
-import { UsageError } from '../manifest/errors.js';
+import { UsageError } from '../core/errors.js';
 import { imageBuildCommand } from './image/build.js';
 import { imageLsCommand, imageRmCommand } from './image/cache.js';
 

@@ -1,8 +1,8 @@
 // The CLI's reporter: Djinn's lines on stdout, a header before each job,
 // live output, and a summary table at the end. Warnings and errors on stderr.
 import { StringDecoder } from 'node:string_decoder';
-import { formatLocated } from '../manifest/errors.js';
-import type { BuildReport, JobReport, Reporter, SourcePosition } from '../runner/reporter.js';
+import { formatLocated } from '../core/errors.js';
+import type { BuildReport, JobReport, Reporter, SourcePosition } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import { progressBar, type ProgressEvent } from '../images/fetch/progress.js';
 import { drained } from '../util/drain.js';

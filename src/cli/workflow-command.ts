@@ -2,10 +2,11 @@
 // runs the repository's manifests with the action, one matrix job per manifest,
 // so a repository keeps its manifests and gains GitHub CI in one commit.
 import { existsSync } from 'node:fs';
-import { UsageError } from '../manifest/errors.js';
+import { UsageError } from '../core/errors.js';
 import { parseManifestFile } from '../manifest/parse.js';
 import { findManifests } from '../runner/prepare.js';
-import { parseFlags, str, type FlagSpec } from './flags.js';
+import { parseFlags, type FlagSpec } from './flags.js';
+import { str } from '../config/settings.js';
 import { reportFailure, usage } from './main.js';
 
 /** How workflows refer to this action (owner/repo@ref). */

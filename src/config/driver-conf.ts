@@ -3,7 +3,7 @@
 // Blocks, `#` comments, "quoted strings" with ${ENV} expansion, integers,
 // durations (60s, 1h30m), sizes (2KB/MB/GB), booleans, `include "file"`.
 import path from 'node:path';
-import { UsageError } from '../manifest/errors.js';
+import { UsageError } from '../core/errors.js';
 import type { Warning } from '../manifest/types.js';
 import { parseDuration } from '../util/duration.js';
 import { readInputText } from '../util/input-file.js';

@@ -2,12 +2,8 @@
 // create / execute / destroy, plus the file operations the runner needs to
 // place objects and collect artifacts: the runner owns naming, logging and
 // path safety, a driver only moves bytes.
-import type { Reporter } from '../runner/reporter.js';
-
-export interface EnvVar {
-  key: string;
-  value: string;
-}
+import type { Reporter } from '../core/reporter.js';
+import type { EnvVar, ExecResult, JobExecution, OutputSink } from '../core/job.js';
 
 /** What the runner hands a driver when it starts the build. */
 export interface CreateContext {
@@ -16,43 +12,6 @@ export interface CreateContext {
   env: EnvVar[];
   /** Aborted on SIGINT/SIGTERM or on the whole-build timeout. */
   signal: AbortSignal;
-}
-
-/** One job, ready to run: the script is Djinn's (`#!/bin/sh`, `exec 2>&1`, `set -ex`, ...). */
-export interface JobExecution {
-  stage: string;
-  name: string;
-  /** File-system friendly name for the script, e.g. `make.1.sh`. */
-  scriptName: string;
-  script: string;
-  env: EnvVar[];
-}
-
-/** Where a job's output goes, chunk by chunk, as it arrives. */
-export interface OutputSink {
-  /**
-   * Takes a chunk. A promise means the consumer is full (e.g. a slow stdout
-   * pipe): the producer pauses its source until it settles, so a job printing
-   * gigabytes never piles up in our memory.
-   */
-  write(chunk: Buffer): unknown;
-}
-
-/** Pauses `source` while a sink's write is pending. */
-export function pauseWhile(source: { pause(): unknown; resume(): unknown }, pending: unknown): void {
-  if (!(pending instanceof Promise)) return;
-  source.pause();
-  void pending.then(
-    () => source.resume(),
-    () => source.resume(),
-  );
-}
-
-export interface ExecResult {
-  /** The script's exit status, or null when it has none (signal, lost connection). */
-  exitCode: number | null;
-  /** Set when the job did not end by itself with an exit status: why. */
-  error?: string;
 }
 
 export interface Driver {
@@ -102,12 +61,4 @@ export interface KeptMachine {
   pid: number;
   /** The machine's own files (console log, pidfile); remove after stopping it. */
   dir: string;
-}
-
-/** A failure with a message fit to show the user as it is. */
-export class DriverError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DriverError';
-  }
 }

@@ -2,16 +2,15 @@
 // file, the disks folder (Djinn's layout), our cache, a download, our builder,
 // the catalogue of official cloud images (before the builder for names it
 // cannot build; see docs/catalogue.md for the order of debian/* names).
-// (Contract shared by the qemu driver and the image sources; see issue 5.)
 //
 // Each source either returns an image, returns undefined ("not mine, ask the
 // next one") or throws a user-facing DriverError. To add a source, add a
 // function to SOURCES at its place in the order.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DriverError } from '../drivers/driver.js';
-import type { DriverSettings } from '../drivers/settings.js';
-import type { Reporter } from '../runner/reporter.js';
+import { DriverError } from '../core/errors.js';
+import type { DriverSettings } from '../config/settings.js';
+import type { Reporter } from '../core/reporter.js';
 import { BuildError, buildImage, buildableSuite } from './builder/index.js';
 import { diskPath, listDiskImages } from './local.js';
 import { DownloadError, ImageNotFoundError } from './fetch/errors.js';

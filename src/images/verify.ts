@@ -3,7 +3,7 @@
 // crafted image could read host files: such images are refused.
 import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import { DriverError } from '../drivers/driver.js';
+import { DriverError } from '../core/errors.js';
 import { ImageRejectedError } from './fetch/errors.js';
 import { NotQcow2Error, readQcow2Header } from './fetch/qcow2.js';
 

@@ -3,9 +3,9 @@
 // (v1.3.0) behaviour, with its bugs fixed: see README "Differences".
 import path from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
-import type { SourcePosition } from '../runner/reporter.js';
+import type { SourcePosition } from '../core/reporter.js';
 import { readInputText } from '../util/input-file.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../core/errors.js';
 import type { DriverSpec, Manifest, ManifestJob, Passthrough, Source, Warning } from './types.js';
 
 const TOP_KEYS = ['namespace', 'driver', 'env', 'objects', 'sources', 'stages', 'allow_failures', 'jobs'];

@@ -1,6 +1,6 @@
 // The execution plan: what will run, in which order, before any machine boots.
-import type { SourcePosition } from '../runner/reporter.js';
-import { UsageError } from './errors.js';
+import type { SourcePosition } from '../core/reporter.js';
+import { UsageError } from '../core/errors.js';
 import type { Manifest, Source, Warning } from './types.js';
 
 export interface PlanJob {

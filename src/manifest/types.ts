@@ -1,7 +1,7 @@
 // The manifest as the engine sees it after parsing: every list in manifest
 // order, every item with the position it came from.
-import type { EnvVar } from '../drivers/driver.js';
-import type { SourcePosition } from '../runner/reporter.js';
+import type { EnvVar } from '../core/job.js';
+import type { SourcePosition } from '../core/reporter.js';
 
 export interface Positioned {
   position: SourcePosition;

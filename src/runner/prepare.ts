@@ -3,8 +3,8 @@
 // input, `djinn workflow`).
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { EnvVar } from '../drivers/driver.js';
-import { UsageError } from '../manifest/errors.js';
+import type { EnvVar } from '../core/job.js';
+import { UsageError } from '../core/errors.js';
 import { globFiles, hasMeta } from '../util/glob.js';
 import { hostEntryType, hostGlobFs } from '../util/fs-type.js';
 

@@ -4,15 +4,17 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { Driver, EnvVar } from '../drivers/driver.js';
+import type { Driver } from '../drivers/driver.js';
+import type { EnvVar } from '../core/job.js';
 import type { Plan, PlanJob } from '../manifest/plan.js';
 import { formatDuration } from '../util/duration.js';
 import { hasMeta } from '../util/glob.js';
 import { setLongTimeout } from '../util/long-timer.js';
 import { artifactDestination, objectSource } from '../util/paths.js';
-import type { ArtifactReport, BuildReport, JobReport, Reporter } from './reporter.js';
+import type { ArtifactReport, BuildReport, JobReport, Reporter } from '../core/reporter.js';
 import { jobScript, scriptFileName } from './script.js';
-import { worst, type Status } from './status.js';
+import { worst, type Status } from '../core/status.js';
+import { message } from '../core/errors.js';
 
 /** Why a build was stopped from outside: the reason given to AbortController.abort(). */
 export type StopReason = 'killed' | 'timed_out';
@@ -148,10 +150,6 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
 function stopMessage(r: StopReason, where: string): string {
   const what = r === 'killed' ? 'the build was cancelled' : 'the build timed out';
   return where ? `${what} ${where}` : what;
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Rejects as soon as `signal` aborts; the driver's own cleanup happens in destroy(). */

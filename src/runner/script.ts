@@ -1,4 +1,4 @@
-// Djinn's job script and the env file our SSH-based drivers source before it.
+// Djinn's job script and its file name.
 
 /** `#!/bin/sh`, `exec 2>&1`, `set -ex`, a blank line, then each command on its own line. */
 export function jobScript(commands: string[]): string {
@@ -8,14 +8,4 @@ export function jobScript(commands: string[]): string {
 /** Djinn names the script after the job with spaces as `-`; we also replace `/` (it broke Djinn's upload). */
 export function scriptFileName(jobName: string): string {
   return `${jobName.replace(/[\s/\\]/g, '-').replace(/^\.+/, '_')}.sh`;
-}
-
-/** POSIX single-quoting: every byte arrives as written, newlines included. */
-export function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-/** `export KEY='value'` lines, for `. envfile` in /bin/sh. */
-export function envFile(env: { key: string; value: string }[]): string {
-  return env.map((e) => `export ${e.key}=${shellQuote(e.value)}\n`).join('');
 }

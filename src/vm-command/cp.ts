@@ -12,7 +12,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { SshSession } from '../transport/ssh/index.js';
-import { shellQuote } from '../runner/script.js';
+import { shellQuote } from '../core/shell.js';
 
 export class CopyError extends Error {}
 

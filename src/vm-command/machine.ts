@@ -3,7 +3,7 @@
 // named by DJINN_VM_MACHINE in GITHUB_ENV. The env (secrets included) stays in
 // this file instead of the job's environment.
 import { appendFile, readFile } from 'node:fs/promises';
-import type { EnvVar } from '../drivers/driver.js';
+import type { EnvVar } from '../core/job.js';
 
 export const MACHINE_ENV = 'DJINN_VM_MACHINE';
 

@@ -6,8 +6,9 @@
 // main step left in DJINN_VM_MACHINE.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { silentReporter, type Reporter } from '../runner/reporter.js';
-import { jobScript, shellQuote } from '../runner/script.js';
+import { silentReporter, type Reporter } from '../core/reporter.js';
+import { jobScript } from '../runner/script.js';
+import { shellQuote } from '../core/shell.js';
 import { SshSession } from '../transport/ssh/index.js';
 import { copyIn, copyOut, CopyError } from './cp.js';
 import { countCommand, MACHINE_ENV, MachineFileError, readMachineFile, type MachineFile } from './machine.js';
@@ -64,7 +65,7 @@ async function connect(m: MachineFile, signal: AbortSignal): Promise<SshSession>
     port: m.port,
     user: m.user,
     privateKey: await readFile(m.keyFile),
-    connectTimeoutMs: 30_000,
+    deadline: Date.now() + 30_000,
     reporter,
     signal,
   }).catch((err: unknown) => {

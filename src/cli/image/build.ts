@@ -2,8 +2,9 @@
 import path from 'node:path';
 import { BuildError, buildImage, buildableSuite, type Flavor } from '../../images/builder/index.js';
 import { diskPath } from '../../images/local.js';
-import { UsageError } from '../../manifest/errors.js';
-import { parseFlags, str, type FlagSpec } from '../flags.js';
+import { UsageError } from '../../core/errors.js';
+import { parseFlags, type FlagSpec } from '../flags.js';
+import { str } from '../../config/settings.js';
 import { aptInstall } from '../../host/install.js';
 import { missingFor, missingMessage } from '../../host/requirements.js';
 

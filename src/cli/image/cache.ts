@@ -1,14 +1,13 @@
 // `djinn image ls` and `djinn image rm NAME...|--all`: the CLI's image cache,
 // both the downloaded images and those our builder made (kept under built/).
 import { rm, stat } from 'node:fs/promises';
-import { emptyConf } from '../../drivers/settings.js';
-import { UsageError } from '../../manifest/errors.js';
+import { emptyConf, all, str, defaultCacheDir } from '../../config/settings.js';
+import { UsageError } from '../../core/errors.js';
 import { diskPath, listDiskImages } from '../../images/local.js';
 import { builtImagesDir } from '../../images/resolve.js';
 import { ImageCache, imageRevision, type CacheEntry } from '../../images/cache/store.js';
 import { formatBytes } from '../../util/bytes.js';
-import { all, parseFlags, str, type FlagSpec } from '../flags.js';
-import { defaultCacheDir } from '../settings.js';
+import { parseFlags, type FlagSpec } from '../flags.js';
 import { catalogueListing } from './catalogue.js';
 
 const CACHE_DIR_FLAG: FlagSpec = { group: 'image', name: 'cache-dir', kind: 'string', default: '$XDG_CACHE_HOME/djinn/images', help: 'the image cache folder' };

@@ -2,7 +2,7 @@
 // images knows, with its image and checksum URLs (patterns where a folder
 // listing decides the build number).
 import { describe, catalogueNames, parseMirrors } from '../../images/catalogue/lookup.js';
-import { UsageError } from '../../manifest/errors.js';
+import { UsageError } from '../../core/errors.js';
 
 export function catalogueListing(json: boolean, mirrors: string[]): string {
   let bases: Record<string, string>;

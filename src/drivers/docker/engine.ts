@@ -2,8 +2,8 @@
 // is (driver.conf `host`, else DOCKER_HOST, else the default socket), which
 // API version to speak, and making sure the build's image is there.
 import type Docker from 'dockerode';
-import type { Reporter } from '../../runner/reporter.js';
-import { DriverError } from '../driver.js';
+import type { Reporter } from '../../core/reporter.js';
+import { DriverError } from '../../core/errors.js';
 
 export const DEFAULT_HOST = 'unix:///var/run/docker.sock';
 /** An engine that has not answered /version by then is not going to. */

@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { copyFile, chmod, mkdir, mkdtemp, realpath, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pauseWhile, type CreateContext, type Driver, type ExecResult, type JobExecution, type OutputSink } from '../driver.js';
+import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from '../../core/job.js';
+import { type CreateContext, type Driver } from '../driver.js';
 
 import { globFiles } from '../../util/glob.js';
 import { hostGlobFs } from '../../util/fs-type.js';

@@ -3,7 +3,7 @@
 // "pagetable-based" KVM, /sys/module/kvm_pvm, where guest kernels hang).
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import type { Tristate } from '../settings.js';
+import type { Tristate } from '../../config/settings.js';
 
 export type Accel = 'kvm' | 'tcg';
 

@@ -9,7 +9,7 @@ import { mkdir, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ensureCapabilities, HostRequirementError } from '../../host/requirements.js';
-import { DriverError } from '../driver.js';
+import { DriverError } from '../../core/errors.js';
 
 const execFileP = promisify(execFile);
 

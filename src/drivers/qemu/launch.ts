@@ -1,12 +1,12 @@
 // Starting and stopping one QEMU process: the launch API the qemu driver (and
-// the warm-start code) build on. See HANDOFF.md.
+// the warm-start code) build on. See docs/qemu.md.
 //
 // QEMU runs as our child (no -daemonize) so that we keep its exit status and
 // stderr; with util-linux's setpriv it also gets SIGKILL if this process dies
 // without cleaning up. The serial console goes to a file for diagnostics.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import net from 'node:net';
 import { accelArgs, type Accel } from './accel.js';
 
@@ -42,6 +42,7 @@ export interface LaunchSpec {
 export function qemuArgs(s: LaunchSpec): string[] {
   const drive = [`file=${escapeOpt(s.image)}`, `format=${s.format}`, 'media=disk', 'if=virtio'];
   if (s.snapshot !== false) drive.push('snapshot=on');
+  // prettier-ignore
   return [
     ...accelArgs(s.accel, s.cpus),
     '-display', 'none',
@@ -219,14 +220,4 @@ export async function waitForForward(proc: QemuProcess, port: number, deadline: 
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;
-}
-
-/** The pid QEMU wrote, if it has. */
-export async function readPidFile(file: string): Promise<number | undefined> {
-  try {
-    const n = Number((await readFile(file, 'utf8')).trim());
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
-  }
 }

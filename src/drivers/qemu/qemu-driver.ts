@@ -1,19 +1,21 @@
 // The qemu driver: boots a Djinn image (snapshot=on, so never written), waits
 // for its SSH server and hands execute/upload/glob/download to the SSH transport.
 // KVM when it really works, software emulation (TCG) otherwise.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveImage, type ResolvedImage } from '../../images/resolve.js';
 import { verifyImage } from '../../images/verify.js';
-import type { Reporter } from '../../runner/reporter.js';
+import type { Reporter } from '../../core/reporter.js';
 import { SshSession } from '../../transport/ssh/index.js';
-import type { CreateContext, Driver, ExecResult, JobExecution, KeptMachine, OutputSink } from '../driver.js';
-import { DriverError } from '../driver.js';
-import type { DriverSettings } from '../settings.js';
+import type { CreateContext, Driver, KeptMachine } from '../driver.js';
+import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
+import { DriverError } from '../../core/errors.js';
+import type { DriverSettings } from '../../config/settings.js';
 import { planAccel, type Accel } from './accel.js';
+import { guestKey, sshTarget } from './ssh-target.js';
 import { consoleHints } from './console-hints.js';
-import { consoleTail, freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
+import { freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
 import { BootStalled, DEFAULT_BOOT_RETRIES, defaultStallMs, watchStall } from './stall.js';
 import { prepareCloudBoot, waitForCloudInit, type CloudBoot } from './cloud-seed.js';
@@ -35,6 +37,21 @@ export function defaultCpus(): number {
 /** min(4096, half the host's memory), in MiB. */
 export function defaultMemoryMiB(): number {
   return Math.max(256, Math.min(4096, Math.floor(os.totalmem() / 2 / 1048576)));
+}
+
+/** One boot attempt with one accelerator (see bootWith). */
+interface BootAttempt {
+  accel: Accel;
+  image: ResolvedImage;
+  cpus: number;
+  memoryMiB: number;
+  /** The boot timeout, for messages. */
+  timeoutMs: number;
+  /** Absolute time (Date.now()) by which the machine must accept the SSH login. */
+  deadline: number;
+  stallMs: number;
+  reporter: Reporter;
+  signal: AbortSignal;
 }
 
 class BootTimeout extends Error {}
@@ -105,7 +122,7 @@ export class QemuDriver implements Driver {
       try {
         for (;;) {
           try {
-            await this.bootWith(accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal);
+            await this.bootWith({ accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal });
             break;
           } catch (err) {
             if (!(err instanceof BootStalled) || signal.aborted) throw err;
@@ -136,7 +153,7 @@ export class QemuDriver implements Driver {
       } catch (err) {
         if (signal.aborted) throw new DriverError('the machine was stopped while booting.');
         if (!(err instanceof BootTimeout || err instanceof QemuExited) || !fallback) throw err;
-        const why = err instanceof QemuExited ? `QEMU could not run with KVM (${firstLine(err.message)})` : `the KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s`;
+        const why = err instanceof QemuExited ? `QEMU could not run with KVM (${causeLine(err.message)})` : `the KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s`;
         reporter.info(`${why}: booting again with software emulation (TCG).`);
         await this.stopQemu();
       }
@@ -151,17 +168,8 @@ export class QemuDriver implements Driver {
    * One boot attempt with one accelerator; retries the port while QEMU reports
    * it taken. Throws BootStalled when the guest goes quiet for `stallMs`.
    */
-  private async bootWith(
-    accel: Accel,
-    image: ResolvedImage,
-    cpus: number,
-    memoryMiB: number,
-    timeoutMs: number,
-    deadline: number,
-    stallMs: number,
-    reporter: Reporter,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async bootWith(attemptSpec: BootAttempt): Promise<void> {
+    const { accel, image, cpus, memoryMiB, timeoutMs, deadline, stallMs, reporter, signal } = attemptSpec;
     const dir = this.dir!;
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
@@ -191,9 +199,8 @@ export class QemuDriver implements Driver {
           if (signal.aborted || err instanceof BootStalled) throw err;
           const q = this.qemu;
           if (q && !q.running) {
-            const exit = await q.exited;
-            if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-            throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+            await this.afterQemuExit(q, attempt, image.path, true);
+            continue;
           }
           if (err instanceof DriverError) throw err;
           throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
@@ -210,9 +217,8 @@ export class QemuDriver implements Driver {
         const up = await waitForForward(qemu, port, deadline, watched);
         if (watched.aborted) throw new DriverError('stopped');
         if (!up && !qemu.running) {
-          const exit = await qemu.exited;
-          if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-          throw new QemuExited(bootFailure(image.path, exit.stderr, exit.code));
+          await this.afterQemuExit(qemu, attempt, image.path, false);
+          continue;
         }
         if (!up) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
         this.info.qemuRunningMs = Date.now() - this.t0;
@@ -222,9 +228,8 @@ export class QemuDriver implements Driver {
         } catch (err) {
           if (watched.aborted) throw err;
           if (!qemu.running) {
-            const exit = await qemu.exited;
-            if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) continue;
-            throw new QemuExited(`${bootFailure(image.path, exit.stderr, exit.code)}${await this.consoleSection()}`);
+            await this.afterQemuExit(qemu, attempt, image.path, true);
+            continue;
           }
           if (err instanceof BootTimeout) throw new BootTimeout(await this.timeoutMessage(timeoutMs, port));
           throw err;
@@ -239,16 +244,15 @@ export class QemuDriver implements Driver {
   }
 
   /**
-   * Logs in as soon as the guest's sshd answers. The transport waits for the
-   * banner itself; a probe of our own on top cost the guest extra sshd sessions
-   * (fork + exec of sshd-session, slow under emulation) and made boots slower.
+   * Logs in as soon as the guest's sshd answers: the transport waits for the
+   * banner itself (every extra probe costs a slow guest an sshd session).
    */
   private async connect(port: number, deadline: number, reporter: Reporter, signal: AbortSignal, bannerSeen: () => void): Promise<void> {
     const qemu = this.qemu!;
     const died = new AbortController();
     void qemu.exited.then(() => died.abort());
     const both = AbortSignal.any([signal, died.signal]);
-    const key = this.cloud?.privateKey ?? (this.settings.sshKeyFile ? await readFile(this.settings.sshKeyFile) : undefined);
+    const key = await guestKey(this.settings, this.cloud?.privateKey);
     // The transport reports the host key right after the banner and key exchange: time that.
     const timed: Reporter = {
       ...reporter,
@@ -262,19 +266,18 @@ export class QemuDriver implements Driver {
       },
     };
     try {
-      this.session = await SshSession.connect({
-        host: '127.0.0.1',
-        port,
-        user: this.user(),
-        privateKey: key,
-        password: this.settings.sshPassword ?? '',
-        connectTimeoutMs: deadline,
-        reporter: timed,
-        signal: both,
-        hints: consoleHints(qemu.spec.consoleLog),
-        // cloud-init authorises the key during the boot, maybe after sshd is up.
-        retryRefusedLogin: this.cloud ? true : undefined,
-      });
+      this.session = await SshSession.connect(
+        sshTarget({
+          port,
+          settings: this.settings,
+          privateKey: key,
+          deadline,
+          reporter: timed,
+          signal: both,
+          hints: consoleHints(qemu.spec.consoleLog),
+          cloudInit: this.cloud !== undefined,
+        }),
+      );
     } catch (err) {
       if (!both.aborted && Date.now() >= deadline - 1000) throw new BootTimeout((err as Error).message);
       throw err;
@@ -286,6 +289,16 @@ export class QemuDriver implements Driver {
       this.info.cloudInitMs = Date.now() - this.t0;
       reporter.info(`Machine ready in ${(this.info.cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
     }
+  }
+
+  /**
+   * QEMU exited during a boot: returns when the boot should try another port
+   * (the forward's port was taken meanwhile), else throws QemuExited.
+   */
+  private async afterQemuExit(qemu: QemuProcess, attempt: number, imagePath: string, withConsole: boolean): Promise<void> {
+    const exit = await qemu.exited;
+    if (HOSTFWD_TAKEN.test(exit.stderr) && attempt < PORT_ATTEMPTS) return;
+    throw new QemuExited(`${bootFailure(imagePath, exit.stderr, exit.code)}${withConsole ? await this.consoleSection() : ''}`);
   }
 
   private async consoleSection(): Promise<string> {
@@ -377,7 +390,8 @@ export class QemuDriver implements Driver {
   }
 }
 
-function firstLine(text: string): string {
+/** The first line that says why, past our own "failed to boot" heading. */
+function causeLine(text: string): string {
   return text.split('\n').find((l) => l.trim() && !l.startsWith('failed to boot'))?.trim() ?? text.trim();
 }
 
@@ -387,5 +401,3 @@ function bootFailure(image: string, stderr: string, code: number | null): string
     return `failed to boot machine: image ${image} is currently being modified by another program.\n${why}`;
   return `failed to boot machine: QEMU exited (status ${code}):\n${why}`;
 }
-
-export { consoleTail };

@@ -3,12 +3,12 @@
 // teardown beyond removing our private folder. (Djinn's own ssh driver could
 // never connect: it validated `address` but read `addr`.)
 import { readFile } from 'node:fs/promises';
-import { UsageError } from '../../manifest/errors.js';
+import { UsageError, DriverError } from '../../core/errors.js';
 import type { DriverSpec } from '../../manifest/types.js';
 import { SshSession } from '../../transport/ssh/index.js';
-import type { CreateContext, Driver, ExecResult, JobExecution, OutputSink } from '../driver.js';
-import { DriverError } from '../driver.js';
-import type { DriverSettings } from '../settings.js';
+import type { CreateContext, Driver } from '../driver.js';
+import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
+import type { DriverSettings } from '../../config/settings.js';
 
 export const DEFAULT_SSH_PORT = 22;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
@@ -63,7 +63,7 @@ export class SshDriver implements Driver {
       user,
       privateKey,
       password: s.sshPassword,
-      connectTimeoutMs: s.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      deadline: Date.now() + (s.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
       reporter: ctx.reporter,
       signal: ctx.signal,
     });

@@ -14,8 +14,8 @@ import { BuildError } from './run.js';
 import { codenameFor } from './suites.js';
 
 export { BuildError } from './run.js';
-export { buildableSuite, codenameFor } from './suites.js';
-export { packagesFor, type Flavor } from './packages.js';
+export { buildableSuite } from './suites.js';
+export { type Flavor } from './packages.js';
 
 export interface BuildOptions {
   /** A Debian suite or codename: stable, oldstable, bookworm, trixie, ... */

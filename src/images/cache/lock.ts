@@ -5,7 +5,7 @@
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
-import type { Reporter } from '../../runner/reporter.js';
+import type { Reporter } from '../../core/reporter.js';
 
 interface LockOwner {
   pid: number;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { sha256File } from '../../util/sha256.js';
 import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Reporter } from '../../runner/reporter.js';
+import type { Reporter } from '../../core/reporter.js';
 import { ImageRejectedError } from '../fetch/errors.js';
 import { normalizeSha256 } from '../fetch/download.js';
 import { checkQcow2 } from '../fetch/qcow2.js';

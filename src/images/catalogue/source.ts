@@ -4,8 +4,7 @@
 // without one, an image whose checksum file cannot be read or does not list it
 // is not booted unless checking is turned off (-image-checksum off).
 import path from 'node:path';
-import { DriverError } from '../../drivers/driver.js';
-import { UsageError } from '../../manifest/errors.js';
+import { DriverError, UsageError } from '../../core/errors.js';
 import type { ResolvedImage } from '../resolve.js';
 import { ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';
 import { downloadImage, normalizeSha256, type DownloadOptions } from '../fetch/download.js';

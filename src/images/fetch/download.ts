@@ -4,7 +4,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import type { Reporter } from '../../runner/reporter.js';
+import type { Reporter } from '../../core/reporter.js';
 import { DownloadError, ImageNotFoundError, ImageRejectedError } from './errors.js';
 import { request, TimeoutError } from './http.js';
 import { Progress } from './progress.js';

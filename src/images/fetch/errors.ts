@@ -1,6 +1,6 @@
 // Failures of getting an image, told apart so that resolveImage can decide
 // whether building the image is a sensible fallback (-image-build auto).
-import { DriverError } from '../../drivers/driver.js';
+import { DriverError } from '../../core/errors.js';
 
 /** The server answered 404; `available` lists what it does have (may be empty when its listing failed). */
 export class ImageNotFoundError extends DriverError {

@@ -1,6 +1,6 @@
 // Download progress through the Reporter: a front end that can draw (a bar on
 // a terminal) implements `progress`; otherwise one info line per ~10 %.
-import type { Reporter } from '../../runner/reporter.js';
+import type { Reporter } from '../../core/reporter.js';
 import { formatBytes } from '../../util/bytes.js';
 
 export interface ProgressEvent {

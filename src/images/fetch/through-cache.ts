@@ -2,9 +2,9 @@
 // -image-url or the image server). A cached copy is used as is while younger
 // than -image-max-age (or when it has the pinned digest); after that it is
 // revalidated with ETag / Last-Modified (or the listing's mod_time).
-import { UsageError } from '../../manifest/errors.js';
-import type { DriverSettings } from '../../drivers/settings.js';
-import type { Reporter } from '../../runner/reporter.js';
+import { UsageError } from '../../core/errors.js';
+import type { DriverSettings } from '../../config/settings.js';
+import type { Reporter } from '../../core/reporter.js';
 import type { ResolvedImage } from '../resolve.js';
 import { ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';
 import { downloadImage, normalizeSha256, type DownloadOptions } from './download.js';

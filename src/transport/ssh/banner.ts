@@ -28,8 +28,6 @@ const RETRY_PAUSE_MS = 1000;
 const MAX_PROBES = 2;
 /** Shortest gap between two hinted probes. */
 const HINT_GAP_MS = 100;
-/** Values below this are durations from now, above it absolute Date.now() times. */
-const ABSOLUTE_AFTER = 1e12;
 
 /**
  * A source of hints that the server may be up now (the qemu driver watches the
@@ -41,10 +39,6 @@ export type ProbeHints = (probeNow: () => void) => () => void;
 /** Called while waiting, at most once every few seconds, with why the last probe failed. */
 export type WaitLogger = (why: string, waitedMs: number) => void;
 export const WAIT_LOG_EVERY_MS = 5000;
-
-export function toDeadline(deadlineMs: number): number {
-  return deadlineMs >= ABSOLUTE_AFTER ? deadlineMs : Date.now() + deadlineMs;
-}
 
 /**
  * One probe that keeps the connection: resolves with the open socket, paused,
@@ -105,23 +99,21 @@ export function describeSocketError(err: NodeJS.ErrnoException): string {
 
 /**
  * Resolves once the server at host:port sends its SSH banner; rejects with a
- * clear message when `deadlineMs` passes (an absolute Date.now() time, or a
- * duration from now when below 1e12) or `signal` aborts.
+ * clear message when `deadline` (a Date.now() time) passes or `signal` aborts.
  */
-export async function waitForBanner(host: string, port: number, deadlineMs: number, signal?: AbortSignal, log?: WaitLogger): Promise<void> {
-  (await waitForBannerSocket(host, port, deadlineMs, signal, log)).destroy();
+export async function waitForBanner(host: string, port: number, deadline: number, signal?: AbortSignal, log?: WaitLogger): Promise<void> {
+  (await waitForBannerSocket(host, port, deadline, signal, log)).destroy();
 }
 
 /** Like waitForBanner, but hands over the connection that got the banner (see probeBannerKeep). */
 export function waitForBannerSocket(
   host: string,
   port: number,
-  deadlineMs: number,
+  deadline: number,
   signal?: AbortSignal,
   log?: WaitLogger,
   hints?: ProbeHints,
 ): Promise<net.Socket> {
-  const deadline = toDeadline(deadlineMs);
   const started = Date.now();
   // Probes overlap: a new one starts every RETRY_PAUSE_MS while fewer than
   // MAX_PROBES wait. Through QEMU's port forward a probe made before the guest's

@@ -7,7 +7,7 @@
 // under software emulation costs more than the copy.
 import { createReadStream, createWriteStream } from 'node:fs';
 import type { Client } from 'ssh2';
-import { shellQuote } from '../../runner/script.js';
+import { shellQuote } from '../../core/shell.js';
 import { execCollect, type ExecOutput } from './exec.js';
 
 /** Files from this size up are copied with `cat`. */

@@ -3,10 +3,10 @@
 // the deadline, but never a refused login (it will not get better).
 import net from 'node:net';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
-import type { Reporter } from '../../runner/reporter.js';
-import { DriverError } from '../../drivers/driver.js';
+import type { Reporter } from '../../core/reporter.js';
+import { DriverError } from '../../core/errors.js';
 import { sleep } from '../../util/sleep.js';
-import { describeSocketError, toDeadline, WAIT_LOG_EVERY_MS, waitForBannerSocket, type ProbeHints } from './banner.js';
+import { describeSocketError, WAIT_LOG_EVERY_MS, waitForBannerSocket, type ProbeHints } from './banner.js';
 import { coalesceWrites } from './coalesce.js';
 import { collectGarbageAsTrafficFlows } from './garbage.js';
 import { fingerprint, keyType, KeyError, normalizePrivateKey } from './keys.js';
@@ -20,8 +20,8 @@ export interface SshTarget {
   privateKey?: string | Buffer;
   /** '' = try an empty password (Djinn images); undefined also tries it after key and none. */
   password?: string;
-  /** Overall deadline, retrying while the banner is not there. */
-  connectTimeoutMs: number;
+  /** When to give up (a Date.now() time), retrying until then while the banner is not there. */
+  deadline: number;
   reporter: Reporter;
   signal?: AbortSignal;
   /**
@@ -138,7 +138,7 @@ export async function openClient(t: SshTarget): Promise<Client> {
       throw new DriverError(`cannot use the SSH private key: ${err instanceof KeyError ? err.message : String(err)}.`);
     }
   }
-  const deadline = toDeadline(t.connectTimeoutMs);
+  const deadline = t.deadline;
   let printed = false;
   const onHostKey = (blob: Buffer) => {
     if (printed) return;

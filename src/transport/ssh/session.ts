@@ -1,15 +1,15 @@
 // One SSH connection per build: jobs, objects and artifacts all go over it.
-// Each job is one exec: its script (env file first) arrives on the channel's
-// stdin and is written into a private folder (/tmp/djinn.<random>, mode 0700,
-// made by the first command that needs it), never in the home folder where it
-// could clobber a file. Under software emulation every channel costs the guest
+// Each job is one exec: its script (env file first) goes on the command line up
+// to INLINE_SCRIPT_MAX, else on the channel's stdin into a private folder
+// (/tmp/djinn.<random>, mode 0700, made by the first command that needs it),
+// never in the home folder where it could clobber a file. Under software emulation every channel costs the guest
 // an sshd fork, so the first job's output waits on nothing else: the SFTP
 // channel (objects, artifacts) opens on first use.
 import { randomBytes } from 'node:crypto';
 import { stat as statLocal } from 'node:fs/promises';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
-import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from '../../drivers/driver.js';
-import { envFile, shellQuote } from '../../runner/script.js';
+import { pauseWhile, type ExecResult, type JobExecution, type OutputSink } from '../../core/job.js';
+import { envFile, shellQuote } from '../../core/shell.js';
 import { globFiles } from '../../util/glob.js';
 import { openClient, openExec, type SshTarget } from './connect.js';
 import { execCollect, type ExecOutput } from './exec.js';

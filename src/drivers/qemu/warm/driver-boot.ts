@@ -1,16 +1,16 @@
 // The qemu driver's warm path in one call: plan, launch, restore or boot (and
 // save), connect over SSH, and fix up a restored guest. The driver keeps its
 // own port retries, accelerator fall-back and error messages around it.
-import { readFile } from 'node:fs/promises';
 import type { ResolvedImage } from '../../../images/resolve.js';
-import type { Reporter } from '../../../runner/reporter.js';
+import type { Reporter } from '../../../core/reporter.js';
 import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
-import type { DriverSettings } from '../../settings.js';
+import type { DriverSettings } from '../../../config/settings.js';
 import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
 import { BootStalled, watchStall } from '../stall.js';
-import { afterConnect, warmBoot } from './boot.js';
+import { afterConnect, runWarmSequence } from './sequence.js';
 import { waitForCloudInit, type CloudBoot } from '../cloud-seed.js';
-import { applyLaunchChange, keyDigest, type WarmMode } from './index.js';
+import { applyLaunchChange, keyDigest, type WarmMode } from './save-restore.js';
+import { guestKey, sshTarget } from '../ssh-target.js';
 
 /** `-warm` as set, `on` by default; off when there is no cache folder to keep states in. */
 export function warmMode(settings: DriverSettings): WarmMode {
@@ -49,20 +49,20 @@ export const RESTORE_CONNECT_MS = 30_000;
 export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
   const s = o.settings;
   const port = o.spec.sshPort;
-  const key = o.cloud?.privateKey ?? (s.sshKeyFile ? await readFile(s.sshKeyFile) : undefined);
+  const key = await guestKey(s, o.cloud?.privateKey);
   let session: SshSession | undefined;
   const open = (deadline: number) =>
-    SshSession.connect({
-      host: '127.0.0.1',
-      port,
-      user: s.sshUser ?? 'root',
-      privateKey: key,
-      password: s.sshPassword ?? '',
-      connectTimeoutMs: Math.max(5_000, deadline - Date.now()),
-      reporter: o.reporter,
-      signal: o.signal,
-      retryRefusedLogin: o.cloud ? true : undefined,
-    });
+    SshSession.connect(
+      sshTarget({
+        port,
+        settings: s,
+        privateKey: key,
+        deadline: Math.max(Date.now() + 5_000, deadline),
+        reporter: o.reporter,
+        signal: o.signal,
+        cloudInit: o.cloud !== undefined,
+      }),
+    );
   const connect = async (deadline: number) => {
     session = await open(deadline);
   };
@@ -85,7 +85,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
   };
   const t0 = Date.now();
   const mode = warmMode(s);
-  const result = await warmBoot(
+  const result = await runWarmSequence(
     {
       mode,
       cacheDir: s.cacheDir ?? '',

@@ -3,6 +3,7 @@
 // migrate to a file, query-migrate, query-status, cont, quit).
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { shellQuote } from '../../../core/shell.js';
 
 export class QmpError extends Error {
   constructor(
@@ -28,11 +29,6 @@ export interface MigrationInfo {
   status?: string;
   'error-desc'?: string;
   ram?: { transferred?: number; total?: number };
-}
-
-/** Shell-quotes a path for QEMU's `exec:` URIs (run through /bin/sh -c). */
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 export class QmpClient {

@@ -1,15 +1,6 @@
-// Saved machine states on disk, in the CLI's image cache folder:
-//
-//   <cacheDir>/warm/<key digest>/current            {"generation": "..."}  (atomic pointer)
-//   <cacheDir>/warm/<key digest>/<generation>/       never changed once published
-//       overlay.qcow2   the disk the machine ran on (backing file: the base image)
-//       machine.state   QEMU's migration stream, saved while stopped
-//       manifest.json   the key, both files' SHA-256 and sizes
-//
-// A state is written in a `.tmp-*` folder, renamed into place whole, and only
-// then pointed at, so a concurrent build sees the old state or the new one,
-// never half of one. Overlay and state live and are checked together: a state
-// cannot be loaded onto any disk other than the one it was saved with.
+// Saved machine states on disk, under <cacheDir>/warm/ (layout: docs/warm-start.md,
+// "Where states live"). A generation is published whole, so a concurrent build sees
+// the old state or the new one; overlay and state are only ever used together.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -42,37 +33,8 @@ export interface StateManifest {
   bootSeconds?: number;
 }
 
-/** Where the state for `key` lives and the cache key the action stores it under. */
-export interface WarmCacheEntry {
-  /** Folder to save/restore whole (holds the pointer and the generations). */
-  path: string;
-  /** Key for @actions/cache: changes whenever anything in the state key changes. */
-  cacheKey: string;
-}
-
 export function warmStateRoot(cacheDir: string): string {
   return path.join(cacheDir, 'warm');
-}
-
-/** For the action: the folder holding a key's states and the @actions/cache key to store it under. */
-export function warmStateCacheEntry(cacheDir: string, key: StateKey): WarmCacheEntry {
-  const digest = keyDigest(key);
-  return { path: path.join(warmStateRoot(cacheDir), digest), cacheKey: `djinn-warm-v${STATE_FORMAT}-${digest}` };
-}
-
-/**
- * For the action's @actions/cache, which must restore before the build knows
- * the exact key: save `path` under `key` after a build (its `warmState` fact is
- * the digest), restore with `restoreKeys` before one. A restored state that does
- * not fit is simply not used (every load is checked), so a prefix match is safe.
- */
-export function warmActionCache(
-  cacheDir: string,
-  imageName: string,
-  stateDigest?: string,
-): { path: string; key?: string; restoreKeys: string[] } {
-  const prefix = `djinn-warm-v${STATE_FORMAT}-${imageName.replace(/[^A-Za-z0-9._-]+/g, '_')}-`;
-  return { path: warmStateRoot(cacheDir), ...(stateDigest ? { key: `${prefix}${stateDigest}` } : {}), restoreKeys: [prefix] };
 }
 
 /** A state that passed every check but the state file's digest (see `verifyState`). */

@@ -1,19 +1,12 @@
 // The whole warm-start sequence around a driver's own launch and boot wait:
 // restore when a state matches (falling back to a cold boot with a one-line
 // reason), else boot cold and save the idle machine before anything connects.
-import {
-  finishRestore,
-  planWarmStart,
-  restoreFailed,
-  saveAndContinue,
-  type LaunchChange,
-  type WarmPlan,
-  type WarmRequest,
-} from './index.js';
+import { finishRestore, planWarmStart, restoreFailed, saveAndContinue, type LaunchChange, type WarmPlan, type WarmRequest } from './save-restore.js';
 import { runFixups, type FixupResult, type GuestRunner } from './fixups.js';
 import type { StateKey } from './key.js';
+import { firstLine } from '../../../core/text.js';
 
-export interface WarmBootHooks<P> {
+export interface WarmSequenceHooks<P> {
   /** Starts QEMU with the driver's launch description changed as `change` says. */
   launch(change: LaunchChange): Promise<P>;
   alive(proc: P): boolean;
@@ -30,7 +23,7 @@ export interface WarmBootHooks<P> {
   log(line: string): void;
 }
 
-export interface WarmBootResult<P> {
+export interface WarmSequenceResult<P> {
   proc: P;
   start: 'booted' | 'restored';
   /** From launch to an SSH server that answers (for the cold path: before the save). */
@@ -42,7 +35,7 @@ export interface WarmBootResult<P> {
   savedSeconds?: number;
 }
 
-export interface WarmBootOptions {
+export interface WarmSequenceOptions {
   /** How long a restored machine may take to show its SSH banner before we give up on it. */
   restoreBannerMs?: number;
   /** Deadline for a cold boot (the driver's boot timeout). */
@@ -51,7 +44,7 @@ export interface WarmBootOptions {
 }
 
 /** Runs the plan; a cold boot that fails throws whatever the driver's waitForSsh throws. */
-export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opts: WarmBootOptions): Promise<WarmBootResult<P>> {
+export async function runWarmSequence<P>(req: WarmRequest, hooks: WarmSequenceHooks<P>, opts: WarmSequenceOptions): Promise<WarmSequenceResult<P>> {
   let plan = await planWarmStart(req);
   if (req.mode !== 'off') hooks.log(`warm start: ${plan.note}`);
   if (plan.kind === 'restore') {
@@ -71,7 +64,7 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
       if (hooks.isTransient?.(stderr)) throw err;
       // QEMU's own error (e.g. "Size mismatch: pc.ram ...") says more than a closed QMP socket.
       const said = qemuError(stderr);
-      const reason = said || firstLine((err as Error).message) || 'unknown error';
+      const reason = said || shortLine((err as Error).message) || 'unknown error';
       hooks.log(`warm start: could not restore the saved machine (${reason}); booting cold`);
       plan = await restoreFailed(plan, req, reason);
     }
@@ -86,10 +79,10 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
     throw err;
   }
   const startSeconds = (Date.now() - t0) / 1000;
-  const result: WarmBootResult<P> = { proc, start: 'booted', startSeconds, plan };
+  const result: WarmSequenceResult<P> = { proc, start: 'booted', startSeconds, plan };
   if (plan.kind === 'save') {
     const saved = await saveAndContinue(plan, { tempDir: req.tempDir, bootSeconds: startSeconds, signal: opts.signal });
-    if (saved.error) hooks.log(`warm start: could not save the booted machine (${firstLine(saved.error)}); the next build boots cold too`);
+    if (saved.error) hooks.log(`warm start: could not save the booted machine (${shortLine(saved.error)}); the next build boots cold too`);
     else {
       result.savedSeconds = saved.seconds;
       result.stateKey = saved.manifest!.key;
@@ -102,7 +95,7 @@ export async function warmBoot<P>(req: WarmRequest, hooks: WarmBootHooks<P>, opt
 
 /** After connecting: fix the clock and the random pool of a restored machine (no-op for a booted one). */
 export async function afterConnect(
-  result: Pick<WarmBootResult<unknown>, 'start'>,
+  result: Pick<WarmSequenceResult<unknown>, 'start'>,
   run: GuestRunner,
   log: (line: string) => void,
 ): Promise<FixupResult | undefined> {
@@ -114,14 +107,10 @@ export async function afterConnect(
 
 function qemuError(stderr: string): string {
   const line = stderr.split('\n').find((l) => /mismatch|unknown savevm|load of migration failed|error|invalid/i.test(l));
-  return line ? firstLine(line.replace(/^qemu-system-\w+:\s*/, '')) : '';
+  return line ? shortLine(line.replace(/^qemu-system-\w+:\s*/, '')) : '';
 }
 
-function firstLine(s: string): string {
-  return (
-    s
-      .split('\n')
-      .map((l) => l.trim())
-      .find((l) => l) ?? ''
-  ).slice(0, 300);
+/** A line of QEMU's or our own error text, short enough for one log line. */
+function shortLine(s: string): string {
+  return firstLine(s).slice(0, 300);
 }

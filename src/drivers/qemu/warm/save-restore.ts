@@ -14,15 +14,14 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { dropOption, machineShape, pinMachine, swapDrive } from './args.js';
-import { checkKey, imageDigest, keyDigest, knownImageDigest, pinnedMachine, qemuVersion, type StateKey } from './key.js';
-import { QmpClient, QmpError, shellQuote } from './qmp.js';
+import { checkKey, imageDigest, knownImageDigest, pinnedMachine, qemuVersion, type StateKey } from './key.js';
+import { QmpClient } from './qmp.js';
+import { shellQuote } from '../../../core/shell.js';
 import { StateStore, type FoundState, type PendingSave, type StateManifest } from './store.js';
+import { message } from '../../../core/errors.js';
 
-export { runFixups, fixupScript, parseFixupOutput, type FixupResult, type GuestRunner } from './fixups.js';
-export { QmpClient, QmpError } from './qmp.js';
-export { warmActionCache, warmStateCacheEntry, warmStateRoot, StateStore, type WarmCacheEntry } from './store.js';
-export { keyDigest, type StateKey } from './key.js';
-export { machineShape } from './args.js';
+export { StateStore } from './store.js';
+export { keyDigest } from './key.js';
 
 export type WarmMode = 'on' | 'off' | 'refresh';
 
@@ -273,7 +272,7 @@ export async function finishRestore(
     if (status !== 'running') await qmp.cont();
   } catch (err) {
     if (opts.signal?.aborted) throw err;
-    throw new WarmLoadError(err instanceof QmpError || err instanceof Error ? err.message : String(err));
+    throw new WarmLoadError(message(err));
   } finally {
     qmp?.close();
   }
@@ -320,9 +319,4 @@ async function overlayDevice(qmp: QmpClient, overlay: string): Promise<string> {
   const hit = blocks.find((b) => b.inserted?.file && path.resolve(b.inserted.file) === path.resolve(overlay));
   if (!hit) throw new Error('the overlay to save is not the disk the machine writes to');
   return hit.device;
-}
-
-/** A short label of the state for facts/logs. */
-export function stateLabel(key: StateKey): string {
-  return keyDigest(key).slice(0, 12);
 }

@@ -1,4 +1,5 @@
-import type { SourcePosition } from '../runner/reporter.js';
+// The errors every layer throws, and the one way to turn a caught value into text.
+import type { SourcePosition } from './reporter.js';
 
 /**
  * A problem with what the user wrote (manifest, driver.conf, flags): shown as
@@ -26,4 +27,17 @@ export function formatLocated(message: string, pos: SourcePosition, field?: stri
   if (pos.line !== undefined && pos.column !== undefined) where += `:${pos.column}`;
   const head = [where, field].filter(Boolean).join(': ');
   return head ? `${head}: ${message}` : message;
+}
+
+/** A failure with a message fit to show the user as it is. */
+export class DriverError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DriverError';
+  }
+}
+
+/** The message of a caught value (an Error's message, anything else as text). */
+export function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -1,12 +1,93 @@
-// CLI flags over driver.conf over defaults.
+// Driver settings: everything a front end (CLI flags, action inputs, by the flags' names) and
+// driver.conf can say about how to run a driver, and how the options resolve into them (options
+// over driver.conf; the drivers apply their own defaults). Drivers read only what they need.
 import os from 'node:os';
 import path from 'node:path';
-import { confChoice, confDuration, confInt, confString, type DriverConf } from '../config/driver-conf.js';
-import type { DriverSettings, Tristate } from '../drivers/settings.js';
-import { UsageError } from '../manifest/errors.js';
+import { confChoice, confDuration, confInt, confString, type DriverConf } from './driver-conf.js';
+import { UsageError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { MAX_TIMER_MS } from '../util/long-timer.js';
-import { all, str, type FlagValues } from './flags.js';
+
+export type Tristate = 'auto' | 'on' | 'off';
+
+export interface DriverSettings {
+  /** driver.conf as read (empty blocks when there is none). */
+  conf: DriverConf;
+  /** Folder for this build's temporary files (console log, keys, pidfile); made and removed by the caller. */
+  tempDir: string;
+
+  // qemu
+  disks?: string;
+  cpus?: number;
+  memoryMiB?: number;
+  kvm?: Tristate;
+  bootTimeoutMs?: number;
+  /** No console output and no SSH banner for this long while booting = stalled (docs/qemu.md). */
+  bootStallMs?: number;
+  /** Boots again this many times after a stall (default 1). */
+  bootRetries?: number;
+  /** Overrides the manifest's image name. */
+  image?: string;
+  imageFile?: string;
+  imageFormat?: 'qcow2' | 'raw';
+  imageUrl?: string;
+  imageSha256?: string;
+  imageServer?: string;
+  imageBuild?: 'auto' | 'always' | 'never';
+  imageMaxAgeMs?: number;
+  /** -image-source: which network source to ask (auto: the Djinn server, then the catalogue or our builder). */
+  imageSource?: 'auto' | 'server' | 'catalogue' | 'build';
+  /** -image-mirror DISTRO=URL values (catalogue base URLs). */
+  imageMirrors?: string[];
+  /** -image-checksum off boots a catalogue image its checksum file does not vouch for. */
+  imageChecksum?: 'required' | 'off';
+  /** -image-file is a catalogue image (the action's image cache hands those over as files): boot it with the cloud-init seed. */
+  imageCloudInit?: boolean;
+  /** The CLI's image cache folder. */
+  cacheDir?: string;
+  warm?: 'on' | 'off' | 'refresh';
+  /** Start QEMU so that it can outlive this process (the action's `keep`: see Driver.keep). */
+  detached?: boolean;
+
+  // ssh
+  sshUser?: string;
+  sshKeyFile?: string;
+  sshPassword?: string;
+  connectTimeoutMs?: number;
+
+  // docker
+  dockerHost?: string;
+  dockerVersion?: string;
+}
+
+export function emptyConf(file = ''): DriverConf {
+  return { file, blocks: {}, warnings: [] };
+}
+
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+/** Every value of a repeatable flag, in order, keyed by flag name. */
+const repeated = new WeakMap<FlagValues, Record<string, string[]>>();
+
+/** Keeps one more value of a repeatable option (see `all`). */
+export function recordRepeated(flags: FlagValues, name: string, value: string): void {
+  const values = repeated.get(flags) ?? {};
+  (values[name] ??= []).push(value);
+  repeated.set(flags, values);
+}
+
+/** All values of a repeatable flag (the last one only for others). */
+export function all(flags: FlagValues, name: string): string[] {
+  const list = repeated.get(flags)?.[name];
+  if (list) return list;
+  const v = flags[name];
+  return typeof v === 'string' ? [v] : [];
+}
+
+export function str(flags: FlagValues, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
 
 function oneOf<T extends string>(flags: FlagValues, name: string, allowed: readonly T[]): T | undefined {
   const v = str(flags, name);
