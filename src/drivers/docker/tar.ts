@@ -1,9 +1,10 @@
 // The engine's archive API speaks tar: one file in, one file out.
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
+import { BatchedFileWriter } from '../../util/batched-file-writer.js';
 
 /** A tar stream holding the host file `localPath` as `name`. */
 export async function packFile(localPath: string, name: string, mode: number): Promise<Readable> {
@@ -43,7 +44,7 @@ export async function extractFirst(tarStream: NodeJS.ReadableStream, localPath: 
     }
     const h = entry.header;
     if (h.type === 'file' || h.type === 'contiguous-file') {
-      await pipeline(entry, createWriteStream(localPath));
+      await pipeline(entry, new BatchedFileWriter(localPath));
       first = { type: 'file' };
     } else {
       entry.resume();

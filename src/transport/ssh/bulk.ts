@@ -5,9 +5,10 @@
 // written with 1 MiB file buffers, gets within 10-20 % of it (bench/ssh.ts).
 // Small files stay on SFTP: they need no program started in the guest, which
 // under software emulation costs more than the copy.
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import type { Client } from 'ssh2';
 import { shellQuote } from '../../core/shell.js';
+import { BatchedFileWriter } from '../../util/batched-file-writer.js';
 import { execCollect, type ExecOutput } from './exec.js';
 
 /** Files from this size up are copied with `cat`. */
@@ -40,7 +41,7 @@ export async function catUpload(client: Client, local: string, remote: string, m
 /** Copies the guest file `remote` (relative to home) to `local`. */
 export async function catDownload(client: Client, remote: string, local: string): Promise<boolean> {
   const r = await execCollect(client, `exec cat -- ${shellQuote(remote)}`, {
-    stdout: createWriteStream(local, { highWaterMark: FILE_BUFFER }),
+    stdout: new BatchedFileWriter(local),
   });
   return copied(r, `cannot read ${remote} in the machine`);
 }
