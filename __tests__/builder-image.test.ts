@@ -33,14 +33,21 @@ class DiskReader {
     execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', qcow2, this.raw]);
   }
   cat(file: string): string {
-    return execFileSync('debugfs', ['-R', `cat ${file}`, `${this.raw}?offset=${ROOT_OFFSET}`], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    return execFileSync('debugfs', ['-R', `cat ${file}`, `${this.raw}?offset=${ROOT_OFFSET}`], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).toString();
   }
   exists(file: string): boolean {
-    const out = execFileSync('debugfs', ['-R', `stat ${file}`, `${this.raw}?offset=${ROOT_OFFSET}`], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    const out = execFileSync('debugfs', ['-R', `stat ${file}`, `${this.raw}?offset=${ROOT_OFFSET}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString();
     return /Inode: \d+/.test(out);
   }
   boot(file: string): string {
-    return execFileSync('mtype', ['-i', `${this.raw}@@1M`, `::/${file}`], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' }, maxBuffer: 64 << 20 }).toString();
+    return execFileSync('mtype', ['-i', `${this.raw}@@1M`, `::/${file}`], {
+      env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+      maxBuffer: 64 << 20,
+    }).toString();
   }
   close(): void {
     rmSync(this.raw, { force: true });
@@ -108,42 +115,67 @@ describe('image build: the fast test image', () => {
 });
 
 describe('image build: a real build', () => {
-  it(
-    'builds the systemd flavor with an authorized key into a disks folder; its own host keys; it boots and runs a job',
-    async () => {
-      const key = path.join(work, 'id_ed25519');
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'builder-test', '-f', key]);
-      const disks = path.join(work, 'disks');
-      const b = await runCli(['image', 'build', 'debian/stable', '-flavor', 'systemd', '-disks', disks, '-authorized-key', `${key}.pub`]);
-      expect(b.code, show(b)).toBe(0);
-      const image = path.join(disks, 'qemu', 'x86_64', 'debian', 'stable');
-      expect(b.stdout.trim()).toBe(image);
-      expect(b.stderr).toMatch(/installing packages with mmdebstrap/);
-      expect(b.stderr).toMatch(/done: /);
-      const disk = new DiskReader(image, 'systemd');
-      const fast = new DiskReader(testImage(), 'fast2');
-      try {
-        expect(disk.cat('/root/.ssh/authorized_keys')).toBe(readFileSync(`${key}.pub`, 'utf8'));
-        expect(disk.exists('/etc/systemd/system/multi-user.target.wants/djinn-net.service')).toBe(true);
-        const k = '/etc/ssh/ssh_host_ed25519_key.pub';
-        expect(disk.cat(k).split(' ')[1]).not.toBe(fast.cat(k).split(' ')[1]);
-      } finally {
-        disk.close();
-        fast.close();
-      }
-      // Boot it: systemd runs, the DHCP unit configured the NIC; log in with the key.
-      const dir = path.join(work, 'boot');
-      mkdirSync(dir);
-      writeFileSync(
-        path.join(dir, '.djinn.yml'),
-        ['driver:', '  type: qemu', '  image: debian/stable', 'stages:', '- s', 'jobs:', '- stage: s', '  commands:', '  - systemctl is-active djinn-net ssh', '  - ip -4 addr show eth0', ''].join('\n'),
-      );
-      writeFileSync(path.join(dir, 'driver.conf'), `driver qemu {\n  disks "${disks}"\n  memory 1024\n}\n`);
-      const r = await runCli(['-manifest', path.join(dir, '.djinn.yml'), '-driver', path.join(dir, 'driver.conf'), '-artifacts', dir, '-objects', dir, '-ssh-key', key, '-image-build', 'never', '-warm', 'off', '-cache-dir', path.join(work, 'cache')]);
-      expect(r.code, show(r)).toBe(0);
-      expect(r.stdout).toMatch(/^active\nactive$/m);
-      expect(r.stdout).toContain('inet 10.0.2.15/24');
-    },
-    600_000,
-  );
+  it('builds the systemd flavor with an authorized key into a disks folder; its own host keys; it boots and runs a job', async () => {
+    const key = path.join(work, 'id_ed25519');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'builder-test', '-f', key]);
+    const disks = path.join(work, 'disks');
+    const b = await runCli(['image', 'build', 'debian/stable', '-flavor', 'systemd', '-disks', disks, '-authorized-key', `${key}.pub`]);
+    expect(b.code, show(b)).toBe(0);
+    const image = path.join(disks, 'qemu', 'x86_64', 'debian', 'stable');
+    expect(b.stdout.trim()).toBe(image);
+    expect(b.stderr).toMatch(/installing packages with mmdebstrap/);
+    expect(b.stderr).toMatch(/done: /);
+    const disk = new DiskReader(image, 'systemd');
+    const fast = new DiskReader(testImage(), 'fast2');
+    try {
+      expect(disk.cat('/root/.ssh/authorized_keys')).toBe(readFileSync(`${key}.pub`, 'utf8'));
+      expect(disk.exists('/etc/systemd/system/multi-user.target.wants/djinn-net.service')).toBe(true);
+      const k = '/etc/ssh/ssh_host_ed25519_key.pub';
+      expect(disk.cat(k).split(' ')[1]).not.toBe(fast.cat(k).split(' ')[1]);
+    } finally {
+      disk.close();
+      fast.close();
+    }
+    // Boot it: systemd runs, the DHCP unit configured the NIC; log in with the key.
+    const dir = path.join(work, 'boot');
+    mkdirSync(dir);
+    writeFileSync(
+      path.join(dir, '.djinn.yml'),
+      [
+        'driver:',
+        '  type: qemu',
+        '  image: debian/stable',
+        'stages:',
+        '- s',
+        'jobs:',
+        '- stage: s',
+        '  commands:',
+        '  - systemctl is-active djinn-net ssh',
+        '  - ip -4 addr show eth0',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(path.join(dir, 'driver.conf'), `driver qemu {\n  disks "${disks}"\n  memory 1024\n}\n`);
+    const r = await runCli([
+      '-manifest',
+      path.join(dir, '.djinn.yml'),
+      '-driver',
+      path.join(dir, 'driver.conf'),
+      '-artifacts',
+      dir,
+      '-objects',
+      dir,
+      '-ssh-key',
+      key,
+      '-image-build',
+      'never',
+      '-warm',
+      'off',
+      '-cache-dir',
+      path.join(work, 'cache'),
+    ]);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toMatch(/^active\nactive$/m);
+    expect(r.stdout).toContain('inet 10.0.2.15/24');
+  }, 600_000);
 });

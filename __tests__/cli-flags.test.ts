@@ -46,6 +46,11 @@ describe('durations', () => {
     expect(parseDuration(text)).toBeUndefined();
   });
   it('formats for people', () => {
-    expect([formatDuration(250), formatDuration(2500), formatDuration(125_000), formatDuration(3_720_000)]).toEqual(['250ms', '2.5s', '2m05s', '1h02m']);
+    expect([formatDuration(250), formatDuration(2500), formatDuration(125_000), formatDuration(3_720_000)]).toEqual([
+      '250ms',
+      '2.5s',
+      '2m05s',
+      '1h02m',
+    ]);
   });
 });

@@ -73,7 +73,9 @@ const OS = 'driver:\n  type: os\n';
 
 describe('exit status and stages', () => {
   it('a passing build exits 0 with a header per job and a summary table', async () => {
-    const p = project(`${OS}stages: [build, test]\njobs:\n  - stage: build\n    commands: [echo building]\n  - stage: test\n    name: unit\n    commands: [echo testing]\n`);
+    const p = project(
+      `${OS}stages: [build, test]\njobs:\n  - stage: build\n    commands: [echo building]\n  - stage: test\n    name: unit\n    commands: [echo testing]\n`,
+    );
     const r = await run(p);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -86,7 +88,9 @@ describe('exit status and stages', () => {
   });
 
   it('a failure in an allow_failures stage is passed_with_failures, the build goes on and exits 0', async () => {
-    const p = project(`${OS}stages: [lint, build]\nallow_failures: [lint]\njobs:\n  - stage: lint\n    commands: ["exit 4"]\n  - stage: build\n    commands: [touch built]\n    artifacts: [built]\n`);
+    const p = project(
+      `${OS}stages: [lint, build]\nallow_failures: [lint]\njobs:\n  - stage: lint\n    commands: ["exit 4"]\n  - stage: build\n    commands: [touch built]\n    artifacts: [built]\n`,
+    );
     const r = await run(p);
     expect(r.code).toBe(0);
     expect(statusOf(r.stdout, 'lint.1')).toBe('passed_with_failures');
@@ -122,7 +126,9 @@ describe('exit status and stages', () => {
   });
 
   it('-stage runs that stage only; an unknown stage exits 2 naming the stages', async () => {
-    const p = project(`${OS}stages: [a, b, c]\njobs:\n  - {stage: a, commands: [echo ran-a]}\n  - {stage: b, commands: [echo ran-b]}\n  - {stage: c, commands: [echo ran-c]}\n`);
+    const p = project(
+      `${OS}stages: [a, b, c]\njobs:\n  - {stage: a, commands: [echo ran-a]}\n  - {stage: b, commands: [echo ran-b]}\n  - {stage: c, commands: [echo ran-c]}\n`,
+    );
     const r = await run(p, ['-stage', 'b']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('ran-b');
@@ -137,7 +143,9 @@ describe('exit status and stages', () => {
 describe('live output', () => {
   it('shows a line before the job ends', async () => {
     const gate = path.join(base, `gate-${n}`);
-    const p = project(`${OS}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - echo first-line\n      - while [ ! -e ${gate} ]; do sleep 0.1; done\n      - echo second-line\n`);
+    const p = project(
+      `${OS}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - echo first-line\n      - while [ ! -e ${gate} ]; do sleep 0.1; done\n      - echo second-line\n`,
+    );
     const r = start(p);
     // The job cannot end before the gate exists, so seeing its first line now proves it streamed.
     await r.waitFor(/^first-line$/m);
@@ -149,7 +157,9 @@ describe('live output', () => {
   });
 
   it('a job does not wait for processes it left in the background', async () => {
-    const p = project(`${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - sleep 300 &\n      - echo $! > bg.pid\n    artifacts: [bg.pid]\n  - stage: b\n    commands: [echo next]\n`);
+    const p = project(
+      `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - sleep 300 &\n      - echo $! > bg.pid\n    artifacts: [bg.pid]\n  - stage: b\n    commands: [echo next]\n`,
+    );
     const r = await run(p);
     expect(r.code).toBe(0);
     const pid = Number(readFileSync(path.join(p.arts, 'bg.pid'), 'utf8'));
@@ -188,7 +198,9 @@ describe('timeouts and signals', () => {
   });
 
   it('-timeout still collects the artifacts of the job it stopped (they often show why it hung)', async () => {
-    const p = project(`${OS}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - echo got-this-far > progress.log\n      - sleep 600\n    artifacts: [progress.log]\n`);
+    const p = project(
+      `${OS}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - echo got-this-far > progress.log\n      - sleep 600\n    artifacts: [progress.log]\n`,
+    );
     const r = await run(p, ['-timeout', '2s']);
     expect(r.code).toBe(1);
     expect(statusOf(r.stdout, 'a.1')).toBe('timed_out');
@@ -238,9 +250,15 @@ describe('env', () => {
   };
 
   it('manifest env values arrive exactly; host env does not leak in', async () => {
-    const env = Object.entries(values).map(([k, v]) => `  - ${JSON.stringify(`${k}=${v}`)}\n`).join('');
-    const cmds = Object.keys(values).map((k) => `      - printf '%s' "$${k}" > ${k}.val\n`).join('');
-    const arts = Object.keys(values).map((k) => `      - ${k}.val\n`).join('');
+    const env = Object.entries(values)
+      .map(([k, v]) => `  - ${JSON.stringify(`${k}=${v}`)}\n`)
+      .join('');
+    const cmds = Object.keys(values)
+      .map((k) => `      - printf '%s' "$${k}" > ${k}.val\n`)
+      .join('');
+    const arts = Object.keys(values)
+      .map((k) => `      - ${k}.val\n`)
+      .join('');
     const p = project(
       `${OS}env:\n${env}stages: [a]\njobs:\n  - stage: a\n    commands:\n${cmds}      - printf '%s' "\${HOST_ONLY_SECRET-unset}" > host.val\n      - printf '%s' "$HOME" > home.val\n      - pwd > pwd.val\n    artifacts:\n${arts}      - host.val\n      - home.val\n      - pwd.val\n`,
     );
@@ -260,8 +278,10 @@ describe('artifacts', () => {
   const job = (arts: string[]) =>
     `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - mkdir -p out/sub\n      - echo one > out/one.txt\n      - echo two > out/two.txt\n      - echo log > out/run.log\n      - echo deep > out/sub/deep.txt\n    artifacts:\n${arts.map((a) => `      - ${JSON.stringify(a)}\n`).join('')}  - stage: b\n    commands: [echo stage-b-ran]\n`;
 
-  it('renames, creates subfolders, and a * destination takes each match\'s name', async () => {
-    const p = project(job(['out/one.txt', 'out/two.txt => renamed/2.txt', 'out/*.txt => txt/*', 'out/*.log => logs/build-*', 'out/*/deep.txt']));
+  it("renames, creates subfolders, and a * destination takes each match's name", async () => {
+    const p = project(
+      job(['out/one.txt', 'out/two.txt => renamed/2.txt', 'out/*.txt => txt/*', 'out/*.log => logs/build-*', 'out/*/deep.txt']),
+    );
     const r = await run(p);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -281,7 +301,9 @@ describe('artifacts', () => {
     const r = await run(p);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('error: 1 artifact could not be collected (see the artifact errors above)');
-    expect(r.stderr).toContain('.djinn.yml:13:9: artifact error: out/*.txt matches 2 files (out/one.txt, out/two.txt) but the destination "all.txt" has no "*"');
+    expect(r.stderr).toContain(
+      '.djinn.yml:13:9: artifact error: out/*.txt matches 2 files (out/one.txt, out/two.txt) but the destination "all.txt" has no "*"',
+    );
     expect(r.stderr).toContain('warning: .djinn.yml:14:9: artifact out/*.none: no file matches the pattern; nothing collected.');
     expect(r.stderr).toContain('warning: .djinn.yml:15:9: artifact missing.bin: no such file in the machine; nothing collected.');
     expect(existsSync(path.join(p.arts, 'all.txt'))).toBe(false);
@@ -289,12 +311,18 @@ describe('artifacts', () => {
   });
 
   it('a destination with .. or an absolute path is rejected with a clear error; the build goes on and fails at its end', async () => {
-    const p = project(job(['out/one.txt => ../escaped.txt', 'out/one.txt => sub/../../escaped2.txt', 'out/one.txt => /tmp/abs-escape.txt', 'out/two.txt']));
+    const p = project(
+      job(['out/one.txt => ../escaped.txt', 'out/one.txt => sub/../../escaped2.txt', 'out/one.txt => /tmp/abs-escape.txt', 'out/two.txt']),
+    );
     const r = await run(p);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('error: .djinn.yml:13:9: artifact error: destination "../escaped.txt" contains ".."; artifact destinations must stay inside the artifacts folder.');
+    expect(r.stderr).toContain(
+      'error: .djinn.yml:13:9: artifact error: destination "../escaped.txt" contains ".."; artifact destinations must stay inside the artifacts folder.',
+    );
     expect(r.stderr).toContain('destination "sub/../../escaped2.txt" contains ".."');
-    expect(r.stderr).toContain('error: .djinn.yml:15:9: artifact error: destination "/tmp/abs-escape.txt" is an absolute path; artifact destinations are relative to the artifacts folder.');
+    expect(r.stderr).toContain(
+      'error: .djinn.yml:15:9: artifact error: destination "/tmp/abs-escape.txt" is an absolute path; artifact destinations are relative to the artifacts folder.',
+    );
     expect(existsSync(path.join(p.dir, 'escaped.txt'))).toBe(false);
     expect(existsSync(path.join(path.dirname(p.dir), 'escaped2.txt'))).toBe(false);
     expect(existsSync('/tmp/abs-escape.txt')).toBe(false);
@@ -333,8 +361,12 @@ describe('objects', () => {
     symlinkSync(path.join(p.dir, 'secret.txt'), path.join(p.dir, 'objs', 'link.txt'));
     const r = await run(p, ['-objects', path.join(p.dir, 'objs')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('error: .djinn.yml:4:5: object error: object "../secret.txt" contains ".."; objects must come from inside the objects folder');
-    expect(r.stderr).toMatch(/error: \.djinn\.yml:5:5: object error: object "link\.txt" resolves to .*secret\.txt, outside the objects folder/);
+    expect(r.stderr).toContain(
+      'error: .djinn.yml:4:5: object error: object "../secret.txt" contains ".."; objects must come from inside the objects folder',
+    );
+    expect(r.stderr).toMatch(
+      /error: \.djinn\.yml:5:5: object error: object "link\.txt" resolves to .*secret\.txt, outside the objects folder/,
+    );
     expect(r.stderr).toContain('djinn: 2 objects could not be placed (see above); no job ran');
     expect(r.stdout).not.toContain('==> Running job');
     expect(existsSync(path.join(p.arts, 'list.txt'))).toBe(false);
@@ -382,7 +414,9 @@ describe('usage', () => {
     });
     const bad = await runCli(['-driver', 'bad.conf', '-artifacts', p.arts], { cwd: p.dir });
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe('djinn: bad.conf:2:8: driver qemu cpus: "2x" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.\n');
+    expect(bad.stderr).toBe(
+      'djinn: bad.conf:2:8: driver qemu cpus: "2x" is not a value: expected a "quoted string", a number, a duration like 60s or a size like 2GB.\n',
+    );
     const odd = await runCli(['-driver', 'odd.conf', '-artifacts', p.arts], { cwd: p.dir });
     expect(odd.code).toBe(0);
     expect(odd.stderr).toBe('warning: odd.conf:2:3: unknown key "speed" in driver os is ignored.\n');

@@ -67,7 +67,12 @@ describe('TerminalReporter', () => {
       facts: {},
     });
     expect(table).toBe(
-      ['STAGE   JOB     STATUS   DURATION', 'make    make.1  failed   2.0s', 'deploy  upload  skipped  -', 'Done. Build failed in 1m01s.'].join('\n'),
+      [
+        'STAGE   JOB     STATUS   DURATION',
+        'make    make.1  failed   2.0s',
+        'deploy  upload  skipped  -',
+        'Done. Build failed in 1m01s.',
+      ].join('\n'),
     );
   });
 });

@@ -30,7 +30,11 @@ beforeAll(async () => {
   mkdirSync(path.dirname(built), { recursive: true });
   makeQcow2(built, { dataKiB: 16 });
   for (const name of ['debian/stable', 'alpine/edge']) {
-    await cachedOrDownloaded({ name, settings: { conf: emptyConf(), tempDir: work, imageServer: server.url, cacheDir }, reporter: silentReporter });
+    await cachedOrDownloaded({
+      name,
+      settings: { conf: emptyConf(), tempDir: work, imageServer: server.url, cacheDir },
+      reporter: silentReporter,
+    });
   }
 });
 
@@ -45,7 +49,9 @@ describe('djinn image ls / rm', () => {
     expect(ls.code).toBe(0);
     const lines = ls.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^NAME\s+SIZE\s+CHECKED\s+SHA256\s+SOURCE$/);
-    expect(lines[1]).toMatch(new RegExp(`^alpine/edge\\s+[\\d.]+ KiB\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+[0-9a-f]{12}\\s+${server.url}/qemu/x86_64/alpine/edge$`));
+    expect(lines[1]).toMatch(
+      new RegExp(`^alpine/edge\\s+[\\d.]+ KiB\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\s+[0-9a-f]{12}\\s+${server.url}/qemu/x86_64/alpine/edge$`),
+    );
     expect(lines[2]).toMatch(/^debian\/stable\s/);
     expect(lines[3]).toMatch(/^debian\/bookworm\s+[\d.]+ KiB\s+\S+Z\s+-\s+built here \(djinn image build\)$/);
     expect(lines[4]).toMatch(new RegExp(`^3 images, [\\d.]+ [KM]iB in ${cacheDir}$`));
@@ -53,7 +59,9 @@ describe('djinn image ls / rm', () => {
     const json = await djinn(['image', 'ls', '-cache-dir', cacheDir, '--json']);
     const entries = JSON.parse(json.stdout) as { name: string; path: string; sha256: string; revision: string }[];
     expect(entries.map((e) => e.name)).toEqual(['alpine/edge', 'debian/stable', 'debian/bookworm']);
-    expect(entries.slice(0, 2).every((e) => existsSync(e.path) && /^[0-9a-f]{64}$/.test(e.sha256) && e.revision.startsWith('"'))).toBe(true);
+    expect(entries.slice(0, 2).every((e) => existsSync(e.path) && /^[0-9a-f]{64}$/.test(e.sha256) && e.revision.startsWith('"'))).toBe(
+      true,
+    );
   });
 
   it('removes one name, says when a name is not cached, and removes everything with --all', async () => {

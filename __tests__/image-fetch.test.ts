@@ -87,25 +87,50 @@ describe('download from the image server', () => {
     expect(second.source).toBe('cache');
     expect(second.path).toBe(first.path);
     expect(server.requests.length).toBe(gets);
-    expect(cacheFiles().sort()).toEqual(expect.arrayContaining([expect.stringMatching(/debian\/stable\/_image\.qcow2$/), expect.stringMatching(/debian\/stable\/_meta\.json$/)]));
+    expect(cacheFiles().sort()).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/debian\/stable\/_image\.qcow2$/),
+        expect.stringMatching(/debian\/stable\/_meta\.json$/),
+      ]),
+    );
     expect(cacheFiles()).toHaveLength(2);
   });
 
   it('shows progress through the terminal reporter: a bar on a terminal, a line per ~10 % otherwise', async () => {
     const collect = (tty: boolean) => {
       let text = '';
-      const out = new Writable({ write(c, _e, cb) { text += c.toString(); cb(); } }) as Writable & { isTTY?: boolean };
+      const out = new Writable({
+        write(c, _e, cb) {
+          text += c.toString();
+          cb();
+        },
+      }) as Writable & { isTTY?: boolean };
       if (tty) out.isTTY = true;
       return { out, text: () => text };
     };
     const tty = collect(true);
-    await cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: new TerminalReporter({ out: tty.out, err: tty.out }), http: fast });
+    await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings(),
+      reporter: new TerminalReporter({ out: tty.out, err: tty.out }),
+      http: fast,
+    });
     expect(tty.text().endsWith('\x1b[K\n')).toBe(true);
     expect(tty.text()).toMatch(/\rDownloading debian\/stable \[#{30}\] 100% 1\.\d MiB of 1\.\d MiB.\[K\n$/);
-    expect(tty.text().split('\n').filter((l) => l.includes('[#'))).toHaveLength(1);
+    expect(
+      tty
+        .text()
+        .split('\n')
+        .filter((l) => l.includes('[#')),
+    ).toHaveLength(1);
 
     const pipe = collect(false);
-    await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ cacheDir: mkdtempSync(path.join(work, 'cache-')) }), reporter: new TerminalReporter({ out: pipe.out, err: pipe.out }), http: fast });
+    await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings({ cacheDir: mkdtempSync(path.join(work, 'cache-')) }),
+      reporter: new TerminalReporter({ out: pipe.out, err: pipe.out }),
+      http: fast,
+    });
     const lines = pipe.text().trim().split('\n');
     expect(pipe.text()).not.toContain('\r');
     expect(lines.filter((l) => /^Downloading debian\/stable: \d+% /.test(l)).length).toBeGreaterThanOrEqual(2);
@@ -122,7 +147,9 @@ describe('download from the image server', () => {
     expect(gets[1].headers.range).toBe('bytes=300000-');
     expect(gets[1].headers['if-range']).toBe(server.images.get('debian/stable')!.etag);
     expect(gets[1].status).toBe(206);
-    expect(rep.lines.some((l) => /warning: downloading debian\/stable failed \(the connection was dropped\); resuming at byte 300000/.test(l))).toBe(true);
+    expect(
+      rep.lines.some((l) => /warning: downloading debian\/stable failed \(the connection was dropped\); resuming at byte 300000/.test(l)),
+    ).toBe(true);
   });
 
   it('starts over when the server will not resume', async () => {
@@ -135,7 +162,12 @@ describe('download from the image server', () => {
 
   it('refuses a file shorter than the length the server announced, and leaves nothing behind', async () => {
     server.misbehave({ kind: 'wrong-length', extra: 1000 }, Infinity);
-    const err = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: { ...fast, attempts: 3 } }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings(),
+      reporter: recorder(),
+      http: { ...fast, attempts: 3 },
+    }).catch((e: unknown) => e);
     const size = statSync(edge).size;
     expect(err).toBeInstanceOf(DownloadError);
     // It first tries to resume the "missing" bytes, which the server does not have.
@@ -146,7 +178,12 @@ describe('download from the image server', () => {
 
   it('gives up after its attempts when every connection drops, and leaves nothing behind', async () => {
     server.misbehave({ kind: 'drop', afterBytes: 0 }, Infinity);
-    const err = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: { ...fast, attempts: 3 } }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings(),
+      reporter: recorder(),
+      http: { ...fast, attempts: 3 },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DownloadError);
     expect((err as Error).message).toMatch(/failed after 3 attempts: the connection (was dropped|closed after 0 of \d+ bytes)/);
     expect(server.imageGets()).toHaveLength(3);
@@ -155,9 +192,13 @@ describe('download from the image server', () => {
 
   it('refuses garbage at once, without retrying, and caches nothing', async () => {
     server.misbehave({ kind: 'garbage' }, Infinity);
-    const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: recorder(), http: fast }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: recorder(), http: fast }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ImageRejectedError);
-    expect((err as Error).message).toMatch(/debian\/stable from http:\/\/127\.0\.0\.1:\d+\/qemu\/x86_64\/debian\/stable is not a qcow2 image \(it starts with "<!DOCTYPE html><"\); refusing it\./);
+    expect((err as Error).message).toMatch(
+      /debian\/stable from http:\/\/127\.0\.0\.1:\d+\/qemu\/x86_64\/debian\/stable is not a qcow2 image \(it starts with "<!DOCTYPE html><"\); refusing it\./,
+    );
     expect(server.imageGets()).toHaveLength(1);
     expect(cacheFiles()).toEqual([]);
   });
@@ -165,7 +206,9 @@ describe('download from the image server', () => {
   it('refuses an image with a backing file', async () => {
     const child = makeQcow2(path.join(work, 'child.qcow2'), { backing: stable });
     server.serve('debian/sneaky', child);
-    const err = await cachedOrDownloaded({ name: 'debian/sneaky', settings: settings(), reporter: recorder(), http: fast }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({ name: 'debian/sneaky', settings: settings(), reporter: recorder(), http: fast }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ImageRejectedError);
     expect((err as Error).message).toContain(`has a backing file (${stable})`);
     expect(cacheFiles()).toEqual([]);
@@ -179,39 +222,64 @@ describe('download from the image server', () => {
     buf.fill(0, 8, 104);
     writeFileSync(fake, buf);
     server.serve('debian/fake', fake);
-    const err = await cachedOrDownloaded({ name: 'debian/fake', settings: settings(), reporter: recorder(), http: fast }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({ name: 'debian/fake', settings: settings(), reporter: recorder(), http: fast }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ImageRejectedError);
-    expect((err as Error).message).toMatch(/^debian\/fake from http:.* was refused: qemu-img cannot read image the downloaded file as qcow2: /);
+    expect((err as Error).message).toMatch(
+      /^debian\/fake from http:.* was refused: qemu-img cannot read image the downloaded file as qcow2: /,
+    );
     expect(cacheFiles()).toEqual([]);
   });
 
   it('checks a pinned SHA-256: a mismatch names both digests, a match is cached and reused without revalidation', async () => {
     const wrong = 'a'.repeat(64);
-    const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: wrong }), reporter: recorder(), http: fast }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings({ imageSha256: wrong }),
+      reporter: recorder(),
+      http: fast,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageRejectedError);
     expect((err as Error).message).toContain(`has SHA-256 ${sha(stable)}, but ${wrong} was pinned`);
     expect(cacheFiles()).toEqual([]);
 
-    const ok = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: sha(stable).toUpperCase(), imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
+    const ok = await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings({ imageSha256: sha(stable).toUpperCase(), imageMaxAgeMs: 0 }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(ok.source).toBe('download');
     const before = server.requests.length;
     await new Promise((r) => setTimeout(r, 5));
-    const again = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: sha(stable), imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
+    const again = await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings({ imageSha256: sha(stable), imageMaxAgeMs: 0 }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(again.source).toBe('cache');
     expect(server.requests.length).toBe(before);
   });
 
   it('rejects a malformed pinned digest as a usage error', async () => {
-    const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: 'abc' }), reporter: recorder() }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: 'abc' }), reporter: recorder() }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(UsageError);
     expect((err as UsageError).format()).toBe('-image-sha256: "abc" is not a SHA-256 digest (64 hexadecimal digits).');
     expect(server.requests).toHaveLength(0);
   });
 
   it('says which images the server has on a 404', async () => {
-    const err = await cachedOrDownloaded({ name: 'debian/sid', settings: settings(), reporter: recorder(), http: fast }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({ name: 'debian/sid', settings: settings(), reporter: recorder(), http: fast }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ImageNotFoundError);
-    expect((err as Error).message).toMatch(new RegExp(`image server ${server.url} has no image debian/sid \\(.*answered 404\\); it has: alpine/edge, debian/stable\\.`));
+    expect((err as Error).message).toMatch(
+      new RegExp(`image server ${server.url} has no image debian/sid \\(.*answered 404\\); it has: alpine/edge, debian/stable\\.`),
+    );
     expect((err as ImageNotFoundError).available).toEqual(['alpine/edge', 'debian/stable']);
   });
 
@@ -224,7 +292,12 @@ describe('download from the image server', () => {
     server.requests.length = 0;
     server.misbehave({ kind: 'status', code: 503 }, Infinity);
     const rep = recorder();
-    const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: rep, http: { ...fast, attempts: 4 } }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings(),
+      reporter: rep,
+      http: { ...fast, attempts: 4 },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DownloadError);
     expect((err as Error).message).toContain('failed after 4 attempts: the server answered HTTP 503');
     expect(server.imageGets()).toHaveLength(4);
@@ -234,11 +307,21 @@ describe('download from the image server', () => {
 
   it('waits for a slow server within the timeout, and gives up on one slower than the timeout', async () => {
     server.misbehave({ kind: 'slow', delayMs: 300 });
-    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: { ...fast, idleTimeoutMs: 3_000 } });
+    const r = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings(),
+      reporter: recorder(),
+      http: { ...fast, idleTimeoutMs: 3_000 },
+    });
     expect(r.source).toBe('download');
 
     server.misbehave({ kind: 'slow', delayMs: 1_500 }, Infinity);
-    const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: recorder(), http: { ...fast, idleTimeoutMs: 300, attempts: 2 } }).catch((e: unknown) => e);
+    const err = await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings(),
+      reporter: recorder(),
+      http: { ...fast, idleTimeoutMs: 300, attempts: 2 },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DownloadError);
     expect((err as Error).message).toContain('failed after 2 attempts: no answer for 0s');
   });
@@ -251,20 +334,38 @@ describe('download from the image server', () => {
     expect(s.source).toBe('download');
     expect(sha(s.path)).toBe(sha(stable));
     expect(s.path).not.toBe(r.path);
-    const again = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageUrl: url }), reporter: recorder(), http: fast });
+    const again = await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings({ imageUrl: url }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(again).toMatchObject({ source: 'cache', path: r.path });
   });
 
   it('follows a redirect and records the final URL', async () => {
-    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageUrl: `${server.url}/moved/alpine/edge` }), reporter: recorder(), http: fast });
+    const r = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings({ imageUrl: `${server.url}/moved/alpine/edge` }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(sha(r.path)).toBe(sha(edge));
-    expect(JSON.parse(readFileSync(path.join(path.dirname(r.path), '_meta.json'), 'utf8')).url).toBe(`${server.url}/qemu/x86_64/alpine/edge`);
+    expect(JSON.parse(readFileSync(path.join(path.dirname(r.path), '_meta.json'), 'utf8')).url).toBe(
+      `${server.url}/qemu/x86_64/alpine/edge`,
+    );
   });
 
   it('stops when the build is cancelled, leaving nothing behind', async () => {
     server.misbehave({ kind: 'hold' });
     const ctl = new AbortController();
-    const pending = cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: recorder(), http: fast, signal: ctl.signal }).catch((e: unknown) => e);
+    const pending = cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings(),
+      reporter: recorder(),
+      http: fast,
+      signal: ctl.signal,
+    }).catch((e: unknown) => e);
     while (!server.imageGets().length) await new Promise((r) => setTimeout(r, 20));
     ctl.abort();
     const err = await pending;
@@ -276,7 +377,12 @@ describe('download from the image server', () => {
   });
 
   it('downloads into the build temp folder when there is no cache folder', async () => {
-    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ cacheDir: undefined }), reporter: recorder(), http: fast });
+    const r = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings({ cacheDir: undefined }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(r.source).toBe('download');
     expect(path.dirname(r.path)).toBe(tempDir);
     expect(sha(r.path)).toBe(sha(edge));
@@ -287,7 +393,12 @@ describe('revalidation', () => {
   it('does not ask the server while the copy is younger than -image-max-age', async () => {
     await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: fast });
     const n = server.requests.length;
-    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 3_600_000 }), reporter: recorder(), http: fast });
+    const r = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings({ imageMaxAgeMs: 3_600_000 }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(r.source).toBe('cache');
     expect(server.requests.length).toBe(n);
   });
@@ -298,7 +409,12 @@ describe('revalidation', () => {
     const checked1 = JSON.parse(readFileSync(metaFile, 'utf8')).checkedAt;
     await new Promise((r) => setTimeout(r, 10));
 
-    const r304 = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
+    const r304 = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings({ imageMaxAgeMs: 0 }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(r304.source).toBe('cache');
     const last = server.imageGets().at(-1)!;
     expect(last.headers['if-none-match']).toBe(server.images.get('alpine/edge')!.etag);
@@ -306,7 +422,12 @@ describe('revalidation', () => {
 
     const v2 = makeQcow2(path.join(work, 'edge-v2.qcow2'), { dataKiB: 96, seed: 3 });
     server.serve('alpine/edge', v2);
-    const changed = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
+    const changed = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings({ imageMaxAgeMs: 0 }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(changed.source).toBe('download');
     expect(changed.path).toBe(first.path);
     expect(sha(changed.path)).toBe(sha(v2));
@@ -319,13 +440,23 @@ describe('revalidation', () => {
     const first = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: fast });
     expect(JSON.parse(readFileSync(path.join(path.dirname(first.path), '_meta.json'), 'utf8')).modTime).toBe('2026-01-01T00:00:00.000Z');
     const gets = server.imageGets().length;
-    const same = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
+    const same = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings({ imageMaxAgeMs: 0 }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(same.source).toBe('cache');
     expect(server.imageGets().length).toBe(gets);
 
     const v2 = makeQcow2(path.join(work, 'edge-v3.qcow2'), { dataKiB: 80, seed: 4 });
     server.serve('alpine/edge', v2, { validators: false, modTime: new Date('2026-02-01T00:00:00Z') });
-    const changed = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder(), http: fast });
+    const changed = await cachedOrDownloaded({
+      name: 'alpine/edge',
+      settings: settings({ imageMaxAgeMs: 0 }),
+      reporter: recorder(),
+      http: fast,
+    });
     expect(changed.source).toBe('download');
     expect(sha(changed.path)).toBe(sha(v2));
   });
@@ -337,7 +468,9 @@ describe('revalidation', () => {
     const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: rep, http: fast });
     expect(r.source).toBe('cache');
     expect(sha(r.path)).toBe(sha(edge));
-    expect(rep.lines.some((l) => l.startsWith('warning: could not revalidate cached image alpine/edge (downloading alpine/edge from'))).toBe(true);
+    expect(
+      rep.lines.some((l) => l.startsWith('warning: could not revalidate cached image alpine/edge (downloading alpine/edge from')),
+    ).toBe(true);
   });
 });
 
@@ -347,7 +480,11 @@ describe('the cache', () => {
     server.misbehave({ kind: 'hold' });
     const children: ChildProcess[] = [];
     const start = () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, '__tests__/helpers/image-fetch-child.ts'), server.url, 'debian/stable', cacheDir, tempDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(ROOT, '__tests__/helpers/image-fetch-child.ts'), server.url, 'debian/stable', cacheDir, tempDir],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       children.push(child);
       let out = '';
       let err = '';
@@ -402,7 +539,9 @@ describe('the cache', () => {
   it('put() verifies and stores a finished image file; a wrong digest is refused', async () => {
     const cache = new ImageCache(cacheDir);
     const origin = { kind: 'server' as const, base: server.url };
-    await expect(cache.put(edge, { name: 'alpine/edge', origin, sha256: 'b'.repeat(64) }, { reporter: recorder() })).rejects.toThrow(`has SHA-256 ${sha(edge)}, but ${'b'.repeat(64)} was expected`);
+    await expect(cache.put(edge, { name: 'alpine/edge', origin, sha256: 'b'.repeat(64) }, { reporter: recorder() })).rejects.toThrow(
+      `has SHA-256 ${sha(edge)}, but ${'b'.repeat(64)} was expected`,
+    );
     const e = await cache.put(edge, { name: 'alpine/edge', origin, sha256: sha(edge), etag: '"x"' }, { reporter: recorder() });
     expect(e.meta).toMatchObject({ name: 'alpine/edge', sha256: sha(edge), size: statSync(edge).size, etag: '"x"' });
     const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: fast });
@@ -413,7 +552,11 @@ describe('the cache', () => {
   });
 
   it('refuses image names that would leave the cache folder', async () => {
-    await expect(cachedOrDownloaded({ name: '../../etc/passwd', settings: settings(), reporter: recorder() })).rejects.toThrow(/is not a valid image name/);
-    await expect(cachedOrDownloaded({ name: 'debian/../..', settings: settings(), reporter: recorder() })).rejects.toThrow(/is not a valid image name/);
+    await expect(cachedOrDownloaded({ name: '../../etc/passwd', settings: settings(), reporter: recorder() })).rejects.toThrow(
+      /is not a valid image name/,
+    );
+    await expect(cachedOrDownloaded({ name: 'debian/../..', settings: settings(), reporter: recorder() })).rejects.toThrow(
+      /is not a valid image name/,
+    );
   });
 });

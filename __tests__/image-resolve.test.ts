@@ -25,7 +25,14 @@ function recorder(): Reporter & { lines: string[] } {
 }
 
 function settings(extra: Partial<DriverSettings> = {}): DriverSettings {
-  return { conf: emptyConf(), tempDir: path.join(dir, 'tmp'), imageServer: server.url, cacheDir: path.join(dir, 'cache'), imageBuild: 'auto', ...extra };
+  return {
+    conf: emptyConf(),
+    tempDir: path.join(dir, 'tmp'),
+    imageServer: server.url,
+    cacheDir: path.join(dir, 'cache'),
+    imageBuild: 'auto',
+    ...extra,
+  };
 }
 
 /** Puts a file where the builder keeps its images, as if it had built it. */
@@ -99,7 +106,11 @@ describe('-image-build', () => {
     const r = await resolveImage({ name: 'debian/bookworm', settings: s, reporter: rep });
     expect(r).toMatchObject({ source: 'build', path: built });
     expect(server.imageGets()).toHaveLength(1);
-    expect(rep.lines.some((l) => /has no image debian\/bookworm .*it has: alpine\/edge, debian\/stable\. Building debian\/bookworm with our builder instead/.test(l))).toBe(true);
+    expect(
+      rep.lines.some((l) =>
+        /has no image debian\/bookworm .*it has: alpine\/edge, debian\/stable\. Building debian\/bookworm with our builder instead/.test(l),
+      ),
+    ).toBe(true);
   });
 
   it('auto: builds when the server cannot be reached', async () => {
@@ -109,7 +120,7 @@ describe('-image-build', () => {
     expect(r.source).toBe('build');
   });
 
-  it('auto: a name we cannot build gets the server\'s 404 with its listing', async () => {
+  it("auto: a name we cannot build gets the server's 404 with its listing", async () => {
     const err = await resolveImage({ name: 'freebsd/13', settings: settings(), reporter: recorder() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageNotFoundError);
     expect((err as Error).message).toContain('has no image freebsd/13');
@@ -127,7 +138,9 @@ describe('-image-build', () => {
     prebuilt(s, 'debian/stable');
     const err = await resolveImage({ name: 'debian/stable', settings: s, reporter: recorder() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DownloadError);
-    expect((err as Error).message).toMatch(/downloading debian\/stable from http:\/\/127\.0\.0\.1:1\/qemu\/x86_64\/debian\/stable failed: the connection was refused\./);
+    expect((err as Error).message).toMatch(
+      /downloading debian\/stable from http:\/\/127\.0\.0\.1:1\/qemu\/x86_64\/debian\/stable failed: the connection was refused\./,
+    );
   });
 
   it('always: the builder, without asking the server', async () => {

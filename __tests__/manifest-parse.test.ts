@@ -99,12 +99,16 @@ describe('manifest fields', () => {
   });
 
   it('the same explicit name in different stages is fine', () => {
-    const m = parseManifest(`${HEAD}stages: [a, b]\njobs:\n  - {stage: a, name: x, commands: [x]}\n  - {stage: b, name: x, commands: [x]}\n`);
+    const m = parseManifest(
+      `${HEAD}stages: [a, b]\njobs:\n  - {stage: a, name: x, commands: [x]}\n  - {stage: b, name: x, commands: [x]}\n`,
+    );
     expect(m.jobs.map((j) => `${j.stage}/${j.name}`)).toEqual(['a/x', 'b/x']);
   });
 
   it('multi-line commands are kept verbatim', () => {
-    const m = parseManifest(`${HEAD}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - |\n        if true; then\n          echo yes\n        fi\n`);
+    const m = parseManifest(
+      `${HEAD}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - |\n        if true; then\n          echo yes\n        fi\n`,
+    );
     expect(m.jobs[0].commands).toEqual(['if true; then\n  echo yes\nfi\n']);
   });
 
@@ -121,7 +125,9 @@ describe('manifest fields', () => {
   });
 
   it('follows YAML anchors and merge keys', () => {
-    const m = parseManifest(`${HEAD}stages: [a]\nx-base: &base\n  stage: a\n  commands: [make]\njobs:\n  - <<: *base\n    name: one\n  - *base\n`);
+    const m = parseManifest(
+      `${HEAD}stages: [a]\nx-base: &base\n  stage: a\n  commands: [make]\njobs:\n  - <<: *base\n    name: one\n  - *base\n`,
+    );
     expect(m.jobs.map((j) => [j.name, j.commands])).toEqual([
       ['one', ['make']],
       ['a.2', ['make']],

@@ -12,7 +12,11 @@ interface JsonPlan {
   driver: Record<string, string>;
   env: string[];
   objects: { src: string; dst: string }[];
-  stages: { name: string; allowFailures: boolean; jobs: { name: string; commands: string[]; artifacts: { src: string; dst: string }[]; line?: number }[] }[];
+  stages: {
+    name: string;
+    allowFailures: boolean;
+    jobs: { name: string; commands: string[]; artifacts: { src: string; dst: string }[]; line?: number }[];
+  }[];
   warnings: { line: number; column: number; message: string }[];
 }
 
@@ -29,7 +33,11 @@ function shape(p: JsonPlan): unknown {
     driver: p.driver,
     env: p.env,
     objects: p.objects,
-    stages: p.stages.map((s) => ({ name: s.name, allowFailures: s.allowFailures, jobs: s.jobs.map(({ name, commands, artifacts }) => ({ name, commands, artifacts })) })),
+    stages: p.stages.map((s) => ({
+      name: s.name,
+      allowFailures: s.allowFailures,
+      jobs: s.jobs.map(({ name, commands, artifacts }) => ({ name, commands, artifacts })),
+    })),
     warnings: p.warnings,
   };
 }
@@ -51,17 +59,25 @@ describe('plan --json', () => {
     });
   });
 
-  it("mgrt: an scp-style source, allow_failures, renamed artifact", async () => {
+  it('mgrt: an scp-style source, allow_failures, renamed artifact', async () => {
     expect(shape(await plan('mgrt.yml'))).toEqual({
       driver: { type: 'qemu', image: 'debian/stable', arch: 'x86_64' },
       env: [],
       objects: [],
       stages: [
-        { name: 'setup', allowFailures: false, jobs: [job('clone.1', ['mkdir -p mgrt', 'git clone git@github.com:andrewpillar/mgrt.git mgrt'])] },
+        {
+          name: 'setup',
+          allowFailures: false,
+          jobs: [job('clone.1', ['mkdir -p mgrt', 'git clone git@github.com:andrewpillar/mgrt.git mgrt'])],
+        },
         { name: 'deps', allowFailures: false, jobs: [job('deps.1', ['apt-get install -y golang sqlite3'])] },
         { name: 'test', allowFailures: true, jobs: [job('test.1', ['cd mgrt', 'go test -cover ./...'])] },
         { name: 'make', allowFailures: false, jobs: [job('make.1', ['cd mgrt', './make.sh'], [['mgrt/bin/mgrt', 'mgrt']])] },
-        { name: 'make-sqlite3', allowFailures: false, jobs: [job('make-sqlite3.1', ['cd mgrt', 'TAGS="sqlite3" ./make.sh'], [['mgrt/bin/mgrt', 'mgrt-sqlite3']])] },
+        {
+          name: 'make-sqlite3',
+          allowFailures: false,
+          jobs: [job('make-sqlite3.1', ['cd mgrt', 'TAGS="sqlite3" ./make.sh'], [['mgrt/bin/mgrt', 'mgrt-sqlite3']])],
+        },
       ],
       warnings: [],
     });
@@ -96,7 +112,11 @@ describe('plan --json', () => {
             job('qtc', ['cd ~/quicktemplate/qtc', 'go build -o /usr/local/bin/qtc']),
           ],
         },
-        { name: 'make', allowFailures: false, jobs: [job('make.1', ['cd ~/imgsrv', './make.sh'], [['imgsrv/bin/djinn-imgsrv', 'djinn-imgsrv']])] },
+        {
+          name: 'make',
+          allowFailures: false,
+          jobs: [job('make.1', ['cd ~/imgsrv', './make.sh'], [['imgsrv/bin/djinn-imgsrv', 'djinn-imgsrv']])],
+        },
       ],
       warnings: [],
     });
@@ -117,7 +137,13 @@ describe('plan --json', () => {
         {
           name: 'bootstrap',
           allowFailures: false,
-          jobs: [job('bootstrap.1', ['apt-get update', 'apt-get install -y debootstrap qemu-utils', './bootstrap-debian.sh'], [['debian', 'debian/11']])],
+          jobs: [
+            job(
+              'bootstrap.1',
+              ['apt-get update', 'apt-get install -y debootstrap qemu-utils', './bootstrap-debian.sh'],
+              [['debian', 'debian/11']],
+            ),
+          ],
         },
       ],
       warnings: [],
@@ -137,11 +163,29 @@ describe('plan --json', () => {
     expect(p.stages.map((s) => s.name)).toEqual(['setup', 'deps', 'setup', 'make']);
     expect(p.stages[0].jobs).toEqual([
       { name: 'clone.1', commands: ['mkdir -p djinn', 'git clone https://github.com/djinn-ci/djinn.git djinn'], artifacts: [], line: 11 },
-      { name: 'clone.2', commands: ['mkdir -p mgrt', 'git clone https://github.com/andrewpillar/mgrt mgrt', 'cd mgrt', 'git checkout -q v3'], artifacts: [], line: 12 },
+      {
+        name: 'clone.2',
+        commands: ['mkdir -p mgrt', 'git clone https://github.com/andrewpillar/mgrt mgrt', 'cd mgrt', 'git checkout -q v3'],
+        artifacts: [],
+        line: 12,
+      },
     ]);
-    expect(p.stages[3].jobs[0].artifacts.map((a) => a.dst)).toEqual(['make.log', 'test.log', 'vet.log', 'djinn', 'djinn-consumer', 'djinn-curator', 'djinn-scheduler', 'djinn-server', 'djinn-worker', 'sum.manif']);
+    expect(p.stages[3].jobs[0].artifacts.map((a) => a.dst)).toEqual([
+      'make.log',
+      'test.log',
+      'vet.log',
+      'djinn',
+      'djinn-consumer',
+      'djinn-curator',
+      'djinn-scheduler',
+      'djinn-server',
+      'djinn-worker',
+      'sum.manif',
+    ]);
     // The namespace note is a warning, in the JSON too.
-    expect(p.warnings).toEqual([{ line: 2, column: 1, message: 'namespace "djinn" is only used by a Djinn server; it is ignored when running here.' }]);
+    expect(p.warnings).toEqual([
+      { line: 2, column: 1, message: 'namespace "djinn" is only used by a Djinn server; it is ignored when running here.' },
+    ]);
   });
 
   it('docs: arch x86_64 given explicitly is kept without a warning', async () => {
@@ -149,7 +193,9 @@ describe('plan --json', () => {
     const p = JSON.parse(r.stdout) as JsonPlan;
     expect(p.driver).toEqual({ type: 'qemu', image: 'arch', arch: 'x86_64' });
     expect(p.stages.map((s) => s.name)).toEqual(['setup', 'deps', 'lint', 'build']);
-    expect(p.stages[3].jobs[0].artifacts).toEqual([{ src: 'docs/build/dirhtml/docs.djinn-ci.com.tar.gz', dst: 'docs.djinn-ci.com.tar.gz' }]);
+    expect(p.stages[3].jobs[0].artifacts).toEqual([
+      { src: 'docs/build/dirhtml/docs.djinn-ci.com.tar.gz', dst: 'docs.djinn-ci.com.tar.gz' },
+    ]);
   });
 });
 
@@ -177,7 +223,9 @@ describe('plan -stage', () => {
     const r = await runCli(['plan', '-manifest', 'mgrt.yml', '--json', '-stage', 'release'], { cwd: FIX });
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('djinn: mgrt.yml: -stage: unknown stage "release"; the manifest\'s stages are: deps, test, make, make-sqlite3.\n');
+    expect(r.stderr).toBe(
+      'djinn: mgrt.yml: -stage: unknown stage "release"; the manifest\'s stages are: deps, test, make, make-sqlite3.\n',
+    );
   });
 });
 

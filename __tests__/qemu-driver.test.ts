@@ -36,7 +36,21 @@ function project(name: string, manifest: string): string {
 /** Cold boots (-warm off) unless a test asks otherwise: warm starts have their own tests. */
 function args(dir: string, ...extra: string[]): string[] {
   if (!extra.includes('-warm')) extra = ['-warm', 'off', ...extra];
-  return ['-manifest', path.join(dir, '.djinn.yml'), '-driver', path.join(dir, 'driver.conf'), '-artifacts', path.join(dir, 'artifacts'), '-objects', dir, '-cache-dir', path.join(work, 'cache'), '-image-build', 'never', ...extra];
+  return [
+    '-manifest',
+    path.join(dir, '.djinn.yml'),
+    '-driver',
+    path.join(dir, 'driver.conf'),
+    '-artifacts',
+    path.join(dir, 'artifacts'),
+    '-objects',
+    dir,
+    '-cache-dir',
+    path.join(work, 'cache'),
+    '-image-build',
+    'never',
+    ...extra,
+  ];
 }
 
 function show(r: CliResult): string {
@@ -178,7 +192,18 @@ const FAILING = [
   '',
 ].join('\n');
 
-const PASSING = ['driver:', '  type: qemu', '  image: debian/stable', 'stages:', '- only', 'jobs:', '- stage: only', '  commands:', '  - echo "vm says $(cat /etc/hostname)"', ''].join('\n');
+const PASSING = [
+  'driver:',
+  '  type: qemu',
+  '  image: debian/stable',
+  'stages:',
+  '- only',
+  'jobs:',
+  '- stage: only',
+  '  commands:',
+  '  - echo "vm says $(cat /etc/hostname)"',
+  '',
+].join('\n');
 
 /** The port of this build's SSH forward, from the transport's host-key line. */
 function sshPort(stdout: string): number | undefined {
@@ -211,7 +236,22 @@ describe('qemu driver: failures and concurrency', () => {
   it(
     'SIGTERM in the middle of a job: exit 143 and the QEMU process is gone',
     async () => {
-      const dir = project('sigterm', ['driver:', '  type: qemu', '  image: debian/stable', 'stages:', '- s', 'jobs:', '- stage: s', '  commands:', '  - echo long-job-started', '  - sleep 600', ''].join('\n'));
+      const dir = project(
+        'sigterm',
+        [
+          'driver:',
+          '  type: qemu',
+          '  image: debian/stable',
+          'stages:',
+          '- s',
+          'jobs:',
+          '- stage: s',
+          '  commands:',
+          '  - echo long-job-started',
+          '  - sleep 600',
+          '',
+        ].join('\n'),
+      );
       const run = startCli(args(dir));
       await run.waitFor(/long-job-started/, 240_000);
       const pids = qemuChildren(run.child.pid!);
@@ -244,7 +284,9 @@ describe('qemu driver: failures and concurrency', () => {
       // the initrd's message out of the console tail.
       // This guest goes quiet after its message, which the stall watch would take for a stall
       // (qemu-boot-stall.test.ts covers that): a window past the timeout leaves the timeout to act.
-      const run = startCli(args(dir, '-image-file', raw, '-image-format', 'raw', '-boot-timeout', '45s', '-boot-stall', '10m', '-cpus', '1'));
+      const run = startCli(
+        args(dir, '-image-file', raw, '-image-format', 'raw', '-boot-timeout', '45s', '-boot-stall', '10m', '-cpus', '1'),
+      );
       const pids: number[] = [];
       let exited = false;
       void run.done.then(() => (exited = true));
@@ -255,7 +297,7 @@ describe('qemu driver: failures and concurrency', () => {
       expect(r.code, show(r)).toBe(1);
       const all = r.stdout + r.stderr;
       expect(all).toMatch(/Timed out trying to connect to 127\.0\.0\.1:\d+ after 45s/);
-      expect(all).toContain("serial console");
+      expect(all).toContain('serial console');
       expect(all).toContain('cannot mount the root file system /dev/vdz9');
       expect(pids.length).toBe(1);
       expect(await waitUntil(() => !alive(pids[0]), 10_000)).toBe(true);

@@ -103,7 +103,9 @@ function memFs(files: Record<string, EntryType>): GlobFs {
       const d = norm(dir);
       if (d !== '' && all.get(d) !== 'dir') return null;
       const prefix = d === '' ? '' : d === '/' ? '/' : `${d}/`;
-      const names = [...all.keys()].filter((p) => p.startsWith(prefix) && p.length > prefix.length && !p.slice(prefix.length).includes('/'));
+      const names = [...all.keys()].filter(
+        (p) => p.startsWith(prefix) && p.length > prefix.length && !p.slice(prefix.length).includes('/'),
+      );
       return names.map((p) => ({ name: p.slice(prefix.length), type: all.get(p)! }));
     },
     async stat(p) {
@@ -125,7 +127,7 @@ describe('globFiles', () => {
     'x/2/out.tar': 'file',
     'x/3': 'file',
     '/etc/os-release': 'file',
-    'fifo': 'other',
+    fifo: 'other',
   });
 
   it('a literal path is returned when it exists, nothing when not', async () => {

@@ -39,7 +39,11 @@ export async function run(args: string[]): Promise<void> {
   const mib = arg(args, 'mib', 128);
   const base = mkdtempSync(path.join('/dev/shm', 'djinn-bench-images-'));
   const image = makeQcow2(path.join(base, 'image.qcow2'), { dataKiB: mib * 1024 });
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), '_image-server-proc.ts'), 'debian/stable', image], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), '_image-server-proc.ts'), 'debian/stable', image],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   try {
     const server = {
       url: await new Promise<string>((resolve, reject) => {
@@ -88,8 +92,11 @@ export async function run(args: string[]): Promise<void> {
       ['cache hit after max-age (304)', m.revalidated, m.revalidated / m.curl],
     ] as const;
     process.stdout.write(`images: ${mib} MiB of data in a qcow2, ${rounds} rounds, medians\n`);
-    for (const [name, ms, ratio] of rows) process.stdout.write(`  ${name.padEnd(44)} ${ms.toFixed(1).padStart(9)} ms   x${ratio.toFixed(3)} of curl\n`);
-    process.stdout.write(`  download / cache hit: ${(m.download / m.hit).toFixed(0)}x; throughput ${((mib * 1.048576) / (m.download / 1000)).toFixed(0)} MB/s (curl ${((mib * 1.048576) / (m.curl / 1000)).toFixed(0)} MB/s)\n`);
+    for (const [name, ms, ratio] of rows)
+      process.stdout.write(`  ${name.padEnd(44)} ${ms.toFixed(1).padStart(9)} ms   x${ratio.toFixed(3)} of curl\n`);
+    process.stdout.write(
+      `  download / cache hit: ${(m.download / m.hit).toFixed(0)}x; throughput ${((mib * 1.048576) / (m.download / 1000)).toFixed(0)} MB/s (curl ${((mib * 1.048576) / (m.curl / 1000)).toFixed(0)} MB/s)\n`,
+    );
   } finally {
     proc.stdin!.end();
     await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)));

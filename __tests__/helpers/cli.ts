@@ -31,8 +31,9 @@ export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proc
   const waiters: { re: RegExp; resolve: () => void }[] = [];
   child.stdout!.on('data', (c: Buffer) => {
     stdout += c.toString();
-    for (const w of waiters.splice(0)) if (w.re.test(stdout)) w.resolve();
-    else waiters.push(w);
+    for (const w of waiters.splice(0))
+      if (w.re.test(stdout)) w.resolve();
+      else waiters.push(w);
   });
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = new Promise<CliResult>((resolve) => {

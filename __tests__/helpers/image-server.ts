@@ -139,7 +139,8 @@ export async function startImageServer(): Promise<ImageServer> {
     let status = 200;
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const ifRange = req.headers['if-range'];
-    const rangeOk = range && bad?.kind !== 'no-range' && (!ifRange || (img.validators && (ifRange === img.etag || ifRange === lastModified)));
+    const rangeOk =
+      range && bad?.kind !== 'no-range' && (!ifRange || (img.validators && (ifRange === img.etag || ifRange === lastModified)));
     if (rangeOk) {
       start = Number(range[1]);
       end = range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
@@ -197,7 +198,12 @@ export async function startImageServer(): Promise<ImageServer> {
     images,
     requests,
     serve(name, file, opts = {}) {
-      images.set(name, { file, etag: etagOf(file), modTime: opts.modTime ?? new Date(Math.floor(statSync(file).mtimeMs / 1000) * 1000), validators: opts.validators ?? true });
+      images.set(name, {
+        file,
+        etag: etagOf(file),
+        modTime: opts.modTime ?? new Date(Math.floor(statSync(file).mtimeMs / 1000) * 1000),
+        validators: opts.validators ?? true,
+      });
     },
     misbehave(m, times = 1) {
       queue.push({ m, left: times });

@@ -17,7 +17,11 @@ export function testDisks(): string {
   const fromEnv = process.env.DJINN_TEST_DISKS;
   if (fromEnv) disks = fromEnv;
   else {
-    disks = execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 })
+    disks = execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      timeout: 15 * 60_000,
+    })
       .toString()
       .trim();
   }

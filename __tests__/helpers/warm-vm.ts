@@ -79,7 +79,9 @@ export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
       },
       { bootTimeoutMs: 240_000 },
     );
-    session = await SshSession.connect(sshTarget({ port, settings: {}, deadline: Date.now() + 60_000, reporter: silentReporter, cloudInit: false }));
+    session = await SshSession.connect(
+      sshTarget({ port, settings: {}, deadline: Date.now() + 60_000, reporter: silentReporter, cloudInit: false }),
+    );
     const s = session;
     const fixups = await afterConnect(
       result,

@@ -156,7 +156,8 @@ async function runOneBuild(o: OneBuild): Promise<{ result: BuildResult; tempDir:
     const image = b.manifest.driver.type === 'qemu' ? await prepareQemuBuild(o, settings, reporter) : undefined;
     const copies = inputs.workspace === 'clone' ? [] : takeOverOwnSources(b.plan);
     const copy = inputs.workspace === 'auto' ? copies : [];
-    if (inputs.workspace === 'off' && copies.length) reporter.info(`workspace: off: not cloning ${copies.map((c) => c.source.url).join(', ')}.`);
+    if (inputs.workspace === 'off' && copies.length)
+      reporter.info(`workspace: off: not cloning ${copies.map((c) => c.source.url).join(', ')}.`);
     if (inputs.keep) settings.detached = true;
     const driver = makeDriver(b.manifest.driver, settings);
     const env = [...b.manifest.env.map((e) => ({ key: e.key, value: e.value })), ...inputs.env];
@@ -172,7 +173,9 @@ async function runOneBuild(o: OneBuild): Promise<{ result: BuildResult; tempDir:
       jobTimeoutMs: inputs.jobTimeoutMs,
       signal,
       beforeJobs: copy.length ? (d) => copyWorkspace(d, copy, workspace, tempDir, reporter, signal) : undefined,
-      keep: inputs.keep ? (d) => keepMachine(d, { runDir: o.runDir, env, masks: secretValues(inputs.env), startedAt }).then(() => {}) : undefined,
+      keep: inputs.keep
+        ? (d) => keepMachine(d, { runDir: o.runDir, env, masks: secretValues(inputs.env), startedAt }).then(() => {})
+        : undefined,
     });
     report.facts = { driver: b.manifest.driver.type, ...report.facts, ...(image?.note ? { imageNote: image.note } : {}) };
     reporter.buildEnd(report);

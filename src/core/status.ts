@@ -1,14 +1,5 @@
 // Djinn's statuses, ordered: a build's status is the worst of its jobs'.
-export const STATUSES = [
-  'queued',
-  'running',
-  'passed',
-  'skipped',
-  'passed_with_failures',
-  'failed',
-  'killed',
-  'timed_out',
-] as const;
+export const STATUSES = ['queued', 'running', 'passed', 'skipped', 'passed_with_failures', 'failed', 'killed', 'timed_out'] as const;
 
 export type Status = (typeof STATUSES)[number];
 

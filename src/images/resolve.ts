@@ -124,7 +124,8 @@ export function builtImagesDir(settings: DriverSettings): string | undefined {
 const fromBuilder: Source = async ({ name, settings, reporter, signal }) => {
   const suite = buildableSuite(name);
   const dir = builtImagesDir(settings);
-  if (!suite || !dir || settings.imageBuild === 'never' || settings.imageSource === 'server' || settings.imageSource === 'catalogue') return undefined;
+  if (!suite || !dir || settings.imageBuild === 'never' || settings.imageSource === 'server' || settings.imageSource === 'catalogue')
+    return undefined;
   const file = diskPath(dir, name);
   if (existsSync(file)) return { path: file, format: 'qcow2', name, source: 'build' };
   reporter.info(`Building image ${name} (flavor fast) with mmdebstrap; this takes about a minute...`);
@@ -147,7 +148,8 @@ export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> 
       found = await source(req);
     } catch (err) {
       // A later source failed (e.g. a download): still say where the disks folder was looked at.
-      if (err instanceof Error && req.settings.disks && !req.settings.imageFile && source !== fromDisks) err.message += ` ${(await disksHint(req)).join(' ')}`;
+      if (err instanceof Error && req.settings.disks && !req.settings.imageFile && source !== fromDisks)
+        err.message += ` ${(await disksHint(req)).join(' ')}`;
       throw err;
     }
     if (found) return found;
@@ -162,7 +164,9 @@ async function disksHint({ name, settings }: ResolveRequest): Promise<string[]> 
   const present = await listDiskImages(disks);
   return [
     `Looked for ${diskPath(disks, name)}.`,
-    present.length ? `Images present under ${disks}: ${present.join(', ')}.` : `There are no images under ${path.join(disks, 'qemu', 'x86_64')}.`,
+    present.length
+      ? `Images present under ${disks}: ${present.join(', ')}.`
+      : `There are no images under ${path.join(disks, 'qemu', 'x86_64')}.`,
   ];
 }
 

@@ -35,7 +35,9 @@ export async function verifyImage(file: string, format: ImageFormat = 'qcow2'): 
     });
     if (header.backingFile !== undefined) throw new DriverError(backingMessage(file));
     if (header.externalDataFile) {
-      throw new DriverError(`image ${file} keeps its data in an external file; such images are refused (QEMU would open a host file named by the image).`);
+      throw new DriverError(
+        `image ${file} keeps its data in an external file; such images are refused (QEMU would open a host file named by the image).`,
+      );
     }
   }
   const info = await qemuImgInfo(file, format);
@@ -60,7 +62,8 @@ function qemuImgInfo(file: string, format: ImageFormat): Promise<Record<string, 
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     child.on('error', (e) => reject(new DriverError(`cannot run qemu-img (install qemu-utils): ${e.message}`)));
     child.on('close', (code) => {
-      if (code !== 0) return reject(new DriverError(`qemu-img cannot read image ${file} as ${format}: ${err.trim() || `exit status ${code}`}`));
+      if (code !== 0)
+        return reject(new DriverError(`qemu-img cannot read image ${file} as ${format}: ${err.trim() || `exit status ${code}`}`));
       try {
         resolve(JSON.parse(out) as Record<string, unknown>);
       } catch {

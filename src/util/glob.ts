@@ -23,11 +23,7 @@ export class BadPatternError extends Error {
   }
 }
 
-type Token =
-  | { t: 'star' }
-  | { t: 'any' }
-  | { t: 'lit'; c: string }
-  | { t: 'class'; negate: boolean; ranges: [string, string][] };
+type Token = { t: 'star' } | { t: 'any' } | { t: 'lit'; c: string } | { t: 'class'; negate: boolean; ranges: [string, string][] };
 
 /**
  * Splits a pattern into terms, checking all of it first: like Go (since 1.16),

@@ -20,7 +20,8 @@ export function artifactDestination(root: string, rel: string): { path: string }
 
 /** The host file for an object's `src`, re-rooted under `root` as Djinn does, refusing escapes (also through symlinks). */
 export function objectSource(root: string, src: string): { path: string } | { error: string } {
-  if (src.split(/[\\/]/).includes('..')) return { error: `object "${src}" contains ".."; objects must come from inside the objects folder` };
+  if (src.split(/[\\/]/).includes('..'))
+    return { error: `object "${src}" contains ".."; objects must come from inside the objects folder` };
   const base = path.resolve(root);
   const full = path.join(base, src);
   let real: string;

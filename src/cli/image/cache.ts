@@ -10,7 +10,13 @@ import { formatBytes } from '../../util/bytes.js';
 import { parseFlags, type FlagSpec } from '../flags.js';
 import { catalogueListing } from './catalogue.js';
 
-const CACHE_DIR_FLAG: FlagSpec = { group: 'image', name: 'cache-dir', kind: 'string', default: '$XDG_CACHE_HOME/djinn/images', help: 'the image cache folder' };
+const CACHE_DIR_FLAG: FlagSpec = {
+  group: 'image',
+  name: 'cache-dir',
+  kind: 'string',
+  default: '$XDG_CACHE_HOME/djinn/images',
+  help: 'the image cache folder',
+};
 const HELP_FLAG: FlagSpec = { group: 'build', name: 'help', kind: 'bool', help: 'print this help' };
 
 const LS_FLAGS: FlagSpec[] = [
@@ -24,7 +30,8 @@ const RM_FLAGS: FlagSpec[] = [HELP_FLAG, CACHE_DIR_FLAG, { group: 'image', name:
 
 function helpText(specs: FlagSpec[], head: string): string {
   const lines = [head, ''];
-  for (const s of specs) lines.push(`  -${s.name}${s.kind === 'string' ? ' value' : ''}`, `        ${s.help}${s.default ? ` (default ${s.default})` : ''}`);
+  for (const s of specs)
+    lines.push(`  -${s.name}${s.kind === 'string' ? ' value' : ''}`, `        ${s.help}${s.default ? ` (default ${s.default})` : ''}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -59,7 +66,12 @@ function table(rows: string[][]): string {
 export async function imageLsCommand(argv: string[]): Promise<number> {
   const { flags, args } = parseFlags(argv, LS_FLAGS);
   if (flags.help) {
-    process.stdout.write(helpText(LS_FLAGS, 'usage: djinn image ls [-cache-dir DIR] [--json] [--catalogue]\n\nLists the images in the CLI cache (--catalogue: the names the catalogue of official cloud images knows).'));
+    process.stdout.write(
+      helpText(
+        LS_FLAGS,
+        'usage: djinn image ls [-cache-dir DIR] [--json] [--catalogue]\n\nLists the images in the CLI cache (--catalogue: the names the catalogue of official cloud images knows).',
+      ),
+    );
     return 0;
   }
   if (args.length) throw new UsageError(`image ls takes no arguments; found "${args[0]}".`);
@@ -84,7 +96,13 @@ export async function imageLsCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const total = entries.reduce((n, e) => n + e.meta.size, 0) + built.reduce((n, b) => n + b.size, 0);
-  const builtRows = built.map((b) => [b.name, formatBytes(b.size), b.builtAt.replace(/\.\d+Z$/, 'Z'), '-', 'built here (djinn image build)']);
+  const builtRows = built.map((b) => [
+    b.name,
+    formatBytes(b.size),
+    b.builtAt.replace(/\.\d+Z$/, 'Z'),
+    '-',
+    'built here (djinn image build)',
+  ]);
   process.stdout.write(`${table([['NAME', 'SIZE', 'CHECKED', 'SHA256', 'SOURCE'], ...entries.map(row), ...builtRows])}\n`);
   process.stdout.write(`${count} image${count > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
   return 0;
@@ -93,7 +111,12 @@ export async function imageLsCommand(argv: string[]): Promise<number> {
 export async function imageRmCommand(argv: string[]): Promise<number> {
   const { flags, args } = parseFlags(argv, RM_FLAGS);
   if (flags.help) {
-    process.stdout.write(helpText(RM_FLAGS, 'usage: djinn image rm [-cache-dir DIR] NAME... | --all\n\nRemoves images from the CLI cache (every source the name was fetched from).'));
+    process.stdout.write(
+      helpText(
+        RM_FLAGS,
+        'usage: djinn image rm [-cache-dir DIR] NAME... | --all\n\nRemoves images from the CLI cache (every source the name was fetched from).',
+      ),
+    );
     return 0;
   }
   if (flags.all && args.length) throw new UsageError('image rm takes either image names or --all, not both.');

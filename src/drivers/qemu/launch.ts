@@ -187,7 +187,12 @@ export async function consoleTail(file: string, lines = 40): Promise<string> {
   }
   // eslint-disable-next-line no-control-regex
   const clean = text.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-  return clean.split('\n').filter((l, i, a) => l.trim() !== '' || i < a.length - 1).slice(-lines).join('\n').trimEnd();
+  return clean
+    .split('\n')
+    .filter((l, i, a) => l.trim() !== '' || i < a.length - 1)
+    .slice(-lines)
+    .join('\n')
+    .trimEnd();
 }
 
 /** A port that was free a moment ago (QEMU may still lose the race: callers retry on HOSTFWD_TAKEN). */

@@ -96,7 +96,10 @@ export class QemuDriver implements Driver {
     const started = (this.t0 = Date.now());
     reporter.info('Creating machine with arch x86_64...');
     const name = s.image ?? this.imageName;
-    if (!name) throw new DriverError('the qemu driver needs an image: give it in the manifest (driver: { type: qemu, image: debian/stable }) or with -image.');
+    if (!name)
+      throw new DriverError(
+        'the qemu driver needs an image: give it in the manifest (driver: { type: qemu, image: debian/stable }) or with -image.',
+      );
     const image = await resolveImage({ name, settings: s, reporter, signal });
     await verifyImage(image.path, image.format);
     this.info.image = name;
@@ -107,7 +110,8 @@ export class QemuDriver implements Driver {
     this.info.cpus = cpus;
     this.info.memoryMiB = memoryMiB;
     this.dir = await mkdtemp(path.join(s.tempDir || os.tmpdir(), 'qemu-'));
-    if (image.cloudInit) this.cloud = await prepareCloudBoot({ cacheDir: s.cacheDir, buildDir: this.dir, imageId: image.sha256 ?? image.path });
+    if (image.cloudInit)
+      this.cloud = await prepareCloudBoot({ cacheDir: s.cacheDir, buildDir: this.dir, imageId: image.sha256 ?? image.path });
     const plan = await planAccel(s.kvm);
     if (plan.note) reporter.info(plan.note);
     reporter.info(`Booting machine with image ${name}...`);
@@ -153,7 +157,10 @@ export class QemuDriver implements Driver {
       } catch (err) {
         if (signal.aborted) throw new DriverError('the machine was stopped while booting.');
         if (!(err instanceof BootTimeout || err instanceof QemuExited) || !fallback) throw err;
-        const why = err instanceof QemuExited ? `QEMU could not run with KVM (${causeLine(err.message)})` : `the KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s`;
+        const why =
+          err instanceof QemuExited
+            ? `QEMU could not run with KVM (${causeLine(err.message)})`
+            : `the KVM boot gave no SSH login within ${KVM_PROBE_MS / 1000}s`;
         reporter.info(`${why}: booting again with software emulation (TCG).`);
         await this.stopQemu();
       }
@@ -189,7 +196,18 @@ export class QemuDriver implements Driver {
       if (warmMode(this.settings) !== 'off') {
         // Warm starts (warm/, docs/warm-start.md): restore a saved machine, or boot and save one.
         try {
-          const warm = await bootWarm({ settings: this.settings, image, spec, tempDir: dir, deadline, stallMs, reporter, signal, onProcess: (q) => (this.qemu = q), cloud: this.cloud });
+          const warm = await bootWarm({
+            settings: this.settings,
+            image,
+            spec,
+            tempDir: dir,
+            deadline,
+            stallMs,
+            reporter,
+            signal,
+            onProcess: (q) => (this.qemu = q),
+            cloud: this.cloud,
+          });
           this.session = warm.session;
           this.info.sshPort = port;
           Object.assign(this.info, warm.facts);
@@ -285,7 +303,11 @@ export class QemuDriver implements Driver {
     this.info.sshLoginMs = Date.now() - this.t0;
     if (this.cloud) {
       const session = this.session;
-      await waitForCloudInit((c) => session.exec(c), (l) => reporter.info(l), (l) => reporter.warn(l));
+      await waitForCloudInit(
+        (c) => session.exec(c),
+        (l) => reporter.info(l),
+        (l) => reporter.warn(l),
+      );
       this.info.cloudInitMs = Date.now() - this.t0;
       reporter.info(`Machine ready in ${(this.info.cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
     }
@@ -343,7 +365,10 @@ export class QemuDriver implements Driver {
   }
 
   /** Streams stdin into a command in the machine (the action's workspace copy: tar over the build's connection). */
-  exec(command: string, opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal }): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }> {
+  exec(
+    command: string,
+    opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal },
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }> {
     return this.requireSession().exec(command, opts);
   }
 
@@ -392,7 +417,12 @@ export class QemuDriver implements Driver {
 
 /** The first line that says why, past our own "failed to boot" heading. */
 function causeLine(text: string): string {
-  return text.split('\n').find((l) => l.trim() && !l.startsWith('failed to boot'))?.trim() ?? text.trim();
+  return (
+    text
+      .split('\n')
+      .find((l) => l.trim() && !l.startsWith('failed to boot'))
+      ?.trim() ?? text.trim()
+  );
 }
 
 function bootFailure(image: string, stderr: string, code: number | null): string {

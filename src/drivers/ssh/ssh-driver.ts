@@ -96,7 +96,10 @@ export class SshDriver implements Driver {
   }
 
   /** Streams stdin into a command in the machine (the action's workspace copy: tar over the build's connection). */
-  exec(command: string, opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal }): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }> {
+  exec(
+    command: string,
+    opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal },
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }> {
     return this.live().exec(command, opts);
   }
 

@@ -37,12 +37,26 @@ export async function makeDisk(spec: DiskSpec, log: (line: string) => void): Pro
     await run('sfdisk', ['-q', raw], {
       input: `label: dos\nstart=${BOOT_START}, size=${BOOT_MIB * 2048}, type=6, bootable\nstart=${rootStart}, type=83\n`,
     });
-    await run('mkfs.fat', ['-F', '16', '-n', 'BOOT', '--offset', String(BOOT_START), '-h', String(BOOT_START), raw, String(BOOT_MIB * 1024)]);
+    await run('mkfs.fat', [
+      '-F',
+      '16',
+      '-n',
+      'BOOT',
+      '--offset',
+      String(BOOT_START),
+      '-h',
+      String(BOOT_START),
+      raw,
+      String(BOOT_MIB * 1024),
+    ]);
     const fat = `${raw}@@${BOOT_START * SECTOR}`;
     await run('mcopy', ['-i', fat, spec.kernel, '::/vmlinuz']);
     await run('mcopy', ['-i', fat, spec.initrd, '::/initrd.img']);
     const cfg = path.join(spec.workDir, 'syslinux.cfg');
-    await writeFile(cfg, `DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n  APPEND ${spec.append}\n`);
+    await writeFile(
+      cfg,
+      `DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n  APPEND ${spec.append}\n`,
+    );
     await run('mcopy', ['-i', fat, cfg, '::/syslinux.cfg']);
     await run('syslinux', ['--install', '--offset', String(BOOT_START * SECTOR), raw]);
     let mbrDone = false;

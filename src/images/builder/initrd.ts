@@ -24,8 +24,21 @@ export function moduleOrder(modulesDep: string, wanted: string[]): string[] {
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const file = line.slice(0, colon);
-    deps.set(file, line.slice(colon + 1).trim().split(/\s+/).filter(Boolean));
-    byName.set(path.basename(file).replace(/\.ko(\..*)?$/, '').replace(/-/g, '_'), file);
+    deps.set(
+      file,
+      line
+        .slice(colon + 1)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean),
+    );
+    byName.set(
+      path
+        .basename(file)
+        .replace(/\.ko(\..*)?$/, '')
+        .replace(/-/g, '_'),
+      file,
+    );
   }
   const order: string[] = [];
   const seen = new Set<string>();

@@ -19,7 +19,12 @@ export interface RunOptions {
 /** Runs `cmd args`, resolves with stdout; rejects with the command and the tail of its output. */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`, MTOOLS_SKIP_CHECK: '1', LC_ALL: 'C.UTF-8' };
+    const env = {
+      ...process.env,
+      PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
+      MTOOLS_SKIP_CHECK: '1',
+      LC_ALL: 'C.UTF-8',
+    };
     const child = spawn(cmd, args, { cwd: opts.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
     const out: Buffer[] = [];
     let tail = '';

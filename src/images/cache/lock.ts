@@ -17,7 +17,13 @@ const POLL_MS = 200;
 /** A lock file still empty after this long belongs to a process that died while creating it. */
 const EMPTY_LOCK_STALE_MS = 30_000;
 
-export async function withLock<T>(lockPath: string, what: string, reporter: Reporter, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function withLock<T>(
+  lockPath: string,
+  what: string,
+  reporter: Reporter,
+  fn: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   let told = false;
   for (;;) {
     if (signal?.aborted) throw new Error(`cancelled while waiting for the lock on ${what}`);

@@ -127,32 +127,38 @@ export class ImageCache {
     if (meta.sha256 && normalizeSha256(meta.sha256) !== actual) {
       throw new ImageRejectedError(`${file} has SHA-256 ${actual}, but ${normalizeSha256(meta.sha256)} was expected; not caching it.`);
     }
-    return this.locked(meta.origin, meta.name, opts.reporter, async () => {
-      const dest = this.imagePath(meta.origin, meta.name);
-      const part = `${dest}.part-${process.pid}`;
-      try {
-        if (opts.move) await rename(file, part).catch(() => copyFile(file, part));
-        else await copyFile(file, part);
-        const size = (await stat(part)).size;
-        await rename(part, dest);
-        const now = new Date().toISOString();
-        return this.writeMeta({
-          version: 1,
-          name: meta.name,
-          origin: meta.origin,
-          url: meta.url ?? (meta.origin.kind === 'url' ? meta.origin.base : ''),
-          size,
-          sha256: actual,
-          etag: meta.etag,
-          lastModified: meta.lastModified,
-          modTime: meta.modTime,
-          fetchedAt: now,
-          checkedAt: now,
-        });
-      } finally {
-        await rm(part, { force: true });
-      }
-    }, opts.signal);
+    return this.locked(
+      meta.origin,
+      meta.name,
+      opts.reporter,
+      async () => {
+        const dest = this.imagePath(meta.origin, meta.name);
+        const part = `${dest}.part-${process.pid}`;
+        try {
+          if (opts.move) await rename(file, part).catch(() => copyFile(file, part));
+          else await copyFile(file, part);
+          const size = (await stat(part)).size;
+          await rename(part, dest);
+          const now = new Date().toISOString();
+          return this.writeMeta({
+            version: 1,
+            name: meta.name,
+            origin: meta.origin,
+            url: meta.url ?? (meta.origin.kind === 'url' ? meta.origin.base : ''),
+            size,
+            sha256: actual,
+            etag: meta.etag,
+            lastModified: meta.lastModified,
+            modTime: meta.modTime,
+            fetchedAt: now,
+            checkedAt: now,
+          });
+        } finally {
+          await rm(part, { force: true });
+        }
+      },
+      opts.signal,
+    );
   }
 
   /** Every complete entry, sorted by name. */

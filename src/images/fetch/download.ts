@@ -53,7 +53,10 @@ export const DEFAULT_BACKOFF_MS = 1_000;
 class Retry extends Error {}
 
 export function normalizeSha256(text: string): string {
-  const hex = text.trim().toLowerCase().replace(/^sha256:/, '');
+  const hex = text
+    .trim()
+    .toLowerCase()
+    .replace(/^sha256:/, '');
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new ImageRejectedError(`"${text}" is not a SHA-256 digest (64 hexadecimal digits).`);
   return hex;
 }
@@ -99,7 +102,8 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
         const { res, url } = await request(opts.url, { headers, idleTimeoutMs: idle, signal: opts.signal }).catch((err: unknown) => {
           const code = (err as NodeJS.ErrnoException)?.code;
           // An unknown host or a closed port will not change in a few seconds: fail at once so a fallback can start.
-          if (code === 'ENOTFOUND' || code === 'ECONNREFUSED') throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed: ${networkReason(err)}.`, opts.url, true);
+          if (code === 'ENOTFOUND' || code === 'ECONNREFUSED')
+            throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed: ${networkReason(err)}.`, opts.url, true);
           throw new Retry(networkReason(err));
         });
         finalUrl = url;
@@ -116,7 +120,11 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
           // We asked for the rest of the announced size and the server has no more: it announced the wrong size.
           res.resume();
           const real = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))?.[1];
-          throw new DownloadError(`downloading ${opts.label} from ${url} failed: the server announced ${total} bytes but ${real ? `has ${real}` : `sent only ${have}`}; the file was discarded.`, url, true);
+          throw new DownloadError(
+            `downloading ${opts.label} from ${url} failed: the server announced ${total} bytes but ${real ? `has ${real}` : `sent only ${have}`}; the file was discarded.`,
+            url,
+            true,
+          );
         }
         if (status >= 500 || status === 429 || status === 408) {
           res.resume();
@@ -141,12 +149,21 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
           throw new DownloadError(`downloading ${opts.label} from ${url} failed: the server answered HTTP ${status}.`, url, false);
         }
 
-        await receive(res, fh, hashes, (n) => {
-          have += n;
-          progress.update(have, total);
-        }, () => have, opts.label, url);
+        await receive(
+          res,
+          fh,
+          hashes,
+          (n) => {
+            have += n;
+            progress.update(have, total);
+          },
+          () => have,
+          opts.label,
+          url,
+        );
         if (total !== undefined && have < total) throw new Retry(`the connection closed after ${have} of ${total} bytes`);
-        if (total !== undefined && have > total) throw new ImageRejectedError(`${opts.label} from ${url}: the server announced ${total} bytes but sent ${have}.`);
+        if (total !== undefined && have > total)
+          throw new ImageRejectedError(`${opts.label} from ${url}: the server announced ${total} bytes but sent ${have}.`);
         progress.update(have, total, true);
         break;
       } catch (err) {
@@ -155,10 +172,16 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
         if (opts.signal?.aborted) throw new DownloadError(`downloading ${opts.label} was cancelled.`, opts.url, false);
         if (attempt >= attempts) {
           const got = total !== undefined ? ` (${have} of ${total} bytes received)` : '';
-          throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed after ${attempts} attempts: ${lastError}${got}.`, opts.url, true);
+          throw new DownloadError(
+            `downloading ${opts.label} from ${opts.url} failed after ${attempts} attempts: ${lastError}${got}.`,
+            opts.url,
+            true,
+          );
         }
         const wait = backoff * 2 ** (attempt - 1);
-        opts.reporter.warn(`downloading ${opts.label} failed (${lastError}); ${have > 0 ? `resuming at byte ${have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`);
+        opts.reporter.warn(
+          `downloading ${opts.label} failed (${lastError}); ${have > 0 ? `resuming at byte ${have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`,
+        );
         await sleep(wait, opts.signal);
       }
     }
@@ -169,10 +192,14 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
     await checkQcow2(part, `${opts.label} from ${finalUrl}`);
     // qemu-img must also read it as a self-contained qcow2 before it may be used.
     await verifyImage(part, 'qcow2').catch((err: unknown) => {
-      throw new ImageRejectedError(`${opts.label} from ${finalUrl} was refused: ${(err as Error).message.split(part).join('the downloaded file')}`);
+      throw new ImageRejectedError(
+        `${opts.label} from ${finalUrl} was refused: ${(err as Error).message.split(part).join('the downloaded file')}`,
+      );
     });
     if (pinned && sha256 !== pinned) {
-      throw new ImageRejectedError(`${opts.label} from ${finalUrl} has SHA-256 ${sha256}, but ${pinned} was pinned (-image-sha256); the file was discarded.`);
+      throw new ImageRejectedError(
+        `${opts.label} from ${finalUrl} has SHA-256 ${sha256}, but ${pinned} was pinned (-image-sha256); the file was discarded.`,
+      );
     }
     if (opts.listed && !pinned) {
       const got = listedHash!.digest('hex');
@@ -195,7 +222,15 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
 const WRITE_BATCH = 1024 * 1024;
 
 /** Copies the body to the file; refuses at once a body that does not start like qcow2. */
-async function receive(res: IncomingMessage, fh: FileHandle, hash: { update(c: Buffer): unknown }, onBytes: (n: number) => void, have: () => number, label: string, url: string): Promise<void> {
+async function receive(
+  res: IncomingMessage,
+  fh: FileHandle,
+  hash: { update(c: Buffer): unknown },
+  onBytes: (n: number) => void,
+  have: () => number,
+  label: string,
+  url: string,
+): Promise<void> {
   let head: Buffer | undefined = have() === 0 ? Buffer.alloc(0) : undefined;
   let pending: Buffer[] = [];
   let pendingBytes = 0;

@@ -21,7 +21,10 @@ export function hasQcow2Magic(head: Buffer): boolean {
 
 /** Shows the start of a refused file, printable characters only. */
 export function describeStart(head: Buffer): string {
-  const text = head.subarray(0, 16).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  const text = head
+    .subarray(0, 16)
+    .toString('latin1')
+    .replace(/[^\x20-\x7e]/g, '.');
   return JSON.stringify(text);
 }
 
@@ -60,8 +63,15 @@ export async function checkQcow2(file: string, label = file): Promise<Qcow2Heade
     if (err instanceof ImageRejectedError) throw new ImageRejectedError(err.message.replace(file, label));
     throw err;
   });
-  if (h.version !== 2 && h.version !== 3) throw new ImageRejectedError(`${label} is qcow2 version ${h.version}; only versions 2 and 3 are accepted.`);
-  if (h.backingFile !== undefined) throw new ImageRejectedError(`${label} has a backing file (${h.backingFile}); refusing it, because booting it would read another file on this machine.`);
-  if (h.externalDataFile) throw new ImageRejectedError(`${label} keeps its data in an external file; refusing it, because booting it would read another file on this machine.`);
+  if (h.version !== 2 && h.version !== 3)
+    throw new ImageRejectedError(`${label} is qcow2 version ${h.version}; only versions 2 and 3 are accepted.`);
+  if (h.backingFile !== undefined)
+    throw new ImageRejectedError(
+      `${label} has a backing file (${h.backingFile}); refusing it, because booting it would read another file on this machine.`,
+    );
+  if (h.externalDataFile)
+    throw new ImageRejectedError(
+      `${label} keeps its data in an external file; refusing it, because booting it would read another file on this machine.`,
+    );
   return h;
 }

@@ -20,7 +20,8 @@ export interface ServerImage {
 export function checkImageName(name: string): string | undefined {
   if (!name) return 'the image name is empty';
   for (const seg of name.split('/')) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(seg)) return `"${name}" is not a valid image name (segments of letters, digits and . _ + -, separated by /)`;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(seg))
+      return `"${name}" is not a valid image name (segments of letters, digits and . _ + -, separated by /)`;
   }
   return undefined;
 }
@@ -34,18 +35,32 @@ export function imageUrl(server: string, name: string): string {
 }
 
 /** The server's images for qemu/x86_64, as its JSON listing gives them. */
-export async function listServerImages(server: string, opts: { idleTimeoutMs?: number; signal?: AbortSignal } = {}): Promise<ServerImage[]> {
+export async function listServerImages(
+  server: string,
+  opts: { idleTimeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<ServerImage[]> {
   const url = `${serverBase(server)}/qemu/${ARCH}`;
-  const { res } = await request(url, { headers: { accept: 'application/json' }, idleTimeoutMs: opts.idleTimeoutMs ?? 15_000, signal: opts.signal });
+  const { res } = await request(url, {
+    headers: { accept: 'application/json' },
+    idleTimeoutMs: opts.idleTimeoutMs ?? 15_000,
+    signal: opts.signal,
+  });
   if (res.statusCode !== 200) {
     res.resume();
     throw new Error(`listing ${url} answered HTTP ${res.statusCode}`);
   }
   const parsed: unknown = JSON.parse(await readSmallBody(res));
   // imgsrv answers a bare array; accept {images: [...]} as well.
-  const items = Array.isArray(parsed) ? parsed : Array.isArray((parsed as { images?: unknown })?.images) ? (parsed as { images: unknown[] }).images : undefined;
+  const items = Array.isArray(parsed)
+    ? parsed
+    : Array.isArray((parsed as { images?: unknown })?.images)
+      ? (parsed as { images: unknown[] }).images
+      : undefined;
   if (!items) throw new Error(`listing ${url} is not a JSON list`);
-  return items.filter((i): i is ServerImage => typeof (i as ServerImage)?.name === 'string' && (!(i as ServerImage).driver || (i as ServerImage).driver === 'qemu'));
+  return items.filter(
+    (i): i is ServerImage =>
+      typeof (i as ServerImage)?.name === 'string' && (!(i as ServerImage).driver || (i as ServerImage).driver === 'qemu'),
+  );
 }
 
 /** The full name a listing entry is fetched by: imgsrv's name already includes the group (debian/stable). */
@@ -54,13 +69,22 @@ export function listedName(i: ServerImage): string {
 }
 
 /** A 404 that says which images the server does have. */
-export async function notFoundError(server: string, name: string, url: string, opts: { signal?: AbortSignal } = {}): Promise<ImageNotFoundError> {
+export async function notFoundError(
+  server: string,
+  name: string,
+  url: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<ImageNotFoundError> {
   try {
     const names = (await listServerImages(server, opts)).map(listedName).sort();
     const have = names.length ? `it has: ${names.join(', ')}` : 'its listing is empty';
     return new ImageNotFoundError(`image server ${serverBase(server)} has no image ${name} (${url} answered 404); ${have}.`, url, names);
   } catch (err) {
-    return new ImageNotFoundError(`image server ${serverBase(server)} has no image ${name} (${url} answered 404), and its listing could not be read (${(err as Error).message}).`, url, []);
+    return new ImageNotFoundError(
+      `image server ${serverBase(server)} has no image ${name} (${url} answered 404), and its listing could not be read (${(err as Error).message}).`,
+      url,
+      [],
+    );
   }
 }
 

@@ -86,7 +86,8 @@ export async function cachedOrDownloaded(req: FetchRequest): Promise<ResolvedIma
 
   const cache = new ImageCache(settings.cacheDir);
   const maxAge = settings.imageMaxAgeMs ?? DEFAULT_MAX_AGE_MS;
-  const usable = (e: CacheEntry | undefined): e is CacheEntry => !!e && (pinned ? e.meta.sha256 === pinned : Date.now() - Date.parse(e.meta.checkedAt) < maxAge);
+  const usable = (e: CacheEntry | undefined): e is CacheEntry =>
+    !!e && (pinned ? e.meta.sha256 === pinned : Date.now() - Date.parse(e.meta.checkedAt) < maxAge);
   const hit = (e: CacheEntry): ResolvedImage => {
     reporter.info(`Using cached image ${name} (fetched ${e.meta.fetchedAt} from ${e.meta.url}).`);
     return { path: e.path, format: 'qcow2', name, source: 'cache', sha256: e.meta.sha256 };
@@ -96,24 +97,45 @@ export async function cachedOrDownloaded(req: FetchRequest): Promise<ResolvedIma
   const first = await cache.read(origin, name);
   if (usable(first)) return hit(first);
 
-  return cache.locked(origin, name, reporter, async () => {
-    // Another process may have fetched it while we waited for the lock.
-    const entry = await cache.read(origin, name);
-    if (usable(entry)) return hit(entry);
-    const dest = cache.imagePath(origin, name);
+  return cache.locked(
+    origin,
+    name,
+    reporter,
+    async () => {
+      // Another process may have fetched it while we waited for the lock.
+      const entry = await cache.read(origin, name);
+      if (usable(entry)) return hit(entry);
+      const dest = cache.imagePath(origin, name);
 
-    if (entry && !pinned) {
-      const kept = await revalidate(cache, entry, origin, name, base, dest, reporter, req.signal);
-      if (kept) return kept;
-    }
+      if (entry && !pinned) {
+        const kept = await revalidate(cache, entry, origin, name, base, dest, reporter, req.signal);
+        if (kept) return kept;
+      }
 
-    reporter.info(`Downloading image ${name} from ${url}...`);
-    const r = await downloadImage({ ...base, dest });
-    const modTime = !r.etag && !r.lastModified && origin.kind === 'server' ? await serverModTime(origin.base, name, { signal: req.signal }).catch(() => undefined) : undefined;
-    const now = new Date().toISOString();
-    await cache.writeMeta({ version: 1, name, origin, url: r.url, size: r.size, sha256: r.sha256, etag: r.etag, lastModified: r.lastModified, modTime, fetchedAt: now, checkedAt: now });
-    return { path: dest, format: 'qcow2', name, source: 'download', sha256: r.sha256 };
-  }, req.signal);
+      reporter.info(`Downloading image ${name} from ${url}...`);
+      const r = await downloadImage({ ...base, dest });
+      const modTime =
+        !r.etag && !r.lastModified && origin.kind === 'server'
+          ? await serverModTime(origin.base, name, { signal: req.signal }).catch(() => undefined)
+          : undefined;
+      const now = new Date().toISOString();
+      await cache.writeMeta({
+        version: 1,
+        name,
+        origin,
+        url: r.url,
+        size: r.size,
+        sha256: r.sha256,
+        etag: r.etag,
+        lastModified: r.lastModified,
+        modTime,
+        fetchedAt: now,
+        checkedAt: now,
+      });
+      return { path: dest, format: 'qcow2', name, source: 'download', sha256: r.sha256 };
+    },
+    req.signal,
+  );
 }
 
 /**
@@ -140,10 +162,25 @@ async function revalidate(
     if (m.etag || m.lastModified) {
       reporter.info(`Checking cached image ${name} with ${m.url}...`);
       // Revalidation should not hold a build up for long when the server is away.
-      const r = await downloadImage({ ...base, dest, conditional: { etag: m.etag, lastModified: m.lastModified }, attempts: Math.min(base.attempts ?? 2, 2) });
+      const r = await downloadImage({
+        ...base,
+        dest,
+        conditional: { etag: m.etag, lastModified: m.lastModified },
+        attempts: Math.min(base.attempts ?? 2, 2),
+      });
       if (r.notModified) return cached(await cache.touch(entry), 'unchanged on the server');
       const now = new Date().toISOString();
-      await cache.writeMeta({ ...m, url: r.url, size: r.size, sha256: r.sha256, etag: r.etag, lastModified: r.lastModified, modTime: undefined, fetchedAt: now, checkedAt: now });
+      await cache.writeMeta({
+        ...m,
+        url: r.url,
+        size: r.size,
+        sha256: r.sha256,
+        etag: r.etag,
+        lastModified: r.lastModified,
+        modTime: undefined,
+        fetchedAt: now,
+        checkedAt: now,
+      });
       reporter.info(`Downloaded a newer ${name}.`);
       return { path: dest, format: 'qcow2', name, source: 'download', sha256: r.sha256 };
     }
@@ -156,7 +193,10 @@ async function revalidate(
   } catch (err) {
     if (signal?.aborted) throw err;
     // Keep working offline (or when the server now sends a bad file): the cached copy was verified when stored.
-    const why = err instanceof DownloadError || err instanceof ImageNotFoundError || err instanceof ImageRejectedError ? err.message : `listing failed: ${(err as Error).message}`;
+    const why =
+      err instanceof DownloadError || err instanceof ImageNotFoundError || err instanceof ImageRejectedError
+        ? err.message
+        : `listing failed: ${(err as Error).message}`;
     reporter.warn(`could not revalidate cached image ${name} (${why.replace(/\.$/, '')}); using the copy fetched ${m.fetchedAt}.`);
     return { path: entry.path, format: 'qcow2', name, source: 'cache', sha256: m.sha256 };
   }

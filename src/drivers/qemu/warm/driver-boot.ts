@@ -71,7 +71,11 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
   const cloudInitDone = async (deadline: number) => {
     const first = await open(deadline);
     try {
-      await waitForCloudInit((c) => first.exec(c), (l) => o.reporter.info(l), (l) => o.reporter.warn(l));
+      await waitForCloudInit(
+        (c) => first.exec(c),
+        (l) => o.reporter.info(l),
+        (l) => o.reporter.warn(l),
+      );
       cloudInitMs = Date.now() - t0;
       o.reporter.info(`Machine ready in ${(cloudInitMs / 1000).toFixed(1)}s (root logged in, cloud-init done).`);
     } finally {

@@ -1,7 +1,15 @@
 // The whole warm-start sequence around a driver's own launch and boot wait:
 // restore when a state matches (falling back to a cold boot with a one-line
 // reason), else boot cold and save the idle machine before anything connects.
-import { finishRestore, planWarmStart, restoreFailed, saveAndContinue, type LaunchChange, type WarmPlan, type WarmRequest } from './save-restore.js';
+import {
+  finishRestore,
+  planWarmStart,
+  restoreFailed,
+  saveAndContinue,
+  type LaunchChange,
+  type WarmPlan,
+  type WarmRequest,
+} from './save-restore.js';
 import { runFixups, type FixupResult, type GuestRunner } from './fixups.js';
 import type { StateKey } from './key.js';
 import { firstLine } from '../../../core/text.js';
@@ -44,7 +52,11 @@ export interface WarmSequenceOptions {
 }
 
 /** Runs the plan; a cold boot that fails throws whatever the driver's waitForSsh throws. */
-export async function runWarmSequence<P>(req: WarmRequest, hooks: WarmSequenceHooks<P>, opts: WarmSequenceOptions): Promise<WarmSequenceResult<P>> {
+export async function runWarmSequence<P>(
+  req: WarmRequest,
+  hooks: WarmSequenceHooks<P>,
+  opts: WarmSequenceOptions,
+): Promise<WarmSequenceResult<P>> {
   let plan = await planWarmStart(req);
   if (req.mode !== 'off') hooks.log(`warm start: ${plan.note}`);
   if (plan.kind === 'restore') {
