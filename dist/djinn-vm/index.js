@@ -26614,7 +26614,7 @@ g.__dirname ??= external_node_path_default().dirname(g.__filename);
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _cjs_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5283);
-/* harmony import */ var _vm_command_main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9848);
+/* harmony import */ var _vm_command_main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5535);
 // The `djinn-vm` command for the steps after a `keep: true` step (see
 // src/vm-command/main.ts). The shim must load first.
 
@@ -26626,7 +26626,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9848:
+/***/ 5535:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -26641,7 +26641,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: ./src/runner/reporter.ts
+;// CONCATENATED MODULE: ./src/core/reporter.ts
 /** A reporter that drops everything, for callers that only want the result. */
 const silentReporter = {
     info() { },
@@ -26654,7 +26654,7 @@ const silentReporter = {
 };
 
 ;// CONCATENATED MODULE: ./src/runner/script.ts
-// Djinn's job script and the env file our SSH-based drivers source before it.
+// Djinn's job script and its file name.
 /** `#!/bin/sh`, `exec 2>&1`, `set -ex`, a blank line, then each command on its own line. */
 function jobScript(commands) {
     return `#!/bin/sh\nexec 2>&1\nset -ex\n\n${commands.map((c) => `${c}\n`).join('')}`;
@@ -26663,6 +26663,9 @@ function jobScript(commands) {
 function scriptFileName(jobName) {
     return `${jobName.replace(/[\s/\\]/g, '-').replace(/^\.+/, '_')}.sh`;
 }
+
+;// CONCATENATED MODULE: ./src/core/shell.ts
+// Shell quoting for commands we send to /bin/sh (in the machine, or QEMU's exec: URIs).
 /** POSIX single-quoting: every byte arrives as written, newlines included. */
 function shellQuote(value) {
     return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -26672,20 +26675,14 @@ function envFile(env) {
     return env.map((e) => `export ${e.key}=${shellQuote(e.value)}\n`).join('');
 }
 
-;// CONCATENATED MODULE: ./src/drivers/driver.ts
+;// CONCATENATED MODULE: ./src/core/job.ts
+// What a job run passes between the runner, the drivers and the transport.
 /** Pauses `source` while a sink's write is pending. */
 function pauseWhile(source, pending) {
     if (!(pending instanceof Promise))
         return;
     source.pause();
     void pending.then(() => source.resume(), () => source.resume());
-}
-/** A failure with a message fit to show the user as it is. */
-class DriverError extends Error {
-    constructor(message) {
-        super(message);
-        this.name = 'DriverError';
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/util/glob.ts
@@ -26859,6 +26856,46 @@ var external_node_net_default = /*#__PURE__*/__nccwpck_require__.n(external_node
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(5472);
 var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
+;// CONCATENATED MODULE: ./src/core/errors.ts
+/**
+ * A problem with what the user wrote (manifest, driver.conf, flags): shown as
+ * one short paragraph, never with a stack trace, exit status 2.
+ */
+class UsageError extends Error {
+    position;
+    field;
+    constructor(message, position = {}, field) {
+        super(message);
+        this.name = 'UsageError';
+        this.position = position;
+        this.field = field;
+    }
+    /** `file:line:column: field: message` with the parts that are known. */
+    format() {
+        return formatLocated(this.message, this.position, this.field);
+    }
+}
+function formatLocated(message, pos, field) {
+    let where = pos.file ?? '';
+    if (pos.line !== undefined)
+        where += `${where ? ':' : 'line '}${pos.line}`;
+    if (pos.line !== undefined && pos.column !== undefined)
+        where += `:${pos.column}`;
+    const head = [where, field].filter(Boolean).join(': ');
+    return head ? `${head}: ${message}` : message;
+}
+/** A failure with a message fit to show the user as it is. */
+class DriverError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = 'DriverError';
+    }
+}
+/** The message of a caught value (an Error's message, anything else as text). */
+function message(err) {
+    return err instanceof Error ? err.message : String(err);
+}
+
 ;// CONCATENATED MODULE: ./src/util/sleep.ts
 /**
  * Resolves after `ms`, or at once when `signal` aborts (never rejects). With
@@ -26911,12 +26948,7 @@ const RETRY_PAUSE_MS = 1000;
 const MAX_PROBES = 2;
 /** Shortest gap between two hinted probes. */
 const HINT_GAP_MS = 100;
-/** Values below this are durations from now, above it absolute Date.now() times. */
-const ABSOLUTE_AFTER = 1e12;
 const WAIT_LOG_EVERY_MS = 5000;
-function toDeadline(deadlineMs) {
-    return deadlineMs >= ABSOLUTE_AFTER ? deadlineMs : Date.now() + deadlineMs;
-}
 /**
  * One probe that keeps the connection: resolves with the open socket, paused,
  * with every byte read so far pushed back, so an SSH client can take it over.
@@ -26975,15 +27007,13 @@ function describeSocketError(err) {
 }
 /**
  * Resolves once the server at host:port sends its SSH banner; rejects with a
- * clear message when `deadlineMs` passes (an absolute Date.now() time, or a
- * duration from now when below 1e12) or `signal` aborts.
+ * clear message when `deadline` (a Date.now() time) passes or `signal` aborts.
  */
-async function waitForBanner(host, port, deadlineMs, signal, log) {
-    (await waitForBannerSocket(host, port, deadlineMs, signal, log)).destroy();
+async function waitForBanner(host, port, deadline, signal, log) {
+    (await waitForBannerSocket(host, port, deadline, signal, log)).destroy();
 }
 /** Like waitForBanner, but hands over the connection that got the banner (see probeBannerKeep). */
-function waitForBannerSocket(host, port, deadlineMs, signal, log, hints) {
-    const deadline = toDeadline(deadlineMs);
+function waitForBannerSocket(host, port, deadline, signal, log, hints) {
     const started = Date.now();
     // Probes overlap: a new one starts every RETRY_PAUSE_MS while fewer than
     // MAX_PROBES wait. Through QEMU's port forward a probe made before the guest's
@@ -27345,7 +27375,7 @@ async function openClient(t) {
             throw new DriverError(`cannot use the SSH private key: ${err instanceof KeyError ? err.message : String(err)}.`);
         }
     }
-    const deadline = toDeadline(t.connectTimeoutMs);
+    const deadline = t.deadline;
     let printed = false;
     const onHostKey = (blob) => {
         if (printed)
@@ -27457,6 +27487,115 @@ async function execCollect(client, command, opts = {}) {
 
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: external "node:stream"
+const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
+;// CONCATENATED MODULE: ./src/util/batched-file-writer.ts
+// A file Writable for fast producers that hand over many small chunks (an SSH
+// channel's 32 KiB packets, a tar entry's blocks). fs.WriteStream starts a
+// write for the first chunk as soon as it is idle and pushes back at its
+// highWaterMark, so a 256 MiB download became thousands of small thread-pool
+// round trips, each waking the event loop and pausing the channel. This one
+// gathers chunks (no copy) into one writev per BATCH bytes, keeps up to
+// IN_FLIGHT of them going at explicit offsets, and only then makes write()
+// wait: memory stays bounded (BATCH * IN_FLIGHT) and the event loop never
+// waits on the disk. bench/ssh.ts measures it against scp and sftp.
+
+
+const BATCH = 1 << 20;
+const IN_FLIGHT = 2;
+class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
+    path;
+    mode;
+    fd = -1;
+    pending = [];
+    pendingBytes = 0;
+    position = 0;
+    inFlight = 0;
+    failed = null;
+    /** write() callbacks held back while IN_FLIGHT batches are being written. */
+    waiting = null;
+    /** _final's callback, once everything is written. */
+    finishing = null;
+    constructor(path, mode = 0o666) {
+        super({ highWaterMark: 64 * 1024 });
+        this.path = path;
+        this.mode = mode;
+    }
+    _construct(cb) {
+        (0,external_node_fs_namespaceObject.open)(this.path, 'w', this.mode, (err, fd) => {
+            if (!err)
+                this.fd = fd;
+            cb(err);
+        });
+    }
+    _write(chunk, _enc, cb) {
+        if (this.failed)
+            return cb(this.failed);
+        this.pending.push(chunk);
+        this.pendingBytes += chunk.length;
+        if (this.pendingBytes >= BATCH)
+            this.flush();
+        if (this.inFlight >= IN_FLIGHT)
+            this.waiting = cb;
+        else
+            cb();
+    }
+    _final(cb) {
+        if (this.pendingBytes)
+            this.flush();
+        if (this.inFlight === 0)
+            cb(this.failed);
+        else
+            this.finishing = cb;
+    }
+    _destroy(err, cb) {
+        if (this.fd < 0)
+            return cb(err);
+        const fd = this.fd;
+        this.fd = -1;
+        (0,external_node_fs_namespaceObject.close)(fd, (closeErr) => cb(err ?? closeErr));
+    }
+    /** Starts writing the gathered chunks at their offset. */
+    flush() {
+        const bufs = this.pending;
+        const at = this.position;
+        this.position += this.pendingBytes;
+        this.pending = [];
+        this.pendingBytes = 0;
+        this.inFlight++;
+        this.writeAll(bufs, at, (err) => {
+            this.inFlight--;
+            if (err && !this.failed)
+                this.failed = err;
+            const waiting = this.waiting;
+            this.waiting = null;
+            waiting?.(this.failed);
+            if (this.finishing && this.inFlight === 0) {
+                const done = this.finishing;
+                this.finishing = null;
+                done(this.failed);
+            }
+        });
+    }
+    /** writev until every byte is written (a regular file may take fewer bytes at a time). */
+    writeAll(bufs, at, cb) {
+        (0,external_node_fs_namespaceObject.writev)(this.fd, bufs, at, (err, written) => {
+            if (err)
+                return cb(err);
+            if (written === 0)
+                return cb(new Error(`${this.path}: the file system took no bytes`));
+            let left = written;
+            while (bufs.length && left >= bufs[0].length)
+                left -= bufs.shift().length;
+            if (!bufs.length)
+                return cb(null);
+            if (left)
+                bufs[0] = bufs[0].subarray(left);
+            this.writeAll(bufs, at + written, cb);
+        });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/transport/ssh/bulk.ts
 // Big files go through an exec channel running `cat` rather than SFTP. ssh2's
 // SFTP client reassembles every 255 KiB reply and answers every request, which
@@ -27465,6 +27604,7 @@ const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 // written with 1 MiB file buffers, gets within 10-20 % of it (bench/ssh.ts).
 // Small files stay on SFTP: they need no program started in the guest, which
 // under software emulation costs more than the copy.
+
 
 
 
@@ -27496,7 +27636,7 @@ async function catUpload(client, local, remote, mode) {
 /** Copies the guest file `remote` (relative to home) to `local`. */
 async function catDownload(client, remote, local) {
     const r = await execCollect(client, `exec cat -- ${shellQuote(remote)}`, {
-        stdout: (0,external_node_fs_namespaceObject.createWriteStream)(local, { highWaterMark: FILE_BUFFER }),
+        stdout: new BatchedFileWriter(local),
     });
     return copied(r, `cannot read ${remote} in the machine`);
 }
@@ -27603,10 +27743,10 @@ function sftpGlobFs(s) {
 
 ;// CONCATENATED MODULE: ./src/transport/ssh/session.ts
 // One SSH connection per build: jobs, objects and artifacts all go over it.
-// Each job is one exec: its script (env file first) arrives on the channel's
-// stdin and is written into a private folder (/tmp/djinn.<random>, mode 0700,
-// made by the first command that needs it), never in the home folder where it
-// could clobber a file. Under software emulation every channel costs the guest
+// Each job is one exec: its script (env file first) goes on the command line up
+// to INLINE_SCRIPT_MAX, else on the channel's stdin into a private folder
+// (/tmp/djinn.<random>, mode 0700, made by the first command that needs it),
+// never in the home folder where it could clobber a file. Under software emulation every channel costs the guest
 // an sshd fork, so the first job's output waits on nothing else: the SFTP
 // channel (objects, artifacts) opens on first use.
 
@@ -27882,16 +28022,12 @@ function withTimeout(p, ms) {
 
 ;// CONCATENATED MODULE: ./src/transport/ssh/index.ts
 // The SSH transport: one ssh2 connection per build, used by every driver that
-// reaches its machine over SSH (ssh, qemu). Contract: ./README.md.
-
-
+// reaches its machine over SSH (ssh, qemu). Contract: docs/ssh-transport.md.
 
 
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:stream"
-const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: ./node_modules/tar-stream/index.js
@@ -28125,6 +28261,7 @@ class Masker {
 
 
 
+
 const USAGE = `usage:
   djinn-vm SCRIPT_FILE            run a script in the kept machine as a Djinn job runs (shell: djinn-vm {0})
   djinn-vm exec -- CMD [ARG...]   run one command there
@@ -28175,7 +28312,7 @@ async function connect(m, signal) {
         port: m.port,
         user: m.user,
         privateKey: await (0,promises_namespaceObject.readFile)(m.keyFile),
-        connectTimeoutMs: 30_000,
+        deadline: Date.now() + 30_000,
         reporter,
         signal,
     }).catch((err) => {
