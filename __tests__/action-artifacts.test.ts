@@ -242,7 +242,7 @@ describe('image caches', () => {
 
 describe('warm-start states across runs', () => {
   it('carries the warm folder between runners under a key the action knows before the boot', async () => {
-    const { restoreWarmStates, saveWarmStates, warmKey, warmPattern } = await import('../src/action/warm-cache.js');
+    const { installedQemu, restoreWarmStates, saveWarmStates, warmKey, warmPattern } = await import('../src/action/warm-cache.js');
     const { emptyConf } = await import('../src/config/settings.js');
     const { silentReporter } = await import('../src/core/reporter.js');
     const roots: string[] = [];
@@ -271,7 +271,7 @@ describe('warm-start states across runs', () => {
       await writeFile(state, '{"generation":"g1"}');
       const report = { status: 'passed' as const, durationMs: 1, jobs: [], artifacts: [], facts: { warmSaveSeconds: 1.5 } };
       await saveWarmStates(one, report, silentReporter);
-      const { key } = warmKey('debian/stable', rev, one, 'tcg');
+      const { key } = warmKey('debian/stable', rev, one, 'tcg', await installedQemu());
       expect(results.caches.find((c) => c.key === key)?.finalized).toBe(true);
 
       const two = await fresh();

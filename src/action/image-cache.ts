@@ -8,6 +8,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import os from 'node:os';
 import path from 'node:path';
 import * as cache from '@actions/cache';
+import { missingFor } from '../host/requirements.js';
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
 import type { DriverSettings } from '../config/settings.js';
@@ -192,7 +193,7 @@ export async function inRepositoryCache(name: string, rev: ImageRevision, tempDi
   if (!cache.isFeatureAvailable()) return false;
   const savedPath = process.env.PATH;
   let shim: string | undefined;
-  if (!onPath('zstd')) {
+  if (missingFor(['actions-cache']).programs.length) {
     shim = await mkdtemp(path.join(tempDir, 'zstd-version-'));
     await writeFile(path.join(shim, 'zstd'), '#!/bin/sh\necho v1.5.0\n', { mode: 0o755 });
     process.env.PATH = `${shim}${path.delimiter}${savedPath ?? ''}`;
@@ -206,10 +207,6 @@ export async function inRepositoryCache(name: string, rev: ImageRevision, tempDi
     process.env.PATH = savedPath;
     if (shim) await rm(shim, { recursive: true, force: true });
   }
-}
-
-function onPath(name: string): boolean {
-  return (process.env.PATH ?? '').split(path.delimiter).some((d) => d && existsSync(path.join(d, name)));
 }
 
 /**

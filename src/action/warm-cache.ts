@@ -5,7 +5,6 @@
 // the action knows before the boot (image revision, accelerator, CPUs, memory,
 // QEMU version); a state that still does not match is refused by the driver,
 // which boots cold and saves a fresh one.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -13,17 +12,15 @@ import path from 'node:path';
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
 import type { DriverSettings } from '../config/settings.js';
+import { qemuVersion } from '../drivers/qemu/warm/key.js';
 import type { BuildReport, Reporter } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import type { ImageRevision } from './image-cache.js';
 import { message } from '../core/errors.js';
 
-function qemuVersion(): string {
-  try {
-    return execFileSync('qemu-system-x86_64', ['--version'], { timeout: 10_000 }).toString().split('\n')[0];
-  } catch {
-    return 'unknown';
-  }
+/** The driver's own reading of the QEMU version; "unknown" when there is no QEMU to ask. */
+export function installedQemu(): Promise<string> {
+  return qemuVersion().catch(() => 'unknown');
 }
 
 /** The folder as a path string that is the same on every runner (`~/…` when under the home folder). */
@@ -38,7 +35,7 @@ export function warmKey(
   rev: ImageRevision | undefined,
   settings: DriverSettings,
   accelerator: string,
-  qemu = qemuVersion(),
+  qemu: string,
 ): { key: string; prefix: string } {
   const h = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
   const prefix = `djinn-warm-v1-${h(`${image}\n${rev?.kind ?? ''}:${rev?.value ?? ''}\n${qemu}`)}-${accelerator}-`;
@@ -57,7 +54,7 @@ export async function restoreWarmStates(
 ): Promise<void> {
   if (!settings.cacheDir || settings.warm === 'off' || !cache.isFeatureAvailable()) return;
   const pattern = warmPattern(settings.cacheDir);
-  const { key, prefix } = warmKey(image, rev, settings, accelerator);
+  const { key, prefix } = warmKey(image, rev, settings, accelerator, await installedQemu());
   pending.set(settings, { pattern, key });
   if (settings.warm === 'refresh') return;
   try {
