@@ -40421,140 +40421,186 @@ async function downloadImage(opts) {
     const pinned = opts.sha256 ? normalizeSha256(opts.sha256) : undefined;
     const attempts = opts.attempts ?? DEFAULT_ATTEMPTS;
     const backoff = opts.backoffMs ?? DEFAULT_BACKOFF_MS;
-    const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     const part = `${opts.dest}.part-${process.pid}`;
-    const progress = new Progress(opts.reporter, opts.label);
-    let fh = await (0,promises_namespaceObject.open)(part, 'w');
-    let hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    let listedHash = opts.listed ? (0,external_node_crypto_namespaceObject.createHash)(opts.listed.algorithm) : undefined;
-    // One update feeds both: the file is read once.
-    const hashes = { update: (c) => (hash.update(c), listedHash?.update(c)) };
-    let have = 0;
-    let total;
-    let validator = {};
-    let finalUrl;
-    let lastError;
-    const restart = async () => {
-        await fh.truncate(0);
-        hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-        listedHash = opts.listed ? (0,external_node_crypto_namespaceObject.createHash)(opts.listed.algorithm) : undefined;
-        have = 0;
-    };
+    const t = new Transfer(opts, await (0,promises_namespaceObject.open)(part, 'w'));
     try {
         for (let attempt = 1;; attempt++) {
             try {
-                const headers = {};
-                if (have > 0) {
-                    headers.range = `bytes=${have}-`;
-                    const v = validator.etag ?? validator.lastModified;
-                    if (v)
-                        headers['if-range'] = v;
-                }
-                else if (opts.conditional) {
-                    if (opts.conditional.etag)
-                        headers['if-none-match'] = opts.conditional.etag;
-                    if (opts.conditional.lastModified)
-                        headers['if-modified-since'] = opts.conditional.lastModified;
-                }
-                const { res, url } = await request(opts.url, { headers, idleTimeoutMs: idle, signal: opts.signal }).catch((err) => {
-                    const code = err?.code;
-                    // An unknown host or a closed port will not change in a few seconds: fail at once so a fallback can start.
-                    if (code === 'ENOTFOUND' || code === 'ECONNREFUSED')
-                        throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed: ${networkReason(err)}.`, opts.url, true);
-                    throw new Retry(networkReason(err));
-                });
-                finalUrl = url;
-                const status = res.statusCode ?? 0;
-                if (status === 304 && have === 0 && opts.conditional) {
-                    res.resume();
-                    return { notModified: true, size: 0, sha256: '', url, ...validator };
-                }
-                if (status === 404 || status === 410) {
-                    res.resume();
-                    throw opts.onNotFound ? await opts.onNotFound(url) : new ImageNotFoundError(`${url} does not exist (HTTP ${status}).`, url, []);
-                }
-                if (status === 416 && have > 0) {
-                    // We asked for the rest of the announced size and the server has no more: it announced the wrong size.
-                    res.resume();
-                    const real = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))?.[1];
-                    throw new DownloadError(`downloading ${opts.label} from ${url} failed: the server announced ${total} bytes but ${real ? `has ${real}` : `sent only ${have}`}; the file was discarded.`, url, true);
-                }
-                if (status >= 500 || status === 429 || status === 408) {
-                    res.resume();
-                    throw new Retry(`the server answered HTTP ${status}`);
-                }
-                if (status === 206 && have > 0) {
-                    const range = parseContentRange(res.headers['content-range']);
-                    if (!range || range.start !== have) {
-                        res.resume();
-                        await restart();
-                        throw new Retry('the server resumed at the wrong offset');
-                    }
-                    total = range.total ?? total;
-                }
-                else if (status === 200) {
-                    if (have > 0)
-                        opts.reporter.info(`Download of ${opts.label} starts over (the server did not resume at byte ${have}).`);
-                    await restart();
-                    const len = res.headers['content-length'];
-                    total = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
-                    validator = { etag: header(res, 'etag'), lastModified: header(res, 'last-modified') };
-                }
-                else {
-                    res.resume();
-                    throw new DownloadError(`downloading ${opts.label} from ${url} failed: the server answered HTTP ${status}.`, url, false);
-                }
-                await receive(res, fh, hashes, (n) => {
-                    have += n;
-                    progress.update(have, total);
-                }, () => have, opts.label, url);
-                if (total !== undefined && have < total)
-                    throw new Retry(`the connection closed after ${have} of ${total} bytes`);
-                if (total !== undefined && have > total)
-                    throw new ImageRejectedError(`${opts.label} from ${url}: the server announced ${total} bytes but sent ${have}.`);
-                progress.update(have, total, true);
+                if ((await t.attempt()) === 'not-modified')
+                    return { notModified: true, size: 0, sha256: '', url: t.url, ...t.validator };
                 break;
             }
             catch (err) {
                 if (!(err instanceof Retry))
                     throw err;
-                lastError = err.message;
                 if (opts.signal?.aborted)
                     throw new DownloadError(`downloading ${opts.label} was cancelled.`, opts.url, false);
                 if (attempt >= attempts) {
-                    const got = total !== undefined ? ` (${have} of ${total} bytes received)` : '';
-                    throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed after ${attempts} attempts: ${lastError}${got}.`, opts.url, true);
+                    const got = t.total !== undefined ? ` (${t.have} of ${t.total} bytes received)` : '';
+                    throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed after ${attempts} attempts: ${err.message}${got}.`, opts.url, true);
                 }
                 const wait = backoff * 2 ** (attempt - 1);
-                opts.reporter.warn(`downloading ${opts.label} failed (${lastError}); ${have > 0 ? `resuming at byte ${have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`);
+                opts.reporter.warn(`downloading ${opts.label} failed (${err.message}); ${t.have > 0 ? `resuming at byte ${t.have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`);
                 await sleep(wait, opts.signal);
             }
         }
-        await fh.close();
-        fh = undefined;
-        const sha256 = hash.digest('hex');
-        await checkQcow2(part, `${opts.label} from ${finalUrl}`);
-        // qemu-img must also read it as a self-contained qcow2 before it may be used.
-        await verifyImage(part, 'qcow2').catch((err) => {
-            throw new ImageRejectedError(`${opts.label} from ${finalUrl} was refused: ${err.message.split(part).join('the downloaded file')}`);
-        });
-        if (pinned && sha256 !== pinned) {
-            throw new ImageRejectedError(`${opts.label} from ${finalUrl} has SHA-256 ${sha256}, but ${pinned} was pinned (-image-sha256); the file was discarded.`);
-        }
-        if (opts.listed && !pinned) {
-            const got = listedHash.digest('hex');
-            if (got !== opts.listed.hex.toLowerCase()) {
-                const alg = opts.listed.algorithm.toUpperCase().replace('SHA', 'SHA-');
-                throw new ImageRejectedError(`${opts.label} from ${finalUrl} has ${alg} ${got}, but the checksum file ${opts.listed.source} lists ${opts.listed.hex}; the file was discarded (a wrong checksum file or a damaged download).`);
-            }
-        }
+        const sha256 = await t.verify(part, pinned);
         await (0,promises_namespaceObject.rename)(part, opts.dest);
-        return { notModified: false, path: opts.dest, size: have, sha256, url: finalUrl, ...validator };
+        return { notModified: false, path: opts.dest, size: t.have, sha256, url: t.url, ...t.validator };
     }
     finally {
+        await t.close();
+        await (0,promises_namespaceObject.rm)(part, { force: true });
+    }
+}
+/** One download's file, digests and position, across its attempts. */
+class Transfer {
+    opts;
+    fh;
+    have = 0;
+    total;
+    validator = {};
+    /** The URL after redirects, once a response came. */
+    url;
+    hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    listedHash;
+    progress;
+    constructor(opts, fh) {
+        this.opts = opts;
+        this.fh = fh;
+        this.url = opts.url;
+        this.listedHash = opts.listed ? (0,external_node_crypto_namespaceObject.createHash)(opts.listed.algorithm) : undefined;
+        this.progress = new Progress(opts.reporter, opts.label);
+    }
+    /** One request: the whole file, or the rest of it after a drop. Throws Retry for what another attempt may fix. */
+    async attempt() {
+        const { res, url } = await request(this.opts.url, {
+            headers: this.headers(),
+            idleTimeoutMs: this.opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+            signal: this.opts.signal,
+        }).catch((err) => {
+            const code = err?.code;
+            // An unknown host or a closed port will not change in a few seconds: fail at once so a fallback can start.
+            if (code === 'ENOTFOUND' || code === 'ECONNREFUSED')
+                throw new DownloadError(`downloading ${this.opts.label} from ${this.opts.url} failed: ${networkReason(err)}.`, this.opts.url, true);
+            throw new Retry(networkReason(err));
+        });
+        this.url = url;
+        if ((await this.accept(res)) === 'not-modified')
+            return 'not-modified';
+        const hashes = { update: (c) => (this.hash.update(c), this.listedHash?.update(c)) };
+        const onBytes = (n) => {
+            this.have += n;
+            this.progress.update(this.have, this.total);
+        };
+        await receive(res, this.fh, hashes, onBytes, () => this.have, this.opts.label, url);
+        if (this.total !== undefined && this.have < this.total)
+            throw new Retry(`the connection closed after ${this.have} of ${this.total} bytes`);
+        if (this.total !== undefined && this.have > this.total)
+            throw new ImageRejectedError(`${this.opts.label} from ${url}: the server announced ${this.total} bytes but sent ${this.have}.`);
+        this.progress.update(this.have, this.total, true);
+        return 'done';
+    }
+    headers() {
+        const headers = {};
+        const conditional = this.opts.conditional;
+        if (this.have > 0) {
+            headers.range = `bytes=${this.have}-`;
+            const v = this.validator.etag ?? this.validator.lastModified;
+            if (v)
+                headers['if-range'] = v;
+        }
+        else if (conditional) {
+            if (conditional.etag)
+                headers['if-none-match'] = conditional.etag;
+            if (conditional.lastModified)
+                headers['if-modified-since'] = conditional.lastModified;
+        }
+        return headers;
+    }
+    /** What the status says: a body to receive (from the start or from `have`), not modified, or an error. */
+    async accept(res) {
+        const { label } = this.opts;
+        const url = this.url;
+        const status = res.statusCode ?? 0;
+        if (status === 304 && this.have === 0 && this.opts.conditional) {
+            res.resume();
+            return 'not-modified';
+        }
+        if (status === 404 || status === 410) {
+            res.resume();
+            throw this.opts.onNotFound
+                ? await this.opts.onNotFound(url)
+                : new ImageNotFoundError(`${url} does not exist (HTTP ${status}).`, url, []);
+        }
+        if (status === 416 && this.have > 0) {
+            // We asked for the rest of the announced size and the server has no more: it announced the wrong size.
+            res.resume();
+            const real = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))?.[1];
+            throw new DownloadError(`downloading ${label} from ${url} failed: the server announced ${this.total} bytes but ${real ? `has ${real}` : `sent only ${this.have}`}; the file was discarded.`, url, true);
+        }
+        if (status >= 500 || status === 429 || status === 408) {
+            res.resume();
+            throw new Retry(`the server answered HTTP ${status}`);
+        }
+        if (status === 206 && this.have > 0) {
+            const range = parseContentRange(res.headers['content-range']);
+            if (!range || range.start !== this.have) {
+                res.resume();
+                await this.restart();
+                throw new Retry('the server resumed at the wrong offset');
+            }
+            this.total = range.total ?? this.total;
+            return 'body';
+        }
+        if (status === 200) {
+            if (this.have > 0)
+                this.opts.reporter.info(`Download of ${label} starts over (the server did not resume at byte ${this.have}).`);
+            await this.restart();
+            const len = res.headers['content-length'];
+            this.total = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
+            this.validator = { etag: header(res, 'etag'), lastModified: header(res, 'last-modified') };
+            return 'body';
+        }
+        res.resume();
+        throw new DownloadError(`downloading ${label} from ${url} failed: the server answered HTTP ${status}.`, url, false);
+    }
+    async restart() {
+        await this.fh.truncate(0);
+        this.hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+        this.listedHash = this.opts.listed ? (0,external_node_crypto_namespaceObject.createHash)(this.opts.listed.algorithm) : undefined;
+        this.have = 0;
+    }
+    /** The complete file: a self-contained qcow2 with the pinned or listed digest. Returns its SHA-256. */
+    async verify(part, pinned) {
+        const { label, listed } = this.opts;
+        // Closed strictly here: a failed close must not pass for a complete file.
+        const fh = this.fh;
+        this.fh = undefined;
+        await fh?.close();
+        const sha256 = this.hash.digest('hex');
+        await checkQcow2(part, `${label} from ${this.url}`);
+        // qemu-img must also read it as a self-contained qcow2 before it may be used.
+        await verifyImage(part, 'qcow2').catch((err) => {
+            throw new ImageRejectedError(`${label} from ${this.url} was refused: ${err.message.split(part).join('the downloaded file')}`);
+        });
+        if (pinned && sha256 !== pinned) {
+            throw new ImageRejectedError(`${label} from ${this.url} has SHA-256 ${sha256}, but ${pinned} was pinned (-image-sha256); the file was discarded.`);
+        }
+        if (listed && !pinned) {
+            const got = this.listedHash.digest('hex');
+            if (got !== listed.hex.toLowerCase()) {
+                const alg = listed.algorithm.toUpperCase().replace('SHA', 'SHA-');
+                throw new ImageRejectedError(`${label} from ${this.url} has ${alg} ${got}, but the checksum file ${listed.source} lists ${listed.hex}; the file was discarded (a wrong checksum file or a damaged download).`);
+            }
+        }
+        return sha256;
+    }
+    async close() {
+        const fh = this.fh;
+        this.fh = undefined;
         if (fh)
             await fh.close().catch(() => { });
-        await (0,promises_namespaceObject.rm)(part, { force: true });
     }
 }
 /** Writes batched this large: one writev per ~1 MiB instead of one write per 16 KiB socket chunk. */
