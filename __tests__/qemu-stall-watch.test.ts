@@ -44,6 +44,26 @@ describe('watchStall', () => {
     }
   });
 
+  it('a kernel panic on the console is a stall at once, however busy QEMU is and however long the window', async () => {
+    const file = path.join(dir, 'panic.log');
+    writeFileSync(file, '[    6.2] Oops: int3: 0000 [#2] PREEMPT SMP NOPTI\n');
+    // A busy process stands in for a QEMU whose vCPU spins in the panic loop.
+    const busy = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    const w = watchStall(file, 60_000, busy.pid);
+    try {
+      await sleep(600);
+      expect(w.signal.aborted).toBe(false);
+      appendFileSync(file, '[    6.3] Kernel panic - not syncing: Fatal exception in interrupt\n[    9.0] Shutting down cpus with NMI\n');
+      await new Promise<void>((resolve) => w.signal.addEventListener('abort', () => resolve(), { once: true }));
+      const reason = w.signal.reason as BootStalled;
+      expect(reason).toBeInstanceOf(BootStalled);
+      expect(reason.message).toBe('the guest kernel panicked (Kernel panic - not syncing: Fatal exception in interrupt)');
+    } finally {
+      w.stop();
+      busy.kill('SIGKILL');
+    }
+  });
+
   it('no console file at all is a stall too (QEMU frozen before it opened it)', async () => {
     const w = watchStall(path.join(dir, 'never-created.log'), 500);
     try {

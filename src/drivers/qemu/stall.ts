@@ -10,7 +10,7 @@
 // generator messages and sshd. So while the console is quiet, QEMU's own CPU
 // time counts as progress (a frozen QEMU uses none), but only for
 // QUIET_WINDOWS stall windows: a guest quiet that long is stalled, busy or not.
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import type { Accel } from './accel.js';
 
 export const TCG_STALL_MS = 20_000;
@@ -46,14 +46,18 @@ export class BootStalled extends Error {
     readonly silentMs = windowMs,
     /** Set when QEMU itself used no CPU time (frozen, stopped). */
     readonly idle = false,
+    /** The console's "Kernel panic" line: the guest died, however busy QEMU stays. */
+    readonly panic?: string,
   ) {
     const quiet = consoleBytes > 0 ? 'no new serial console output' : 'no serial console output';
     super(
-      idle
-        ? `QEMU used no CPU time and the guest gave ${quiet} and no SSH banner for ${fmtSeconds(silentMs)}`
-        : consoleBytes > 0
-          ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
-          : `no serial console output at all and no SSH banner within ${fmtSeconds(silentMs)}`,
+      panic
+        ? `the guest kernel panicked (${panic})`
+        : idle
+          ? `QEMU used no CPU time and the guest gave ${quiet} and no SSH banner for ${fmtSeconds(silentMs)}`
+          : consoleBytes > 0
+            ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
+            : `no serial console output at all and no SSH banner within ${fmtSeconds(silentMs)}`,
     );
     this.name = 'BootStalled';
   }
@@ -101,8 +105,10 @@ export function watchStall(consoleLog: string, windowMs: number, pid?: number): 
       () => 0,
     );
     if (bytes !== size) {
+      const panic = bytes > size ? await panicLine(consoleLog, size, bytes) : undefined;
       size = bytes;
       changedAt = now;
+      if (panic) return new BootStalled(windowMs, size, now - started, false, panic);
     }
     if (pid !== undefined && (!sample || now - sample.at >= sampleMs)) {
       const ticks = await cpuTicks(pid);
@@ -141,6 +147,30 @@ export function watchStall(consoleLog: string, windowMs: number, pid?: number): 
       clearInterval(timer);
     },
   };
+}
+
+/**
+ * A panicked guest kernel never boots, but a vCPU may spin at full speed in the
+ * panic loop, which the CPU-time check would take for a busy boot for three
+ * windows. Seen under multi-threaded TCG: an int3 Oops in code being patched.
+ */
+const KERNEL_PANIC = /Kernel panic - not syncing[^\n]*/;
+/** Enough of the new console bytes to hold the panic line with what came just before it. */
+const PANIC_SCAN_BYTES = 64 * 1024;
+
+async function panicLine(consoleLog: string, from: number, to: number): Promise<string | undefined> {
+  const start = Math.max(0, from - 200, to - PANIC_SCAN_BYTES);
+  const fh = await open(consoleLog, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const buf = Buffer.alloc(to - start);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+    return KERNEL_PANIC.exec(buf.subarray(0, bytesRead).toString('latin1'))?.[0].trim();
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close();
+  }
 }
 
 function fmtSeconds(ms: number): string {
