@@ -43231,23 +43231,29 @@ class BootStalled extends Error {
     consoleBytes;
     silentMs;
     idle;
+    panic;
     constructor(windowMs, 
     /** Console bytes written before the silence. */
     consoleBytes, 
     /** How long the guest showed no progress. */
     silentMs = windowMs, 
     /** Set when QEMU itself used no CPU time (frozen, stopped). */
-    idle = false) {
+    idle = false, 
+    /** The console's "Kernel panic" line: the guest died, however busy QEMU stays. */
+    panic) {
         const quiet = consoleBytes > 0 ? 'no new serial console output' : 'no serial console output';
-        super(idle
-            ? `QEMU used no CPU time and the guest gave ${quiet} and no SSH banner for ${fmtSeconds(silentMs)}`
-            : consoleBytes > 0
-                ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
-                : `no serial console output at all and no SSH banner within ${fmtSeconds(silentMs)}`);
+        super(panic
+            ? `the guest kernel panicked (${panic})`
+            : idle
+                ? `QEMU used no CPU time and the guest gave ${quiet} and no SSH banner for ${fmtSeconds(silentMs)}`
+                : consoleBytes > 0
+                    ? `no new serial console output and no SSH banner for ${fmtSeconds(silentMs)}`
+                    : `no serial console output at all and no SSH banner within ${fmtSeconds(silentMs)}`);
         this.windowMs = windowMs;
         this.consoleBytes = consoleBytes;
         this.silentMs = silentMs;
         this.idle = idle;
+        this.panic = panic;
         this.name = 'BootStalled';
     }
 }
@@ -43283,8 +43289,11 @@ function watchStall(consoleLog, windowMs, pid) {
         const now = Date.now();
         const bytes = await (0,promises_namespaceObject.stat)(consoleLog).then((st) => st.size, () => 0);
         if (bytes !== size) {
+            const panic = bytes > size ? await panicLine(consoleLog, size, bytes) : undefined;
             size = bytes;
             changedAt = now;
+            if (panic)
+                return new BootStalled(windowMs, size, now - started, false, panic);
         }
         if (pid !== undefined && (!sample || now - sample.at >= sampleMs)) {
             const ticks = await cpuTicks(pid);
@@ -43328,6 +43337,31 @@ function watchStall(consoleLog, windowMs, pid) {
             clearInterval(timer);
         },
     };
+}
+/**
+ * A panicked guest kernel never boots, but a vCPU may spin at full speed in the
+ * panic loop, which the CPU-time check would take for a busy boot for three
+ * windows. Seen under multi-threaded TCG: an int3 Oops in code being patched.
+ */
+const KERNEL_PANIC = /Kernel panic - not syncing[^\n]*/;
+/** Enough of the new console bytes to hold the panic line with what came just before it. */
+const PANIC_SCAN_BYTES = 64 * 1024;
+async function panicLine(consoleLog, from, to) {
+    const start = Math.max(0, from - 200, to - PANIC_SCAN_BYTES);
+    const fh = await (0,promises_namespaceObject.open)(consoleLog, 'r').catch(() => undefined);
+    if (!fh)
+        return undefined;
+    try {
+        const buf = Buffer.alloc(to - start);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+        return KERNEL_PANIC.exec(buf.subarray(0, bytesRead).toString('latin1'))?.[0].trim();
+    }
+    catch {
+        return undefined;
+    }
+    finally {
+        await fh.close();
+    }
 }
 function fmtSeconds(ms) {
     return `${Math.round(ms / 100) / 10}s`;
