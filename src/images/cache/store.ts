@@ -39,6 +39,17 @@ export interface CacheMeta {
   checkedAt: string;
 }
 
+/** The metadata of a file downloaded just now: fetched and confirmed at the same moment. */
+export function freshMeta(
+  name: string,
+  origin: ImageOrigin,
+  got: Pick<CacheMeta, 'url' | 'size' | 'sha256' | 'etag' | 'lastModified'>,
+): CacheMeta {
+  const now = new Date().toISOString();
+  const { url, size, sha256, etag, lastModified } = got;
+  return { version: 1, name, origin, url, size, sha256, etag, lastModified, fetchedAt: now, checkedAt: now };
+}
+
 export interface CacheEntry {
   dir: string;
   /** The verified image file. */

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { DriverError, UsageError } from '../../core/errors.js';
 import type { ResolvedImage } from '../resolve.js';
-import { ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';
+import { freshMeta, ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';
 import { downloadImage, normalizeSha256, type DownloadOptions } from '../fetch/download.js';
 import { DownloadError, ImageRejectedError } from '../fetch/errors.js';
 import { readSmallBody, request } from '../fetch/http.js';
@@ -146,20 +146,7 @@ export async function fromCatalogue(req: FetchRequest): Promise<ResolvedImage | 
     async () => {
       const dest = cache.imagePath(origin, name);
       const r = await downloadImage({ ...base, dest });
-      const now = new Date().toISOString();
-      const meta = {
-        version: 1 as const,
-        name,
-        origin,
-        url: r.url,
-        size: r.size,
-        sha256: r.sha256,
-        etag: r.etag,
-        lastModified: r.lastModified,
-        fetchedAt: now,
-        checkedAt: now,
-        listed,
-      };
+      const meta = { ...freshMeta(name, origin, r), listed };
       await cache.writeMeta(meta);
       return result(dest, 'download', r.sha256);
     },

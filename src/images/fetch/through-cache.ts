@@ -6,7 +6,7 @@ import { UsageError } from '../../core/errors.js';
 import type { DriverSettings } from '../../config/settings.js';
 import type { Reporter } from '../../core/reporter.js';
 import type { ResolvedImage } from '../resolve.js';
-import { ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';
+import { freshMeta, ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';
 import { downloadImage, normalizeSha256, type DownloadOptions } from './download.js';
 import { DownloadError, ImageNotFoundError, ImageRejectedError } from './errors.js';
 import { checkImageName, DEFAULT_IMAGE_SERVER, imageUrl, notFoundError, serverModTime } from './server.js';
@@ -118,20 +118,7 @@ export async function cachedOrDownloaded(req: FetchRequest): Promise<ResolvedIma
         !r.etag && !r.lastModified && origin.kind === 'server'
           ? await serverModTime(origin.base, name, { signal: req.signal }).catch(() => undefined)
           : undefined;
-      const now = new Date().toISOString();
-      await cache.writeMeta({
-        version: 1,
-        name,
-        origin,
-        url: r.url,
-        size: r.size,
-        sha256: r.sha256,
-        etag: r.etag,
-        lastModified: r.lastModified,
-        modTime,
-        fetchedAt: now,
-        checkedAt: now,
-      });
+      await cache.writeMeta({ ...freshMeta(name, origin, r), modTime });
       return { path: dest, format: 'qcow2', name, source: 'download', sha256: r.sha256 };
     },
     req.signal,
@@ -169,18 +156,7 @@ async function revalidate(
         attempts: Math.min(base.attempts ?? 2, 2),
       });
       if (r.notModified) return cached(await cache.touch(entry), 'unchanged on the server');
-      const now = new Date().toISOString();
-      await cache.writeMeta({
-        ...m,
-        url: r.url,
-        size: r.size,
-        sha256: r.sha256,
-        etag: r.etag,
-        lastModified: r.lastModified,
-        modTime: undefined,
-        fetchedAt: now,
-        checkedAt: now,
-      });
+      await cache.writeMeta({ ...m, ...freshMeta(m.name, m.origin, r), modTime: undefined });
       reporter.info(`Downloaded a newer ${name}.`);
       return { path: dest, format: 'qcow2', name, source: 'download', sha256: r.sha256 };
     }
