@@ -40836,6 +40836,12 @@ async function isStale(lockPath, owner) {
 
 
 
+/** The metadata of a file downloaded just now: fetched and confirmed at the same moment. */
+function freshMeta(name, origin, got) {
+    const now = new Date().toISOString();
+    const { url, size, sha256, etag, lastModified } = got;
+    return { version: 1, name, origin, url, size, sha256, etag, lastModified, fetchedAt: now, checkedAt: now };
+}
 const IMAGE = '_image.qcow2';
 const META = '_meta.json';
 const LOCK = '_lock';
@@ -41089,20 +41095,7 @@ async function cachedOrDownloaded(req) {
         const modTime = !r.etag && !r.lastModified && origin.kind === 'server'
             ? await serverModTime(origin.base, name, { signal: req.signal }).catch(() => undefined)
             : undefined;
-        const now = new Date().toISOString();
-        await cache.writeMeta({
-            version: 1,
-            name,
-            origin,
-            url: r.url,
-            size: r.size,
-            sha256: r.sha256,
-            etag: r.etag,
-            lastModified: r.lastModified,
-            modTime,
-            fetchedAt: now,
-            checkedAt: now,
-        });
+        await cache.writeMeta({ ...freshMeta(name, origin, r), modTime });
         return { path: dest, format: 'qcow2', name, source: 'download', sha256: r.sha256 };
     }, req.signal);
 }
@@ -41129,18 +41122,7 @@ async function revalidate(cache, entry, origin, name, base, dest, reporter, sign
             });
             if (r.notModified)
                 return cached(await cache.touch(entry), 'unchanged on the server');
-            const now = new Date().toISOString();
-            await cache.writeMeta({
-                ...m,
-                url: r.url,
-                size: r.size,
-                sha256: r.sha256,
-                etag: r.etag,
-                lastModified: r.lastModified,
-                modTime: undefined,
-                fetchedAt: now,
-                checkedAt: now,
-            });
+            await cache.writeMeta({ ...m, ...freshMeta(m.name, m.origin, r), modTime: undefined });
             reporter.info(`Downloaded a newer ${name}.`);
             return { path: dest, format: 'qcow2', name, source: 'download', sha256: r.sha256 };
         }
@@ -41682,20 +41664,7 @@ async function fromCatalogue(req) {
     return cache.locked(origin, name, reporter, async () => {
         const dest = cache.imagePath(origin, name);
         const r = await downloadImage({ ...base, dest });
-        const now = new Date().toISOString();
-        const meta = {
-            version: 1,
-            name,
-            origin,
-            url: r.url,
-            size: r.size,
-            sha256: r.sha256,
-            etag: r.etag,
-            lastModified: r.lastModified,
-            fetchedAt: now,
-            checkedAt: now,
-            listed,
-        };
+        const meta = { ...freshMeta(name, origin, r), listed };
         await cache.writeMeta(meta);
         return result(dest, 'download', r.sha256);
     }, signal);
