@@ -39,6 +39,13 @@ const VARIANTS: Record<
     about: "the driver's command line, probed by the transport's waitForBanner (quick probes plus one patient one)",
     patient: true,
   },
+  // The MTTCG suspect behind the kernel panics, with the fixed (patient) probing.
+  'single-patient': {
+    about: "-accel tcg,thread=single, probed by the transport's waitForBanner",
+    accel: ['-accel', 'tcg,thread=single'],
+    patient: true,
+  },
+  'smp1-patient': { about: "-smp 1, probed by the transport's waitForBanner", cpus: 1, patient: true },
   noprobe: { about: 'no banner probing until the console says sshd is listening', probeMs: -1 },
   load: { about: 'two busy host processes (CPU hogs) while booting', load: 2 },
   'load-patient': { about: "two CPU hogs while booting, probed by the transport's waitForBanner", load: 2, patient: true },
