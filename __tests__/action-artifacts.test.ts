@@ -243,7 +243,7 @@ describe('image caches', () => {
 describe('warm-start states across runs', () => {
   it('carries the warm folder between runners under a key the action knows before the boot', async () => {
     const { installedQemu, restoreWarmStates, saveWarmStates, warmKey, warmPattern } = await import('../src/action/warm-cache.js');
-    const { emptyConf } = await import('../src/config/settings.js');
+    const { testSettings } = await import('./helpers/settings.js');
     const { silentReporter } = await import('../src/core/reporter.js');
     const roots: string[] = [];
     const fresh = async () => {
@@ -259,7 +259,7 @@ describe('warm-start states across runs', () => {
         vi.stubEnv(k, v);
       await mkdir(path.join(root, 'temp'), { recursive: true });
       const cacheDir = path.join(root, 'home', '.cache', 'djinn', 'images');
-      return { conf: emptyConf(), tempDir: path.join(root, 'temp'), cacheDir, warm: 'on' as const, cpus: 2, memoryMiB: 1024 };
+      return { ...testSettings(path.join(root, 'temp'), { qemu: { warm: 'on', cpus: 2, memoryMiB: 1024 } }), cacheDir };
     };
     const rev = { kind: 'rev' as const, value: `etag-${randomBytes(4).toString('hex')}` };
     try {
@@ -279,11 +279,13 @@ describe('warm-start states across runs', () => {
       expect(await readFile(path.join(two.cacheDir, 'warm', 'abc123', 'current'), 'utf8')).toBe('{"generation":"g1"}');
 
       // Other memory: same prefix, so the restore key still brings the folder (the driver then decides).
-      const three = { ...(await fresh()), memoryMiB: 2048 };
+      const three = await fresh();
+      three.qemu.memoryMiB = 2048;
       await restoreWarmStates('debian/stable', rev, three, 'tcg', silentReporter);
       expect(existsSync(path.join(three.cacheDir, 'warm', 'abc123', 'current'))).toBe(true);
       // refresh: nothing restored.
-      const four = { ...(await fresh()), warm: 'refresh' as const };
+      const four = await fresh();
+      four.qemu.warm = 'refresh';
       await restoreWarmStates('debian/stable', rev, four, 'tcg', silentReporter);
       expect(existsSync(path.join(four.cacheDir, 'warm'))).toBe(false);
     } finally {

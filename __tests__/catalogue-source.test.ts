@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { emptyConf, type DriverSettings } from '../src/config/settings.js';
+import type { DriverSettings } from '../src/config/settings.js';
+import { merged, testSettings, type SettingsChanges } from './helpers/settings.js';
 import { ImageRejectedError } from '../src/images/fetch/index.js';
 import { resolveImage } from '../src/images/resolve.js';
 import { silentReporter, type Reporter } from '../src/core/reporter.js';
@@ -26,16 +27,12 @@ function recorder(): Reporter & { lines: string[] } {
   return { ...silentReporter, lines, info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
 }
 
-function settings(extra: Partial<DriverSettings> = {}): DriverSettings {
-  return {
-    conf: emptyConf(),
-    tempDir: path.join(dir, 'tmp'),
+function settings(extra: SettingsChanges = {}): DriverSettings {
+  const base = {
     cacheDir: path.join(dir, 'cache'),
-    imageServer: 'http://127.0.0.1:1',
-    imageSource: 'catalogue',
-    imageMirrors: [`debian=${mirror.url}`],
-    ...extra,
+    image: { server: 'http://127.0.0.1:1', source: 'catalogue' as const, mirrors: [`debian=${mirror.url}`] },
   };
+  return testSettings(path.join(dir, 'tmp'), merged(base, extra));
 }
 
 const sha = (alg: string, file: string) => createHash(alg).update(readFileSync(file)).digest('hex');
@@ -88,7 +85,7 @@ describe('catalogue source', () => {
   it('after -image-max-age the checksum file alone re-checks the copy (no second download)', async () => {
     await resolveImage({ name: 'debian/stable', settings: settings(), reporter: recorder() });
     mirror.requests.length = 0;
-    const r = await resolveImage({ name: 'debian/stable', settings: settings({ imageMaxAgeMs: 0 }), reporter: recorder() });
+    const r = await resolveImage({ name: 'debian/stable', settings: settings({ image: { maxAgeMs: 0 } }), reporter: recorder() });
     expect(r.source).toBe('cache');
     expect(mirror.requests).toEqual(['/trixie/latest/SHA512SUMS']);
   });
@@ -104,7 +101,7 @@ describe('catalogue source', () => {
     );
     const cached = await resolveImage({
       name: 'debian/stable',
-      settings: settings({ imageSha256: sha('sha256', path.join(folder(), IMAGE)) }),
+      settings: settings({ image: { sha256: sha('sha256', path.join(folder(), IMAGE)) } }),
       reporter: recorder(),
     });
     expect(cached.source).toBe('download');
@@ -120,7 +117,7 @@ describe('catalogue source', () => {
       /cannot be read \(HTTP 404\)/,
     );
     const rep = recorder();
-    const off = await resolveImage({ name: 'debian/trixie', settings: settings({ imageChecksum: 'off' }), reporter: rep });
+    const off = await resolveImage({ name: 'debian/trixie', settings: settings({ image: { checksum: 'off' } }), reporter: rep });
     expect(off.source).toBe('download');
     expect(rep.lines.some((l) => /warning: .*booting debian\/trixie unchecked \(-image-checksum off\)/.test(l))).toBe(true);
   });
@@ -128,13 +125,13 @@ describe('catalogue source', () => {
   it('a pinned -image-sha256 wins over the checksum file (not even fetched)', async () => {
     writeSums('garbage\n');
     const pinned = sha('sha256', path.join(folder(), IMAGE));
-    const r = await resolveImage({ name: 'debian/stable', settings: settings({ imageSha256: pinned }), reporter: recorder() });
+    const r = await resolveImage({ name: 'debian/stable', settings: settings({ image: { sha256: pinned } }), reporter: recorder() });
     expect(r.sha256).toBe(pinned);
     expect(mirror.requests).toEqual([`/trixie/latest/${IMAGE}`]);
     await expect(
       resolveImage({
         name: 'debian/stable',
-        settings: settings({ imageSha256: '0'.repeat(64), cacheDir: path.join(dir, 'c2') }),
+        settings: settings({ image: { sha256: '0'.repeat(64) }, cacheDir: path.join(dir, 'c2') }),
         reporter: recorder(),
       }),
     ).rejects.toThrow(/was pinned \(-image-sha256\)/);
@@ -148,7 +145,7 @@ describe('catalogue source', () => {
     const rep = recorder();
     const r = await resolveImage({
       name: 'ubuntu/24.04',
-      settings: settings({ imageSource: 'auto', imageMirrors: [`ubuntu=${mirror.url}`] }),
+      settings: settings({ image: { source: 'auto', mirrors: [`ubuntu=${mirror.url}`] } }),
       reporter: rep,
     });
     expect(r).toMatchObject({ source: 'download', cloudInit: true, sha256: sha('sha256', img) });
@@ -157,7 +154,11 @@ describe('catalogue source', () => {
 
   it('-image-mirror must be DISTRO=URL over https (http only on loopback)', async () => {
     await expect(
-      resolveImage({ name: 'debian/stable', settings: settings({ imageMirrors: ['debian=http://mirror.example'] }), reporter: recorder() }),
+      resolveImage({
+        name: 'debian/stable',
+        settings: settings({ image: { mirrors: ['debian=http://mirror.example'] } }),
+        reporter: recorder(),
+      }),
     ).rejects.toThrow(/must be an https URL/);
   });
 });

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emptyConf } from '../src/config/settings.js';
+import { testSettings } from './helpers/settings.js';
 import { cachedOrDownloaded } from '../src/images/fetch/index.js';
 import { silentReporter } from '../src/core/reporter.js';
 import { runCli } from './helpers/cli.js';
@@ -32,7 +32,7 @@ beforeAll(async () => {
   for (const name of ['debian/stable', 'alpine/edge']) {
     await cachedOrDownloaded({
       name,
-      settings: { conf: emptyConf(), tempDir: work, imageServer: server.url, cacheDir },
+      settings: testSettings(work, { cacheDir, image: { server: server.url } }),
       reporter: silentReporter,
     });
   }

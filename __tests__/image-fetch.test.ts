@@ -9,7 +9,8 @@ import { Writable } from 'node:stream';
 import { TerminalReporter } from '../src/cli/terminal-reporter.js';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { emptyConf, type DriverSettings } from '../src/config/settings.js';
+import type { DriverSettings } from '../src/config/settings.js';
+import { merged, testSettings, type SettingsChanges } from './helpers/settings.js';
 import { UsageError } from '../src/core/errors.js';
 import { ImageCache } from '../src/images/cache/store.js';
 import { cachedOrDownloaded, DownloadError, ImageNotFoundError, ImageRejectedError, originFor } from '../src/images/fetch/index.js';
@@ -31,8 +32,8 @@ function recorder(): Reporter & { lines: string[] } {
   return { ...silentReporter, lines, info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
 }
 
-function settings(extra: Partial<DriverSettings> = {}): DriverSettings {
-  return { conf: emptyConf(), tempDir, imageServer: server.url, cacheDir, ...extra };
+function settings(extra: SettingsChanges = {}): DriverSettings {
+  return testSettings(tempDir, merged({ cacheDir, image: { server: server.url } }, extra));
 }
 
 const fast = { backoffMs: 20, idleTimeoutMs: 5_000 };
@@ -236,7 +237,7 @@ describe('download from the image server', () => {
     const wrong = 'a'.repeat(64);
     const err = await cachedOrDownloaded({
       name: 'debian/stable',
-      settings: settings({ imageSha256: wrong }),
+      settings: settings({ image: { sha256: wrong } }),
       reporter: recorder(),
       http: fast,
     }).catch((e: unknown) => e);
@@ -246,7 +247,7 @@ describe('download from the image server', () => {
 
     const ok = await cachedOrDownloaded({
       name: 'debian/stable',
-      settings: settings({ imageSha256: sha(stable).toUpperCase(), imageMaxAgeMs: 0 }),
+      settings: settings({ image: { sha256: sha(stable).toUpperCase(), maxAgeMs: 0 } }),
       reporter: recorder(),
       http: fast,
     });
@@ -255,7 +256,7 @@ describe('download from the image server', () => {
     await new Promise((r) => setTimeout(r, 5));
     const again = await cachedOrDownloaded({
       name: 'debian/stable',
-      settings: settings({ imageSha256: sha(stable), imageMaxAgeMs: 0 }),
+      settings: settings({ image: { sha256: sha(stable), maxAgeMs: 0 } }),
       reporter: recorder(),
       http: fast,
     });
@@ -264,9 +265,11 @@ describe('download from the image server', () => {
   });
 
   it('rejects a malformed pinned digest as a usage error', async () => {
-    const err = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageSha256: 'abc' }), reporter: recorder() }).catch(
-      (e: unknown) => e,
-    );
+    const err = await cachedOrDownloaded({
+      name: 'debian/stable',
+      settings: settings({ image: { sha256: 'abc' } }),
+      reporter: recorder(),
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UsageError);
     expect((err as UsageError).format()).toBe('-image-sha256: "abc" is not a SHA-256 digest (64 hexadecimal digits).');
     expect(server.requests).toHaveLength(0);
@@ -328,7 +331,7 @@ describe('download from the image server', () => {
 
   it('downloads from an explicit -image-url, cached apart from the server copy', async () => {
     const url = `${server.url}/qemu/x86_64/alpine/edge`;
-    const r = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ imageUrl: url }), reporter: recorder(), http: fast });
+    const r = await cachedOrDownloaded({ name: 'debian/stable', settings: settings({ image: { url } }), reporter: recorder(), http: fast });
     expect(sha(r.path)).toBe(sha(edge));
     const s = await cachedOrDownloaded({ name: 'debian/stable', settings: settings(), reporter: recorder(), http: fast });
     expect(s.source).toBe('download');
@@ -336,7 +339,7 @@ describe('download from the image server', () => {
     expect(s.path).not.toBe(r.path);
     const again = await cachedOrDownloaded({
       name: 'debian/stable',
-      settings: settings({ imageUrl: url }),
+      settings: settings({ image: { url } }),
       reporter: recorder(),
       http: fast,
     });
@@ -346,7 +349,7 @@ describe('download from the image server', () => {
   it('follows a redirect and records the final URL', async () => {
     const r = await cachedOrDownloaded({
       name: 'alpine/edge',
-      settings: settings({ imageUrl: `${server.url}/moved/alpine/edge` }),
+      settings: settings({ image: { url: `${server.url}/moved/alpine/edge` } }),
       reporter: recorder(),
       http: fast,
     });
@@ -395,7 +398,7 @@ describe('revalidation', () => {
     const n = server.requests.length;
     const r = await cachedOrDownloaded({
       name: 'alpine/edge',
-      settings: settings({ imageMaxAgeMs: 3_600_000 }),
+      settings: settings({ image: { maxAgeMs: 3_600_000 } }),
       reporter: recorder(),
       http: fast,
     });
@@ -411,7 +414,7 @@ describe('revalidation', () => {
 
     const r304 = await cachedOrDownloaded({
       name: 'alpine/edge',
-      settings: settings({ imageMaxAgeMs: 0 }),
+      settings: settings({ image: { maxAgeMs: 0 } }),
       reporter: recorder(),
       http: fast,
     });
@@ -424,7 +427,7 @@ describe('revalidation', () => {
     server.serve('alpine/edge', v2);
     const changed = await cachedOrDownloaded({
       name: 'alpine/edge',
-      settings: settings({ imageMaxAgeMs: 0 }),
+      settings: settings({ image: { maxAgeMs: 0 } }),
       reporter: recorder(),
       http: fast,
     });
@@ -442,7 +445,7 @@ describe('revalidation', () => {
     const gets = server.imageGets().length;
     const same = await cachedOrDownloaded({
       name: 'alpine/edge',
-      settings: settings({ imageMaxAgeMs: 0 }),
+      settings: settings({ image: { maxAgeMs: 0 } }),
       reporter: recorder(),
       http: fast,
     });
@@ -453,7 +456,7 @@ describe('revalidation', () => {
     server.serve('alpine/edge', v2, { validators: false, modTime: new Date('2026-02-01T00:00:00Z') });
     const changed = await cachedOrDownloaded({
       name: 'alpine/edge',
-      settings: settings({ imageMaxAgeMs: 0 }),
+      settings: settings({ image: { maxAgeMs: 0 } }),
       reporter: recorder(),
       http: fast,
     });
@@ -465,7 +468,7 @@ describe('revalidation', () => {
     await cachedOrDownloaded({ name: 'alpine/edge', settings: settings(), reporter: recorder(), http: fast });
     server.misbehave({ kind: 'status', code: 500 }, Infinity);
     const rep = recorder();
-    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ imageMaxAgeMs: 0 }), reporter: rep, http: fast });
+    const r = await cachedOrDownloaded({ name: 'alpine/edge', settings: settings({ image: { maxAgeMs: 0 } }), reporter: rep, http: fast });
     expect(r.source).toBe('cache');
     expect(sha(r.path)).toBe(sha(edge));
     expect(

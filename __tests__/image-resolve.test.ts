@@ -6,7 +6,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { emptyConf, type DriverSettings } from '../src/config/settings.js';
+import type { DriverSettings } from '../src/config/settings.js';
+import { merged, testSettings, type SettingsChanges } from './helpers/settings.js';
 import { DownloadError, ImageNotFoundError, ImageRejectedError } from '../src/images/fetch/index.js';
 import { diskPath } from '../src/images/local.js';
 import { builtImagesDir, resolveImage } from '../src/images/resolve.js';
@@ -24,20 +25,14 @@ function recorder(): Reporter & { lines: string[] } {
   return { ...silentReporter, lines, info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
 }
 
-function settings(extra: Partial<DriverSettings> = {}): DriverSettings {
-  return {
-    conf: emptyConf(),
-    tempDir: path.join(dir, 'tmp'),
-    imageServer: server.url,
-    cacheDir: path.join(dir, 'cache'),
-    imageBuild: 'auto',
-    ...extra,
-  };
+function settings(extra: SettingsChanges = {}): DriverSettings {
+  const base = { cacheDir: path.join(dir, 'cache'), image: { server: server.url, build: 'auto' as const } };
+  return testSettings(path.join(dir, 'tmp'), merged(base, extra));
 }
 
 /** Puts a file where the builder keeps its images, as if it had built it. */
 function prebuilt(s: DriverSettings, name: string): string {
-  const file = diskPath(builtImagesDir(s)!, name);
+  const file = diskPath(builtImagesDir(s.cacheDir)!, name);
   mkdirSync(path.dirname(file), { recursive: true });
   copyFileSync(local, file);
   return file;
@@ -67,7 +62,7 @@ beforeEach(() => {
 
 describe('resolveImage with cache and download', () => {
   it('1. an explicit file wins over everything', async () => {
-    const r = await resolveImage({ name: 'debian/stable', settings: settings({ imageFile: local }), reporter: recorder() });
+    const r = await resolveImage({ name: 'debian/stable', settings: settings({ image: { file: local } }), reporter: recorder() });
     expect(r).toMatchObject({ source: 'file', path: local });
     expect(server.requests).toHaveLength(0);
   });
@@ -77,7 +72,7 @@ describe('resolveImage with cache and download', () => {
     const file = diskPath(disks, 'debian/stable');
     mkdirSync(path.dirname(file), { recursive: true });
     copyFileSync(local, file);
-    const r = await resolveImage({ name: 'debian/stable', settings: settings({ disks }), reporter: recorder() });
+    const r = await resolveImage({ name: 'debian/stable', settings: settings({ qemu: { disks } }), reporter: recorder() });
     expect(r).toMatchObject({ source: 'disks', path: file });
     expect(server.requests).toHaveLength(0);
   });
@@ -114,7 +109,7 @@ describe('-image-build', () => {
   });
 
   it('auto: builds when the server cannot be reached', async () => {
-    const s = settings({ imageServer: 'http://127.0.0.1:1' });
+    const s = settings({ image: { server: 'http://127.0.0.1:1' } });
     prebuilt(s, 'debian/stable');
     const r = await resolveImage({ name: 'debian/stable', settings: s, reporter: recorder() });
     expect(r.source).toBe('build');
@@ -128,13 +123,13 @@ describe('-image-build', () => {
   });
 
   it('auto: a refused download (checksum) is an error, not a reason to build', async () => {
-    const s = settings({ imageSha256: '0'.repeat(64) });
+    const s = settings({ image: { sha256: '0'.repeat(64) } });
     prebuilt(s, 'debian/stable');
     await expect(resolveImage({ name: 'debian/stable', settings: s, reporter: recorder() })).rejects.toBeInstanceOf(ImageRejectedError);
   });
 
   it('never: the download failure is the answer', async () => {
-    const s = settings({ imageBuild: 'never', imageServer: 'http://127.0.0.1:1' });
+    const s = settings({ image: { build: 'never', server: 'http://127.0.0.1:1' } });
     prebuilt(s, 'debian/stable');
     const err = await resolveImage({ name: 'debian/stable', settings: s, reporter: recorder() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DownloadError);
@@ -144,7 +139,7 @@ describe('-image-build', () => {
   });
 
   it('always: the builder, without asking the server', async () => {
-    const s = settings({ imageBuild: 'always' });
+    const s = settings({ image: { build: 'always' } });
     prebuilt(s, 'debian/stable');
     const r = await resolveImage({ name: 'debian/stable', settings: s, reporter: recorder() });
     expect(r.source).toBe('build');

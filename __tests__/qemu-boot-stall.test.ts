@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobExecution } from '../src/core/job.js';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.js';
-import { emptyConf, type DriverSettings } from '../src/config/settings.js';
+import { merged, testSettings, type SettingsChanges } from './helpers/settings.js';
 import type { Reporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 import { startCli, type CliResult } from './helpers/cli.js';
@@ -49,11 +49,12 @@ function collecting(): Reporter & { lines: string[] } {
   };
 }
 
-function driver(name: string, extra: Partial<DriverSettings>): QemuDriver {
+function driver(name: string, extra: SettingsChanges): QemuDriver {
   const tempDir = path.join(work, name);
   mkdirSync(tempDir, { recursive: true });
   // No cacheDir: warm starts off, every boot is a cold one.
-  return new QemuDriver({ conf: emptyConf(), tempDir, disks, memoryMiB: 1024, imageBuild: 'never', ...extra }, 'debian/stable');
+  const base = { qemu: { disks, memoryMiB: 1024 }, image: { build: 'never' as const } };
+  return new QemuDriver(testSettings(tempDir, merged(base, extra)), 'debian/stable');
 }
 
 /** Runs one shell command in the machine as a job; returns its exit code and output. */
@@ -145,7 +146,7 @@ describe('qemu driver: stalled boots', () => {
       expect(before).toContain(' quiet');
       writeFileSync(cfg, before.replace(' quiet', ' ignore_loglevel initcall_debug'));
       execFileSync('mcopy', ['-o', '-i', fat, cfg, '::/syslinux.cfg'], { env });
-      const d = driver('slow', { imageFile: raw, imageFormat: 'raw', bootStallMs: 10_000, cpus: 1 });
+      const d = driver('slow', { image: { file: raw, format: 'raw' }, qemu: { bootStallMs: 10_000, cpus: 1 } });
       const reporter = collecting();
       let stopThrottle = false;
       try {

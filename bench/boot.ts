@@ -13,7 +13,7 @@ import type { JobExecution } from '../src/core/job.js';
 import { checkKvm } from '../src/drivers/qemu/accel.js';
 import { freePort } from '../src/drivers/qemu/launch.js';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.js';
-import { emptyConf } from '../src/config/settings.js';
+import { testSettings } from '../__tests__/helpers/settings.js';
 import { silentReporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 
@@ -48,16 +48,10 @@ interface Sample {
 async function ours(disks: string, kvm: boolean): Promise<Sample> {
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'djinn-bench-boot-'));
   const driver = new QemuDriver(
-    {
-      conf: emptyConf(),
-      tempDir,
-      disks,
-      cpus: CPUS,
-      memoryMiB: MEMORY,
-      kvm: kvm ? 'auto' : 'off',
-      imageBuild: 'never',
-      bootTimeoutMs: HUNG_MS,
-    },
+    testSettings(tempDir, {
+      qemu: { disks, cpus: CPUS, memoryMiB: MEMORY, kvm: kvm ? 'auto' : 'off', bootTimeoutMs: HUNG_MS },
+      image: { build: 'never' },
+    }),
     'debian/stable',
   );
   try {

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestEngine, stopTestEngine } from '../__tests__/helpers/docker.js';
 import { DockerDriver } from '../src/drivers/docker/docker-driver.js';
-import { emptyConf } from '../src/config/settings.js';
+import { testSettings } from '../__tests__/helpers/settings.js';
 import { silentReporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
 
@@ -54,7 +54,7 @@ export async function run(args: string[]): Promise<void> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'djinn-bench-docker-'));
   const driver = new DockerDriver(
     { type: 'docker', options: { image: engine.image, workspace: WORKSPACE }, position: {} },
-    { conf: emptyConf(), tempDir: tmp, dockerHost: engine.host },
+    testSettings(tmp, { docker: { host: engine.host } }),
   );
   const stop = new AbortController();
   try {

@@ -7,7 +7,8 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { emptyConf, type DriverSettings } from '../src/config/settings.js';
+import type { DriverSettings } from '../src/config/settings.js';
+import { testSettings } from '../__tests__/helpers/settings.js';
 import { cachedOrDownloaded } from '../src/images/fetch/index.js';
 import { silentReporter } from '../src/core/reporter.js';
 import { sha256File } from '../src/util/sha256.js';
@@ -55,7 +56,7 @@ export async function run(args: string[]): Promise<void> {
     const samples: Record<string, number[]> = { curl: [], download: [], verify: [], hit: [], revalidated: [] };
     for (let r = 0; r < rounds; r++) {
       const dir = mkdtempSync(path.join(base, 'round-'));
-      const s: DriverSettings = { conf: emptyConf(), tempDir: dir, imageServer: server.url, cacheDir: path.join(dir, 'cache') };
+      const s: DriverSettings = testSettings(dir, { cacheDir: path.join(dir, 'cache'), image: { server: server.url } });
       let t = performance.now();
       await curl(url, path.join(dir, 'curl.qcow2'));
       samples.curl.push(performance.now() - t);
@@ -78,7 +79,11 @@ export async function run(args: string[]): Promise<void> {
 
       await new Promise((res) => setTimeout(res, 2));
       t = performance.now();
-      const again = await cachedOrDownloaded({ name: 'debian/stable', settings: { ...s, imageMaxAgeMs: 1 }, reporter: silentReporter });
+      const again = await cachedOrDownloaded({
+        name: 'debian/stable',
+        settings: { ...s, image: { ...s.image, maxAgeMs: 1 } },
+        reporter: silentReporter,
+      });
       samples.revalidated.push(performance.now() - t);
       if (again.source !== 'cache') throw new Error('expected a revalidated cache hit');
       rmSync(dir, { recursive: true, force: true });

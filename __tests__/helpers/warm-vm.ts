@@ -11,6 +11,7 @@ import { silentReporter } from '../../src/core/reporter.js';
 import { SshSession, waitForBanner } from '../../src/transport/ssh/index.js';
 import { testImage as vmTestImage } from './vm.js';
 import { sshTarget } from '../../src/drivers/qemu/ssh-target.js';
+import { defaultSettings } from '../../src/config/settings.js';
 
 /** The test image (our builder's `fast` debian/stable, via helpers/vm.ts and scripts/test-image.sh). */
 export function testImage(): { path: string; format: 'qcow2' } {
@@ -80,7 +81,7 @@ export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
       { bootTimeoutMs: 240_000 },
     );
     session = await SshSession.connect(
-      sshTarget({ port, settings: {}, deadline: Date.now() + 60_000, reporter: silentReporter, cloudInit: false }),
+      sshTarget({ port, ssh: defaultSettings(tempDir).ssh, deadline: Date.now() + 60_000, reporter: silentReporter, cloudInit: false }),
     );
     const s = session;
     const fixups = await afterConnect(

@@ -164,7 +164,7 @@ export async function imageRevision(
   settings: DriverSettings,
   signal?: AbortSignal,
 ): Promise<{ rev?: ImageRevision; fromServer: boolean }> {
-  if (settings.imageSha256) return { rev: { kind: 'sha256', value: settings.imageSha256 }, fromServer: false };
+  if (settings.image.sha256) return { rev: { kind: 'sha256', value: settings.image.sha256 }, fromServer: false };
   // The engine's own notion of where the image comes from and its revision signals.
   const origin = originFor(settings);
   const url = downloadUrl(origin, name);
@@ -175,7 +175,7 @@ export async function imageRevision(
   }
   if (text) return { rev: { kind: 'rev', value: text }, fromServer: true };
   // No server to ask (none reachable, or it lacks the image): an image our builder makes is keyed by the builder.
-  if (buildableSuite(name) && settings.imageBuild !== 'never')
+  if (buildableSuite(name) && settings.image.build !== 'never')
     return { rev: { kind: 'rev', value: builtRevision(name) }, fromServer: false };
   return { fromServer: false };
 }
@@ -224,9 +224,9 @@ export async function willBuild(
   // A catalogue image boots with a cloud-init seed (its tools go into the same apt-get call).
   const cloud = !!name && catalogueFirst(name, settings);
   const no = (why: string, rev?: ImageRevision) => ({ build: false, cloud, why, rev });
-  if (!name || settings.imageFile) return no('the image is a file');
-  if (settings.disks && existsSync(diskPath(path.resolve(settings.disks), name))) return no(`${name} is in the disks folder`);
-  if (!buildableSuite(name) || settings.imageBuild === 'never' || cloud) return no(`${name} is not built here`);
+  if (!name || settings.image.file) return no('the image is a file');
+  if (settings.qemu.disks && existsSync(diskPath(path.resolve(settings.qemu.disks), name))) return no(`${name} is in the disks folder`);
+  if (!buildableSuite(name) || settings.image.build === 'never' || cloud) return no(`${name} is not built here`);
   const { rev, fromServer } = await imageRevision(name, settings, signal);
   if (fromServer) return no(`the image server has ${name}`, rev);
   if (inputs.cache && rev) {
@@ -238,7 +238,7 @@ export async function willBuild(
 
 /** The image the manifest (or the `image` input) names. */
 export function imageName(manifest: Manifest, settings: DriverSettings): string | undefined {
-  return settings.image ?? manifest.driver.options.image;
+  return settings.image.name ?? manifest.driver.options.image;
 }
 
 /**
@@ -257,8 +257,8 @@ export async function prepareImage(
 ): Promise<{ name: string; rev?: ImageRevision; note?: string } | undefined> {
   const name = imageName(manifest, settings);
   if (!name) return undefined;
-  if (!inputs.cache || settings.imageFile) return { name };
-  if (settings.disks && existsSync(diskPath(path.resolve(settings.disks), name))) return { name };
+  if (!inputs.cache || settings.image.file) return { name };
+  if (settings.qemu.disks && existsSync(diskPath(path.resolve(settings.qemu.disks), name))) return { name };
   const rev = known ? known.rev : (await imageRevision(name, settings, signal)).rev;
   if (!rev) {
     reporter.info(`Image cache: the revision of ${name} is unknown (no pinned image-sha256, no answer from the server): not caching it.`);
@@ -274,8 +274,8 @@ export async function prepareImage(
       `Image ${name} restored from the ${hit.from === 'cache' ? 'repository cache' : 'tool cache'} in ${formatDuration(hit.ms)}${vs}.`,
     );
     // A catalogue image needs its cloud-init seed also when it comes back as a file.
-    settings.imageCloudInit = catalogueFirst(name, settings);
-    settings.imageFile = hit.path;
+    settings.image.cloudInit = catalogueFirst(name, settings);
+    settings.image.file = hit.path;
     return {
       name,
       rev,
@@ -287,9 +287,9 @@ export async function prepareImage(
   const resolved = await resolveImage({ name, settings, reporter, signal });
   const fetchMs = Date.now() - started;
   reporter.info(`Image ${name} came from ${resolved.source} in ${formatDuration(fetchMs)}.`);
-  settings.imageFile = resolved.path;
-  settings.imageFormat = resolved.format;
-  settings.imageCloudInit = resolved.cloudInit;
+  settings.image.file = resolved.path;
+  settings.image.format = resolved.format;
+  settings.image.cloudInit = resolved.cloudInit;
   if (resolved.source === 'download' || resolved.source === 'cache' || resolved.source === 'build')
     pending.set(settings, { name, rev, file: resolved.path, fetchMs });
   return {

@@ -158,7 +158,7 @@ async function runOneBuild(o: OneBuild): Promise<{ result: BuildResult; tempDir:
     const copy = inputs.workspace === 'auto' ? copies : [];
     if (inputs.workspace === 'off' && copies.length)
       reporter.info(`workspace: off: not cloning ${copies.map((c) => c.source.url).join(', ')}.`);
-    if (inputs.keep) settings.detached = true;
+    if (inputs.keep) settings.qemu.detached = true;
     const driver = makeDriver(b.manifest.driver, settings);
     const env = [...b.manifest.env.map((e) => ({ key: e.key, value: e.value })), ...inputs.env];
     const startedAt = Date.now();
@@ -203,7 +203,7 @@ async function prepareQemuBuild(o: OneBuild, settings: DriverSettings, reporter:
   // Everything this build needs in one apt-get call: the builder's tools only when no server or cache has the image.
   const source = await willBuild(o.build.manifest, settings, o.inputs, o.signal);
   await ensureQemu([...(source.build ? (['image-build'] as const) : []), ...(source.cloud ? (['cloud-seed'] as const) : [])], source.why);
-  if (settings.kvm !== 'off' && !o.kvm.probed) {
+  if (settings.qemu.kvm !== 'off' && !o.kvm.probed) {
     o.kvm.probed = await prepareKvm();
     if (o.kvm.probed.why)
       core.warning(
@@ -211,10 +211,10 @@ async function prepareQemuBuild(o: OneBuild, settings: DriverSettings, reporter:
       );
   }
   const probed = o.kvm.probed;
-  if (probed?.accelerator === 'tcg' && settings.kvm !== 'on') settings.kvm = 'off';
+  if (probed?.accelerator === 'tcg' && settings.qemu.kvm !== 'on') settings.qemu.kvm = 'off';
   const image = await prepareImage(o.build.manifest, settings, o.inputs, reporter, o.signal, source);
   if (image && o.inputs.cache)
-    await restoreWarmStates(image.name, image.rev, settings, probed?.accelerator ?? (settings.kvm === 'on' ? 'kvm' : 'tcg'), reporter);
+    await restoreWarmStates(image.name, image.rev, settings, probed?.accelerator ?? (settings.qemu.kvm === 'on' ? 'kvm' : 'tcg'), reporter);
   return image;
 }
 

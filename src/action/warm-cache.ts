@@ -39,7 +39,7 @@ export function warmKey(
 ): { key: string; prefix: string } {
   const h = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
   const prefix = `djinn-warm-v1-${h(`${image}\n${rev?.kind ?? ''}:${rev?.value ?? ''}\n${qemu}`)}-${accelerator}-`;
-  return { key: `${prefix}c${settings.cpus ?? 'd'}-m${settings.memoryMiB ?? 'd'}`, prefix };
+  return { key: `${prefix}c${settings.qemu.cpus ?? 'd'}-m${settings.qemu.memoryMiB ?? 'd'}`, prefix };
 }
 
 const pending = new WeakMap<DriverSettings, { pattern: string; key: string }>();
@@ -52,11 +52,11 @@ export async function restoreWarmStates(
   accelerator: string,
   reporter: Reporter,
 ): Promise<void> {
-  if (!settings.cacheDir || settings.warm === 'off' || !cache.isFeatureAvailable()) return;
+  if (!settings.cacheDir || settings.qemu.warm === 'off' || !cache.isFeatureAvailable()) return;
   const pattern = warmPattern(settings.cacheDir);
   const { key, prefix } = warmKey(image, rev, settings, accelerator, await installedQemu());
   pending.set(settings, { pattern, key });
-  if (settings.warm === 'refresh') return;
+  if (settings.qemu.warm === 'refresh') return;
   try {
     const started = Date.now();
     const hit = await cache.restoreCache([pattern], key, [prefix]);

@@ -15,11 +15,12 @@ import { formatDuration } from '../util/duration.js';
 
 /** Whether this run would likely reach our builder (no image file, nothing in the disks folder or built before). */
 export function mayBuild(manifest: Manifest, settings: DriverSettings): boolean {
-  const name = settings.image ?? manifest.driver.options.image;
-  if (manifest.driver.type !== 'qemu' || !name || settings.imageFile || settings.imageUrl || settings.imageBuild === 'never') return false;
+  const name = settings.image.name ?? manifest.driver.options.image;
+  if (manifest.driver.type !== 'qemu' || !name || settings.image.file || settings.image.url || settings.image.build === 'never')
+    return false;
   if (!buildableSuite(name)) return false;
-  if (settings.disks && existsSync(diskPath(path.resolve(settings.disks), name))) return false;
-  const built = builtImagesDir(settings);
+  if (settings.qemu.disks && existsSync(diskPath(path.resolve(settings.qemu.disks), name))) return false;
+  const built = builtImagesDir(settings.cacheDir);
   return !(built && existsSync(diskPath(built, name)));
 }
 

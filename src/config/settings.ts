@@ -15,8 +15,38 @@ export interface DriverSettings {
   conf: DriverConf;
   /** Folder for this build's temporary files (console log, keys, pidfile); made and removed by the caller. */
   tempDir: string;
+  /** The CLI's image cache folder (images, built images, warm states, the catalogue login key). */
+  cacheDir?: string;
+  image: ImageSettings;
+  qemu: QemuSettings;
+  ssh: SshSettings;
+  docker: DockerSettings;
+}
 
-  // qemu
+/** Which image to boot and where to get it (src/images). */
+export interface ImageSettings {
+  /** Overrides the manifest's image name. */
+  name?: string;
+  file?: string;
+  format?: 'qcow2' | 'raw';
+  url?: string;
+  sha256?: string;
+  server?: string;
+  build?: 'auto' | 'always' | 'never';
+  /** A cached image older than this is revalidated with its source. */
+  maxAgeMs: number;
+  /** -image-source: which network source to ask (auto: the Djinn server, then the catalogue or our builder). */
+  source?: 'auto' | 'server' | 'catalogue' | 'build';
+  /** -image-mirror DISTRO=URL values (catalogue base URLs). */
+  mirrors?: string[];
+  /** -image-checksum off boots a catalogue image its checksum file does not vouch for. */
+  checksum?: 'required' | 'off';
+  /** The file is a catalogue image (the action's image cache hands those over as files): boot it with the cloud-init seed. */
+  cloudInit?: boolean;
+}
+
+/** How to run the machine; unset numbers take the driver's defaults, which depend on the host and the accelerator. */
+export interface QemuSettings {
   disks?: string;
   cpus?: number;
   memoryMiB?: number;
@@ -24,40 +54,40 @@ export interface DriverSettings {
   bootTimeoutMs?: number;
   /** No console output and no SSH banner for this long while booting = stalled (docs/qemu.md). */
   bootStallMs?: number;
-  /** Boots again this many times after a stall (default 1). */
-  bootRetries?: number;
-  /** Overrides the manifest's image name. */
-  image?: string;
-  imageFile?: string;
-  imageFormat?: 'qcow2' | 'raw';
-  imageUrl?: string;
-  imageSha256?: string;
-  imageServer?: string;
-  imageBuild?: 'auto' | 'always' | 'never';
-  imageMaxAgeMs?: number;
-  /** -image-source: which network source to ask (auto: the Djinn server, then the catalogue or our builder). */
-  imageSource?: 'auto' | 'server' | 'catalogue' | 'build';
-  /** -image-mirror DISTRO=URL values (catalogue base URLs). */
-  imageMirrors?: string[];
-  /** -image-checksum off boots a catalogue image its checksum file does not vouch for. */
-  imageChecksum?: 'required' | 'off';
-  /** -image-file is a catalogue image (the action's image cache hands those over as files): boot it with the cloud-init seed. */
-  imageCloudInit?: boolean;
-  /** The CLI's image cache folder. */
-  cacheDir?: string;
-  warm?: 'on' | 'off' | 'refresh';
+  /** Boots again this many times after a stall. */
+  bootRetries: number;
+  warm: 'on' | 'off' | 'refresh';
   /** Start QEMU so that it can outlive this process (the action's `keep`: see Driver.keep). */
   detached?: boolean;
+}
 
-  // ssh
-  sshUser?: string;
-  sshKeyFile?: string;
-  sshPassword?: string;
-  connectTimeoutMs?: number;
+export interface SshSettings {
+  user: string;
+  keyFile?: string;
+  password?: string;
+  connectTimeoutMs: number;
+}
 
-  // docker
-  dockerHost?: string;
-  dockerVersion?: string;
+export interface DockerSettings {
+  host?: string;
+  version?: string;
+}
+
+export const DEFAULT_BOOT_RETRIES = 1;
+export const DEFAULT_IMAGE_MAX_AGE_MS = 24 * 3600_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
+
+/** Settings with every default and nothing else: what a driver gets when no flag or driver.conf says more. */
+export function defaultSettings(tempDir: string, cacheDir?: string): DriverSettings {
+  return {
+    conf: emptyConf(),
+    tempDir,
+    cacheDir,
+    image: { maxAgeMs: DEFAULT_IMAGE_MAX_AGE_MS },
+    qemu: { bootRetries: DEFAULT_BOOT_RETRIES, warm: 'on' },
+    ssh: { user: 'root', connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS },
+    docker: {},
+  };
 }
 
 export function emptyConf(file = ''): DriverConf {
@@ -122,9 +152,10 @@ function durFlag(flags: FlagValues, name: string): number | undefined {
   return d;
 }
 
-export function defaultCacheDir(): string {
+/** -cache-dir, else $XDG_CACHE_HOME/djinn/images (for builds and for `djinn image`). */
+export function cacheDirFlag(flags: FlagValues): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'djinn', 'images');
+  return str(flags, 'cache-dir') ?? path.join(base, 'djinn', 'images');
 }
 
 /**
@@ -140,32 +171,37 @@ export function settingsFromFlags(flags: FlagValues, conf: DriverConf, tempDir: 
   return {
     conf,
     tempDir,
-    disks: str(flags, 'disks') ?? confString(conf, 'qemu', 'disks'),
-    cpus: intFlag(flags, 'cpus') ?? confInt(conf, 'qemu', 'cpus'),
-    memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
-    kvm: oneOf<Tristate>(flags, 'kvm', ['auto', 'on', 'off']) ?? confChoice<Tristate>(conf, 'qemu', 'kvm', ['auto', 'on', 'off']),
-    bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
-    bootStallMs: durFlag(flags, 'boot-stall'),
-    bootRetries: countFlag(flags, 'boot-retries'),
-    image: str(flags, 'image'),
-    imageFile: str(flags, 'image-file'),
-    imageFormat: oneOf(flags, 'image-format', ['qcow2', 'raw'] as const),
-    imageUrl: str(flags, 'image-url'),
-    imageSha256: str(flags, 'image-sha256'),
-    imageServer: str(flags, 'image-server'),
-    imageBuild: oneOf(flags, 'image-build', ['auto', 'always', 'never'] as const),
-    imageMaxAgeMs: durFlag(flags, 'image-max-age'),
-    imageSource: oneOf(flags, 'image-source', ['auto', 'server', 'catalogue', 'build'] as const),
-    // The action passes its multi-line input as one value: one DISTRO=URL per line.
-    imageMirrors: all(flags, 'image-mirror').flatMap((v) => v.split(/\s+/).filter(Boolean)),
-    imageChecksum: oneOf(flags, 'image-checksum', ['required', 'off'] as const),
-    cacheDir: str(flags, 'cache-dir') ?? defaultCacheDir(),
-    warm: oneOf(flags, 'warm', ['on', 'off', 'refresh'] as const),
-    sshUser: str(flags, 'ssh-user') ?? confString(conf, 'ssh', 'user'),
-    sshKeyFile: str(flags, 'ssh-key') ?? confString(conf, 'ssh', 'key'),
-    sshPassword: confString(conf, 'ssh', 'password'),
-    connectTimeoutMs: durFlag(flags, 'connect-timeout') ?? confDuration(conf, 'ssh', 'timeout'),
-    dockerHost: confString(conf, 'docker', 'host'),
-    dockerVersion: confString(conf, 'docker', 'version'),
+    cacheDir: cacheDirFlag(flags),
+    image: {
+      name: str(flags, 'image'),
+      file: str(flags, 'image-file'),
+      format: oneOf(flags, 'image-format', ['qcow2', 'raw'] as const),
+      url: str(flags, 'image-url'),
+      sha256: str(flags, 'image-sha256'),
+      server: str(flags, 'image-server'),
+      build: oneOf(flags, 'image-build', ['auto', 'always', 'never'] as const),
+      maxAgeMs: durFlag(flags, 'image-max-age') ?? DEFAULT_IMAGE_MAX_AGE_MS,
+      source: oneOf(flags, 'image-source', ['auto', 'server', 'catalogue', 'build'] as const),
+      // The action passes its multi-line input as one value: one DISTRO=URL per line.
+      mirrors: all(flags, 'image-mirror').flatMap((v) => v.split(/\s+/).filter(Boolean)),
+      checksum: oneOf(flags, 'image-checksum', ['required', 'off'] as const),
+    },
+    qemu: {
+      disks: str(flags, 'disks') ?? confString(conf, 'qemu', 'disks'),
+      cpus: intFlag(flags, 'cpus') ?? confInt(conf, 'qemu', 'cpus'),
+      memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
+      kvm: oneOf<Tristate>(flags, 'kvm', ['auto', 'on', 'off']) ?? confChoice<Tristate>(conf, 'qemu', 'kvm', ['auto', 'on', 'off']),
+      bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
+      bootStallMs: durFlag(flags, 'boot-stall'),
+      bootRetries: countFlag(flags, 'boot-retries') ?? DEFAULT_BOOT_RETRIES,
+      warm: oneOf(flags, 'warm', ['on', 'off', 'refresh'] as const) ?? 'on',
+    },
+    ssh: {
+      user: (str(flags, 'ssh-user') ?? confString(conf, 'ssh', 'user')) || 'root',
+      keyFile: str(flags, 'ssh-key') ?? confString(conf, 'ssh', 'key'),
+      password: confString(conf, 'ssh', 'password'),
+      connectTimeoutMs: durFlag(flags, 'connect-timeout') ?? confDuration(conf, 'ssh', 'timeout') ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    },
+    docker: { host: confString(conf, 'docker', 'host'), version: confString(conf, 'docker', 'version') },
   };
 }

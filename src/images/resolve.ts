@@ -42,18 +42,18 @@ type Source = (req: ResolveRequest) => Promise<ResolvedImage | undefined>;
 
 /** 1. -image-file: exactly that file, nothing else is tried. */
 const fromFile: Source = async ({ name, settings }) => {
-  if (!settings.imageFile) return undefined;
-  const file = path.resolve(settings.imageFile);
+  if (!settings.image.file) return undefined;
+  const file = path.resolve(settings.image.file);
   if (!existsSync(file)) throw new DriverError(`image file ${file} (-image-file) does not exist.`);
-  return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file', cloudInit: settings.imageCloudInit };
+  return { path: file, format: settings.image.format ?? 'qcow2', name, source: 'file', cloudInit: settings.image.cloudInit };
 };
 
 /** 2. The disks folder: <disks>/qemu/x86_64/<name>, as Djinn looks. */
 const fromDisks: Source = async ({ name, settings }) => {
-  if (!settings.disks) return undefined;
-  const file = diskPath(path.resolve(settings.disks), name);
+  if (!settings.qemu.disks) return undefined;
+  const file = diskPath(path.resolve(settings.qemu.disks), name);
   if (!existsSync(file)) return undefined;
-  return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'disks' };
+  return { path: file, format: settings.image.format ?? 'qcow2', name, source: 'disks' };
 };
 
 /**
@@ -64,18 +64,18 @@ const fromDisks: Source = async ({ name, settings }) => {
  */
 const fromCacheOrDownload: Source = async (req) => {
   const { name, settings, reporter } = req;
-  if (settings.imageBuild === 'always') return undefined;
-  const only = settings.imageSource ?? 'auto';
-  if (!settings.imageUrl && (only === 'catalogue' || only === 'build')) return undefined;
+  if (settings.image.build === 'always') return undefined;
+  const only = settings.image.source ?? 'auto';
+  if (!settings.image.url && (only === 'catalogue' || only === 'build')) return undefined;
   try {
     return await cachedOrDownloaded(req);
   } catch (err) {
     const impossible = err instanceof ImageNotFoundError || (err instanceof DownloadError && err.retryable);
-    if (impossible && settings.imageBuild !== 'never' && buildableSuite(name) && builtImagesDir(settings)) {
+    if (impossible && settings.image.build !== 'never' && buildableSuite(name) && builtImagesDir(settings.cacheDir)) {
       reporter.info(`${err.message} Building ${name} with our builder instead (-image-build auto).`);
       return undefined;
     }
-    if (impossible && !settings.imageUrl && only === 'auto' && catalogueRef(name, settings)) {
+    if (impossible && !settings.image.url && only === 'auto' && catalogueRef(name, settings)) {
       reporter.info(`${err.message} Trying the catalogue of official cloud images.`);
       serverFailure.set(req, err as Error);
       return undefined;
@@ -86,9 +86,9 @@ const fromCacheOrDownload: Source = async (req) => {
 
 /** Whether a name that no local source has would come from the catalogue (not the image server's URL, not our builder). */
 export function catalogueFirst(name: string, settings: DriverSettings): boolean {
-  const only = settings.imageSource ?? 'auto';
-  if (settings.imageFile || settings.imageUrl || only === 'server' || only === 'build' || settings.imageBuild === 'always') return false;
-  if (only === 'auto' && buildableSuite(name) && settings.imageBuild !== 'never' && builtImagesDir(settings)) return false;
+  const only = settings.image.source ?? 'auto';
+  if (settings.image.file || settings.image.url || only === 'server' || only === 'build' || settings.image.build === 'always') return false;
+  if (only === 'auto' && buildableSuite(name) && settings.image.build !== 'never' && builtImagesDir(settings.cacheDir)) return false;
   return !!catalogueRef(name, settings);
 }
 
@@ -116,15 +116,15 @@ const fromCatalogueSource: Source = async (req) => {
 };
 
 /** Where images made by our builder are kept: a disks layout inside the cache folder. */
-export function builtImagesDir(settings: DriverSettings): string | undefined {
-  return settings.cacheDir ? path.join(settings.cacheDir, 'built') : undefined;
+export function builtImagesDir(cacheDir: string | undefined): string | undefined {
+  return cacheDir ? path.join(cacheDir, 'built') : undefined;
 }
 
 /** 5. Our builder, for debian/<suite> names; the result stays in the cache folder for the next run. */
 const fromBuilder: Source = async ({ name, settings, reporter, signal }) => {
   const suite = buildableSuite(name);
-  const dir = builtImagesDir(settings);
-  if (!suite || !dir || settings.imageBuild === 'never' || settings.imageSource === 'server' || settings.imageSource === 'catalogue')
+  const dir = builtImagesDir(settings.cacheDir);
+  if (!suite || !dir || settings.image.build === 'never' || settings.image.source === 'server' || settings.image.source === 'catalogue')
     return undefined;
   const file = diskPath(dir, name);
   if (existsSync(file)) return { path: file, format: 'qcow2', name, source: 'build' };
@@ -148,7 +148,7 @@ export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> 
       found = await source(req);
     } catch (err) {
       // A later source failed (e.g. a download): still say where the disks folder was looked at.
-      if (err instanceof Error && req.settings.disks && !req.settings.imageFile && source !== fromDisks)
+      if (err instanceof Error && req.settings.qemu.disks && !req.settings.image.file && source !== fromDisks)
         err.message += ` ${(await disksHint(req)).join(' ')}`;
       throw err;
     }
@@ -159,8 +159,8 @@ export async function resolveImage(req: ResolveRequest): Promise<ResolvedImage> 
 
 /** Where the image was looked for in the disks folder, and what is there. */
 async function disksHint({ name, settings }: ResolveRequest): Promise<string[]> {
-  if (!settings.disks) return ['No disks folder is set (-disks or driver.conf: driver qemu { disks "DIR" }).'];
-  const disks = path.resolve(settings.disks);
+  if (!settings.qemu.disks) return ['No disks folder is set (-disks or driver.conf: driver qemu { disks "DIR" }).'];
+  const disks = path.resolve(settings.qemu.disks);
   const present = await listDiskImages(disks);
   return [
     `Looked for ${diskPath(disks, name)}.`,
@@ -174,6 +174,6 @@ async function notFound(req: ResolveRequest): Promise<DriverError> {
   const { name, settings } = req;
   const lines = [`couldn't find image ${name}.`, ...(await disksHint(req))];
   if (!buildableSuite(name)) lines.push('Only debian/<suite> images can be built here (djinn image build).');
-  else if (settings.imageBuild === 'never') lines.push('Building it was not allowed (-image-build never).');
+  else if (settings.image.build === 'never') lines.push('Building it was not allowed (-image-build never).');
   return new DriverError(lines.join(' '));
 }

@@ -1,7 +1,7 @@
 // `djinn image ls` and `djinn image rm NAME...|--all`: the CLI's image cache,
 // both the downloaded images and those our builder made (kept under built/).
 import { rm, stat } from 'node:fs/promises';
-import { emptyConf, all, str, defaultCacheDir } from '../../config/settings.js';
+import { all, cacheDirFlag } from '../../config/settings.js';
 import { UsageError } from '../../core/errors.js';
 import { diskPath, listDiskImages } from '../../images/local.js';
 import { builtImagesDir } from '../../images/resolve.js';
@@ -48,7 +48,7 @@ interface BuiltImage {
 
 /** Images our builder made, in the disks layout under the cache folder. */
 async function builtImages(cacheDir: string): Promise<BuiltImage[]> {
-  const root = builtImagesDir({ conf: emptyConf(), tempDir: '', cacheDir })!;
+  const root = builtImagesDir(cacheDir)!;
   const out: BuiltImage[] = [];
   for (const name of await listDiskImages(root)) {
     const file = diskPath(root, name);
@@ -79,7 +79,7 @@ export async function imageLsCommand(argv: string[]): Promise<number> {
     process.stdout.write(catalogueListing(!!flags.json, all(flags, 'image-mirror')));
     return 0;
   }
-  const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
+  const dir = cacheDirFlag(flags);
   const entries = await new ImageCache(dir).list();
   const built = await builtImages(dir);
   if (flags.json) {
@@ -121,7 +121,7 @@ export async function imageRmCommand(argv: string[]): Promise<number> {
   }
   if (flags.all && args.length) throw new UsageError('image rm takes either image names or --all, not both.');
   if (!flags.all && !args.length) throw new UsageError('image rm needs an image name (e.g. debian/stable) or --all.');
-  const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
+  const dir = cacheDirFlag(flags);
   const cache = new ImageCache(dir);
   let code = 0;
   const removed = flags.all ? await cache.remove({ all: true }) : [];

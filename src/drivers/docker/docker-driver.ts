@@ -54,7 +54,7 @@ export class DockerDriver implements Driver {
     spec: DriverSpec,
     private readonly settings: DriverSettings,
   ) {
-    this.image = settings.image || spec.options.image || '';
+    this.image = settings.image.name || spec.options.image || '';
     const ws = spec.options.workspace ?? '';
     if (!this.image) throw new UsageError('driver docker requires image.', spec.position, 'driver.image');
     if (!path.posix.isAbsolute(ws))
@@ -80,7 +80,7 @@ export class DockerDriver implements Driver {
 
   private async setUp(ctx: CreateContext): Promise<void> {
     const { reporter, signal } = ctx;
-    const engine = await connect(this.settings.dockerHost, this.settings.dockerVersion);
+    const engine = await connect(this.settings.docker.host, this.settings.docker.version);
     this.engine = engine;
     reporter.info(`Using docker API version ${engine.apiVersion}...`);
     this.imageId = await ensureImage(engine, this.image, reporter, signal);

@@ -17,7 +17,7 @@ import { guestKey, sshTarget } from './ssh-target.js';
 import { consoleHints } from './console-hints.js';
 import { freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
-import { BootStalled, DEFAULT_BOOT_RETRIES, defaultStallMs, watchStall } from './stall.js';
+import { BootStalled, defaultStallMs, watchStall } from './stall.js';
 import { prepareCloudBoot, waitForCloudInit, type CloudBoot } from './cloud-seed.js';
 import { sleep } from '../../util/sleep.js';
 
@@ -95,7 +95,7 @@ export class QemuDriver implements Driver {
     const s = this.settings;
     const started = (this.t0 = Date.now());
     reporter.info('Creating machine with arch x86_64...');
-    const name = s.image ?? this.imageName;
+    const name = s.image.name ?? this.imageName;
     if (!name)
       throw new DriverError(
         'the qemu driver needs an image: give it in the manifest (driver: { type: qemu, image: debian/stable }) or with -image.',
@@ -105,24 +105,24 @@ export class QemuDriver implements Driver {
     this.info.image = name;
     this.info.imageFile = image.path;
     this.info.imageSource = image.source;
-    const cpus = s.cpus ?? defaultCpus();
-    const memoryMiB = s.memoryMiB ?? defaultMemoryMiB();
+    const cpus = s.qemu.cpus ?? defaultCpus();
+    const memoryMiB = s.qemu.memoryMiB ?? defaultMemoryMiB();
     this.info.cpus = cpus;
     this.info.memoryMiB = memoryMiB;
     this.dir = await mkdtemp(path.join(s.tempDir || os.tmpdir(), 'qemu-'));
     if (image.cloudInit)
       this.cloud = await prepareCloudBoot({ cacheDir: s.cacheDir, buildDir: this.dir, imageId: image.sha256 ?? image.path });
-    const plan = await planAccel(s.kvm);
+    const plan = await planAccel(s.qemu.kvm);
     if (plan.note) reporter.info(plan.note);
     reporter.info(`Booting machine with image ${name}...`);
-    let retriesLeft = s.bootRetries ?? DEFAULT_BOOT_RETRIES;
+    let retriesLeft = s.qemu.bootRetries;
     for (let i = 0; i < plan.order.length; i++) {
       const accel = plan.order[i];
       const fallback = i + 1 < plan.order.length;
-      const timeoutMs = fallback ? KVM_PROBE_MS : (s.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
+      const timeoutMs = fallback ? KVM_PROBE_MS : (s.qemu.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
       // Retries after a stall share this deadline: the boot timeout bounds them all.
       const deadline = Date.now() + timeoutMs;
-      const stallMs = s.bootStallMs ?? defaultStallMs(accel, this.cloud !== undefined);
+      const stallMs = s.qemu.bootStallMs ?? defaultStallMs(accel, this.cloud !== undefined);
       try {
         for (;;) {
           try {
@@ -168,7 +168,7 @@ export class QemuDriver implements Driver {
   }
 
   private user(): string {
-    return this.settings.sshUser ?? 'root';
+    return this.settings.ssh.user;
   }
 
   /**
@@ -190,7 +190,7 @@ export class QemuDriver implements Driver {
         consoleLog: path.join(dir, 'console.log'),
         pidFile: path.join(dir, 'qemu.pid'),
         seed: this.cloud?.seed,
-        ...(this.settings.detached ? { detached: true } : {}),
+        ...(this.settings.qemu.detached ? { detached: true } : {}),
       };
       await rm(spec.consoleLog, { force: true });
       if (warmMode(this.settings) !== 'off') {
@@ -270,7 +270,7 @@ export class QemuDriver implements Driver {
     const died = new AbortController();
     void qemu.exited.then(() => died.abort());
     const both = AbortSignal.any([signal, died.signal]);
-    const key = await guestKey(this.settings, this.cloud?.privateKey);
+    const key = await guestKey(this.settings.ssh, this.cloud?.privateKey);
     // The transport reports the host key right after the banner and key exchange: time that.
     const timed: Reporter = {
       ...reporter,
@@ -287,7 +287,7 @@ export class QemuDriver implements Driver {
       this.session = await SshSession.connect(
         sshTarget({
           port,
-          settings: this.settings,
+          ssh: this.settings.ssh,
           privateKey: key,
           deadline,
           reporter: timed,
@@ -383,7 +383,7 @@ export class QemuDriver implements Driver {
     const qemu = this.qemu;
     const session = this.session;
     if (!qemu?.running || !session || session.isLost) throw new DriverError('the machine is not running: nothing to keep.');
-    if (!qemu.spec.detached) throw new DriverError('this machine was not started to be kept (settings.detached).');
+    if (!qemu.spec.detached) throw new DriverError('this machine was not started to be kept (settings.qemu.detached).');
     this.qemu = undefined;
     this.session = undefined;
     const dir = this.dir!;

@@ -1,14 +1,14 @@
 // How the qemu driver (cold and warm boots alike) logs in to its machine.
 import { readFile } from 'node:fs/promises';
 import type { Reporter } from '../../core/reporter.js';
-import type { DriverSettings } from '../../config/settings.js';
+import type { SshSettings } from '../../config/settings.js';
 import type { SshTarget } from '../../transport/ssh/index.js';
 import type { ProbeHints } from '../../transport/ssh/banner.js';
 
 export interface GuestLogin {
   /** The host port QEMU forwards to the guest's port 22. */
   port: number;
-  settings: Pick<DriverSettings, 'sshUser' | 'sshPassword'>;
+  ssh: SshSettings;
   privateKey?: Buffer;
   /** A Date.now() time. */
   deadline: number;
@@ -24,9 +24,9 @@ export function sshTarget(o: GuestLogin): SshTarget {
   return {
     host: '127.0.0.1',
     port: o.port,
-    user: o.settings.sshUser ?? 'root',
+    user: o.ssh.user,
     privateKey: o.privateKey,
-    password: o.settings.sshPassword ?? '',
+    password: o.ssh.password ?? '',
     deadline: o.deadline,
     reporter: o.reporter,
     signal: o.signal,
@@ -36,6 +36,6 @@ export function sshTarget(o: GuestLogin): SshTarget {
 }
 
 /** The key to log in with: the cloud-init seed's, else -ssh-key's file, else none. */
-export async function guestKey(settings: Pick<DriverSettings, 'sshKeyFile'>, cloudKey?: Buffer): Promise<Buffer | undefined> {
-  return cloudKey ?? (settings.sshKeyFile ? await readFile(settings.sshKeyFile) : undefined);
+export async function guestKey(ssh: SshSettings, cloudKey?: Buffer): Promise<Buffer | undefined> {
+  return cloudKey ?? (ssh.keyFile ? await readFile(ssh.keyFile) : undefined);
 }

@@ -15,8 +15,6 @@ import type { Accel } from './accel.js';
 
 export const TCG_STALL_MS = 20_000;
 export const KVM_STALL_MS = 10_000;
-/** Boots again this many times after a stall unless told otherwise. */
-export const DEFAULT_BOOT_RETRIES = 1;
 /** How many stall windows a busy QEMU may stay quiet on its console. */
 export const QUIET_WINDOWS = 3;
 const POLL_MS = 250;

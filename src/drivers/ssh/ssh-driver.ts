@@ -11,7 +11,6 @@ import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
 import type { DriverSettings } from '../../config/settings.js';
 
 export const DEFAULT_SSH_PORT = 22;
-export const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
 
 /** `host`, `host:port`, `[v6]` or `[v6]:port`; null when it is none of these. */
 export function parseAddress(address: string): { host: string; port: number } | null {
@@ -46,24 +45,24 @@ export class SshDriver implements Driver {
   async create(ctx: CreateContext): Promise<void> {
     const s = this.settings;
     let privateKey: Buffer | undefined;
-    if (s.sshKeyFile) {
+    if (s.ssh.keyFile) {
       try {
-        privateKey = await readFile(s.sshKeyFile);
+        privateKey = await readFile(s.ssh.keyFile);
       } catch (err) {
         throw new DriverError(
-          `cannot read the SSH key file ${s.sshKeyFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}.`,
+          `cannot read the SSH key file ${s.ssh.keyFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}.`,
         );
       }
     }
-    const user = s.sshUser || 'root';
+    const user = s.ssh.user;
     ctx.reporter.info(`Connecting to ${this.host}:${this.port} as ${user}...`);
     this.connecting = SshSession.connect({
       host: this.host,
       port: this.port,
       user,
       privateKey,
-      password: s.sshPassword,
-      deadline: Date.now() + (s.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
+      password: s.ssh.password,
+      deadline: Date.now() + s.ssh.connectTimeoutMs,
       reporter: ctx.reporter,
       signal: ctx.signal,
     });

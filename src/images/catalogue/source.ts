@@ -11,7 +11,6 @@ import { downloadImage, normalizeSha256, type DownloadOptions } from '../fetch/d
 import { DownloadError, ImageRejectedError } from '../fetch/errors.js';
 import { readSmallBody, request } from '../fetch/http.js';
 import type { FetchRequest } from '../fetch/through-cache.js';
-import { DEFAULT_MAX_AGE_MS } from '../fetch/through-cache.js';
 import { ChecksumFileError, digestFor, type ChecksumEntry } from './checksums.js';
 import { CatalogueError, describe, findInCatalogue, locate, parseMirrors, type CatalogueRef, type LocatedImage } from './lookup.js';
 
@@ -24,7 +23,7 @@ interface CatalogueMeta {
 export function catalogueRef(name: string, settings: FetchRequest['settings']): CatalogueRef | undefined {
   let mirrors: Record<string, string>;
   try {
-    mirrors = parseMirrors(settings.imageMirrors);
+    mirrors = parseMirrors(settings.image.mirrors);
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/^-image-mirror: /, ''), {}, '-image-mirror');
   }
@@ -62,12 +61,12 @@ export async function fromCatalogue(req: FetchRequest): Promise<ResolvedImage | 
   if (!ref) return undefined;
   if (!ref.distro.bootable)
     throw new DriverError(`image ${name} is in the catalogue (${describe(ref).imageUrl}) but cannot be booted yet: ${ref.distro.note}.`);
-  const pinned = settings.imageSha256 ? normalizeSha256(settings.imageSha256) : undefined;
-  const checking = settings.imageChecksum !== 'off';
+  const pinned = settings.image.sha256 ? normalizeSha256(settings.image.sha256) : undefined;
+  const checking = settings.image.checksum !== 'off';
   // Keyed by the entry's URL pattern, so that a fresh copy is found without asking the network.
   const origin: ImageOrigin = { kind: 'url', base: describe(ref).imageUrl };
   const cache = settings.cacheDir ? new ImageCache(settings.cacheDir) : undefined;
-  const maxAge = settings.imageMaxAgeMs ?? DEFAULT_MAX_AGE_MS;
+  const maxAge = settings.image.maxAgeMs;
   const result = (p: string, source: ResolvedImage['source'], sha256: string): ResolvedImage => ({
     path: p,
     format: 'qcow2',

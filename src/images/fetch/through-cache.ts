@@ -12,8 +12,6 @@ import { DownloadError, ImageNotFoundError, ImageRejectedError } from './errors.
 import { checkImageName, DEFAULT_IMAGE_SERVER, imageUrl, notFoundError, serverModTime } from './server.js';
 import path from 'node:path';
 
-export const DEFAULT_MAX_AGE_MS = 24 * 3600_000;
-
 /** Knobs for tests and benchmarks; users get the defaults. */
 export interface HttpTuning {
   idleTimeoutMs?: number;
@@ -30,8 +28,8 @@ export interface FetchRequest {
 }
 
 export function originFor(settings: DriverSettings): ImageOrigin {
-  if (settings.imageUrl) return { kind: 'url', base: settings.imageUrl };
-  return { kind: 'server', base: settings.imageServer || DEFAULT_IMAGE_SERVER };
+  if (settings.image.url) return { kind: 'url', base: settings.image.url };
+  return { kind: 'server', base: settings.image.server || DEFAULT_IMAGE_SERVER };
 }
 
 /** The URL an image is downloaded from under these settings. */
@@ -40,9 +38,9 @@ export function downloadUrl(origin: ImageOrigin, name: string): string {
 }
 
 function pinnedDigest(settings: DriverSettings): string | undefined {
-  if (!settings.imageSha256) return undefined;
+  if (!settings.image.sha256) return undefined;
   try {
-    return normalizeSha256(settings.imageSha256);
+    return normalizeSha256(settings.image.sha256);
   } catch (err) {
     throw new UsageError((err as Error).message, {}, '-image-sha256');
   }
@@ -85,7 +83,7 @@ export async function cachedOrDownloaded(req: FetchRequest): Promise<ResolvedIma
   }
 
   const cache = new ImageCache(settings.cacheDir);
-  const maxAge = settings.imageMaxAgeMs ?? DEFAULT_MAX_AGE_MS;
+  const maxAge = settings.image.maxAgeMs;
   const usable = (e: CacheEntry | undefined): e is CacheEntry =>
     !!e && (pinned ? e.meta.sha256 === pinned : Date.now() - Date.parse(e.meta.checkedAt) < maxAge);
   const hit = (e: CacheEntry): ResolvedImage => {

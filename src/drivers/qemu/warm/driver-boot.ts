@@ -15,7 +15,7 @@ import { guestKey, sshTarget } from '../ssh-target.js';
 /** `-warm` as set, `on` by default; off when there is no cache folder to keep states in. */
 export function warmMode(settings: DriverSettings): WarmMode {
   if (!settings.cacheDir) return 'off';
-  return settings.warm ?? 'on';
+  return settings.qemu.warm;
 }
 
 export interface DriverWarmBoot {
@@ -49,13 +49,13 @@ export const RESTORE_CONNECT_MS = 30_000;
 export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
   const s = o.settings;
   const port = o.spec.sshPort;
-  const key = await guestKey(s, o.cloud?.privateKey);
+  const key = await guestKey(s.ssh, o.cloud?.privateKey);
   let session: SshSession | undefined;
   const open = (deadline: number) =>
     SshSession.connect(
       sshTarget({
         port,
-        settings: s,
+        ssh: s.ssh,
         privateKey: key,
         deadline: Math.max(Date.now() + 5_000, deadline),
         reporter: o.reporter,
