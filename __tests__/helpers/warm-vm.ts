@@ -1,17 +1,17 @@
-// Boots our test image through the warm-start sequence the qemu driver uses
-// (launch API + runWarmSequence + SSH transport), for the warm-start VM tests and bench.
+// Boots our test image through the qemu driver's own warm boot (bootWarm: plan, launch,
+// restore or boot and save, connect, fix up), for the warm-start VM tests and bench.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, QemuProcess, qemuArgs, type LaunchSpec } from '../../src/drivers/qemu/launch.js';
-import { applyLaunchChange, type WarmMode } from '../../src/drivers/qemu/warm/save-restore.js';
-import { afterConnect, runWarmSequence, type WarmSequenceResult } from '../../src/drivers/qemu/warm/sequence.js';
+import { freePort, type QemuProcess, type LaunchSpec } from '../../src/drivers/qemu/launch.js';
+import type { WarmMode } from '../../src/drivers/qemu/warm/save-restore.js';
+import type { WarmSequenceResult } from '../../src/drivers/qemu/warm/sequence.js';
 import type { FixupResult } from '../../src/drivers/qemu/warm/fixups.js';
+import { bootWarm } from '../../src/drivers/qemu/warm/driver-boot.js';
 import { silentReporter } from '../../src/core/reporter.js';
-import { SshSession, waitForBanner } from '../../src/transport/ssh/index.js';
+import type { SshSession } from '../../src/transport/ssh/index.js';
 import { testImage as vmTestImage } from './vm.js';
-import { sshTarget } from '../../src/drivers/qemu/ssh-target.js';
-import { defaultSettings } from '../../src/config/settings.js';
+import { testSettings } from './settings.js';
 
 /** The test image (our builder's `fast` debian/stable, via helpers/vm.ts and scripts/test-image.sh). */
 export function testImage(): { path: string; format: 'qcow2' } {
@@ -22,6 +22,7 @@ export interface WarmVm {
   result: WarmSequenceResult<QemuProcess>;
   session: SshSession;
   fixups?: FixupResult;
+  /** The warm sequence's own lines. */
   log: string[];
   port: number;
   stop(): Promise<void>;
@@ -34,6 +35,9 @@ export interface WarmVmOptions {
   memoryMiB?: number;
   cpus?: number;
 }
+
+/** A loaded two-core machine boots slowly: no stall watch before the boot timeout. */
+const BOOT_TIMEOUT_MS = 240_000;
 
 const live = new Set<WarmVm>();
 
@@ -60,42 +64,23 @@ export async function startWarmVm(opts: WarmVmOptions): Promise<WarmVm> {
     await fs.rm(tempDir, { recursive: true, force: true });
   };
   try {
-    const result = await runWarmSequence(
-      { mode: opts.mode ?? 'on', cacheDir: opts.cacheDir, tempDir, image: opts.image, args: qemuArgs(spec) },
-      {
-        launch: async (change) => {
-          const p = await QemuProcess.start(applyLaunchChange(spec, change));
-          procs.push(p);
-          return p;
-        },
-        alive: (p) => p.running,
-        stop: async (p) => void (await p.stop()),
-        waitForSsh: async (p, deadline) => {
-          const stopped = new AbortController();
-          void p.exited.then(() => stopped.abort());
-          await waitForBanner('127.0.0.1', port, deadline, stopped.signal);
-        },
-        exitText: async (p) => (await p.exited).stderr,
-        log: (l) => log.push(l),
-      },
-      { bootTimeoutMs: 240_000 },
-    );
-    session = await SshSession.connect(
-      sshTarget({ port, ssh: defaultSettings(tempDir).ssh, deadline: Date.now() + 60_000, reporter: silentReporter, cloudInit: false }),
-    );
-    const s = session;
-    const fixups = await afterConnect(
-      result,
-      async (cmd) => {
-        const r = await s.exec(cmd);
-        return { code: r.code, stdout: r.stdout.toString() };
-      },
-      (l) => log.push(l),
-    );
+    const booted = await bootWarm({
+      settings: testSettings(tempDir, { cacheDir: opts.cacheDir, qemu: { warm: opts.mode ?? 'on' } }),
+      image: { ...opts.image, name: 'debian/stable', source: 'file' },
+      spec,
+      tempDir,
+      deadline: Date.now() + BOOT_TIMEOUT_MS,
+      stallMs: BOOT_TIMEOUT_MS,
+      reporter: silentReporter,
+      signal: new AbortController().signal,
+      onProcess: (p) => procs.push(p),
+      warmLog: (l) => log.push(l),
+    });
+    session = booted.session;
     const vm: WarmVm = {
-      result,
+      result: booted.sequence,
       session,
-      fixups,
+      fixups: booted.fixups,
       log,
       port,
       stop: async () => {

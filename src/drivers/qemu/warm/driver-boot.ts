@@ -7,7 +7,8 @@ import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
 import type { DriverSettings } from '../../../config/settings.js';
 import { HOSTFWD_TAKEN, QemuProcess, qemuArgs, type LaunchSpec } from '../launch.js';
 import { BootStalled, watchStall } from '../stall.js';
-import { afterConnect, runWarmSequence } from './sequence.js';
+import { afterConnect, runWarmSequence, type WarmSequenceResult } from './sequence.js';
+import type { FixupResult } from './fixups.js';
 import { waitForCloudInit, type CloudBoot } from '../cloud-seed.js';
 import { applyLaunchChange, keyDigest, type WarmMode } from './save-restore.js';
 import { guestKey, sshTarget } from '../ssh-target.js';
@@ -35,12 +36,18 @@ export interface DriverWarmBoot {
   onProcess(qemu: QemuProcess): void;
   /** Catalogue images: log in with the seed's key, and save only once cloud-init is done. */
   cloud?: CloudBoot;
+  /** Where the warm sequence's own lines go (restored, booted cold, saved, fixed up); the reporter unless set. */
+  warmLog?(line: string): void;
 }
 
 export interface DriverWarmResult {
   qemu: QemuProcess;
   session: SshSession;
   facts: Record<string, string | number | boolean>;
+  /** How the machine started: restored or booted, the state's key, the save's duration. */
+  sequence: WarmSequenceResult<QemuProcess>;
+  /** What was fixed up in a restored guest (clock, entropy). */
+  fixups?: FixupResult;
 }
 
 /** How long a restored machine gets to answer on SSH before we boot cold instead. */
@@ -124,7 +131,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       },
       exitText: async (q) => (q.running ? '' : (await q.exited).stderr),
       isTransient: (stderr) => HOSTFWD_TAKEN.test(stderr),
-      log: (line) => o.reporter.info(line),
+      log: (line) => (o.warmLog ? o.warmLog(line) : o.reporter.info(line)),
     },
     { bootTimeoutMs: Math.max(1, o.deadline - Date.now()), restoreBannerMs: Math.min(RESTORE_CONNECT_MS, o.stallMs), signal: o.signal },
   );
@@ -144,12 +151,12 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       const r = await session!.exec(cmd);
       return { code: r.code, stdout: r.stdout.toString() };
     },
-    (line) => o.reporter.warn(line),
+    (line) => (o.warmLog ? o.warmLog(line) : o.reporter.warn(line)),
   );
   if (fix) {
     facts.warmClock = fix.clock;
     facts.warmRandom = fix.rng;
   }
   o.reporter.info(`Machine ${facts.start} in ${facts.startSeconds}s${result.start === 'restored' ? ' (from a saved state)' : ''}.`);
-  return { qemu: result.proc, session: session!, facts };
+  return { qemu: result.proc, session: session!, facts, sequence: result, fixups: fix };
 }
