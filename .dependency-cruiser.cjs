@@ -35,6 +35,14 @@ module.exports = {
       to: { path: '@actions/' },
     },
     {
+      name: 'no-file-cycle',
+      comment:
+        'files import each other in one direction: a type or function two files share goes to the lower one (or a small file of its own)',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+    {
       name: 'no-folder-outside-the-layers',
       comment: 'a new folder under src/ needs its place in .dependency-cruiser.cjs and docs/architecture.md',
       severity: 'error',

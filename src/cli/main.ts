@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readDriverConf, type DriverConf } from '../config/driver-conf.js';
 import type { EnvVar } from '../core/job.js';
-import { DriverError, UsageError, formatLocated } from '../core/errors.js';
+import { UsageError, formatLocated } from '../core/errors.js';
 import { makeDriver } from '../drivers/index.js';
 import { emptyConf, all, str, type FlagValues, settingsFromFlags, buildTempRoot } from '../config/settings.js';
 import { parseManifestFile } from '../manifest/parse.js';
@@ -24,60 +24,26 @@ import { TerminalReporter } from './terminal-reporter.js';
 import { VERSION } from '../core/version.js';
 import { imageCommand } from './image-command.js';
 import { workflowCommand } from './workflow-command.js';
+import { COMMAND_HELP, reportFailure, usage } from './usage.js';
 import { checkHost } from './host-check.js';
-
-export const EXIT_USAGE = 2;
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, { help: string; load: () => Promise<Command> }> = {
-  lint: { help: 'check a manifest and print its warnings and errors', load: async () => lintCommand },
-  plan: { help: 'print what a manifest would run (--json for the plan as JSON)', load: async () => planCommand },
-  image: { help: 'build, list or remove images: image build|ls|rm', load: async () => imageCommand },
-  workflow: { help: "print a GitHub Actions workflow for the repository's manifests", load: async () => workflowCommand },
+const COMMANDS: Record<keyof typeof COMMAND_HELP, Command> = {
+  lint: lintCommand,
+  plan: planCommand,
+  image: imageCommand,
+  workflow: workflowCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
   try {
-    const cmd = argv[0] && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
-    if (cmd) return await (await cmd.load())(argv.slice(1));
+    const cmd = argv[0] && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0] as keyof typeof COMMANDS] : undefined;
+    if (cmd) return await cmd(argv.slice(1));
     return await runCommand(argv);
   } catch (err) {
     return reportFailure(err);
   }
-}
-
-export function reportFailure(err: unknown): number {
-  if (err instanceof UsageError) {
-    process.stderr.write(`djinn: ${err.format()}\n`);
-    return EXIT_USAGE;
-  }
-  if (err instanceof DriverError) {
-    process.stderr.write(`djinn: ${err.message}\n`);
-    return 1;
-  }
-  throw err;
-}
-
-export function usage(specs: FlagSpec[], head: string): string {
-  const lines = [head, ''];
-  let group = '';
-  for (const s of specs) {
-    if (s.group !== group) {
-      group = s.group;
-      lines.push(`${group} flags:`);
-    }
-    const arg = s.kind === 'string' ? ' value' : '';
-    lines.push(`  -${s.name}${arg}`);
-    lines.push(`        ${s.help}${s.default ? ` (default ${s.default})` : ''}`);
-  }
-  lines.push('', 'commands:');
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${c.help}`);
-  lines.push(
-    '',
-    'Exit status: 0 passed (or passed with failures), 1 failed/killed/timed out, 2 bad usage, manifest or configuration; 130/143 after SIGINT/SIGTERM.',
-  );
-  return lines.join('\n') + '\n';
 }
 
 function loadManifest(flags: FlagValues, file = str(flags, 'manifest') ?? '.djinn.yml'): Manifest {

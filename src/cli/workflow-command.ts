@@ -7,7 +7,7 @@ import { parseManifestFile } from '../manifest/parse.js';
 import { findManifests } from '../runner/prepare.js';
 import { parseFlags, type FlagSpec } from './flags.js';
 import { str } from '../config/settings.js';
-import { reportFailure, usage } from './main.js';
+import { reportFailure, usage } from './usage.js';
 
 /** How workflows refer to this action (owner/repo@ref). */
 export const ACTION_REF = 'djinn-ci/djinn-vm-action@v1';

@@ -4,7 +4,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveImage, type ResolvedImage } from '../../images/resolve.js';
+import { resolveImage } from '../../images/resolve.js';
+import type { ResolvedImage } from '../../images/resolved.js';
 import { verifyImage } from '../../images/verify.js';
 import type { Reporter } from '../../core/reporter.js';
 import { SshSession } from '../../transport/ssh/index.js';

@@ -5,7 +5,7 @@
 // is not booted unless checking is turned off (-image-checksum off).
 import path from 'node:path';
 import { DriverError, UsageError } from '../../core/errors.js';
-import type { ResolvedImage } from '../resolve.js';
+import type { ResolvedImage } from '../resolved.js';
 import { freshMeta, ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';
 import { downloadImage, normalizeSha256, type DownloadOptions } from '../fetch/download.js';
 import { DownloadError, ImageRejectedError } from '../fetch/errors.js';

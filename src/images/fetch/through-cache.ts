@@ -5,7 +5,7 @@
 import { UsageError } from '../../core/errors.js';
 import type { DriverSettings } from '../../config/settings.js';
 import type { Reporter } from '../../core/reporter.js';
-import type { ResolvedImage } from '../resolve.js';
+import type { ResolvedImage } from '../resolved.js';
 import { freshMeta, ImageCache, type CacheEntry, type ImageOrigin } from '../cache/store.js';
 import { downloadImage, normalizeSha256, type DownloadOptions } from './download.js';
 import { DownloadError, ImageNotFoundError, ImageRejectedError } from './errors.js';

@@ -1,7 +1,7 @@
 // The qemu driver's warm path in one call: plan, launch, restore or boot (and
 // save), connect over SSH, and fix up a restored guest. The driver keeps its
 // own port retries, accelerator fall-back and error messages around it.
-import type { ResolvedImage } from '../../../images/resolve.js';
+import type { ResolvedImage } from '../../../images/resolved.js';
 import type { Reporter } from '../../../core/reporter.js';
 import { SshSession, waitForBanner } from '../../../transport/ssh/index.js';
 import type { DriverSettings } from '../../../config/settings.js';
