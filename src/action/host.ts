@@ -7,7 +7,7 @@ import { constants, existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import * as core from '@actions/core';
 import { aptInstall } from '../host/install.js';
-import { missingFor, type Capability, type Missing } from '../host/requirements.js';
+import { capabilitiesLacking, missingFor, type Capability, type Missing } from '../host/requirements.js';
 import { formatDuration } from '../util/duration.js';
 import { message } from '../core/errors.js';
 
@@ -66,7 +66,7 @@ export async function ensureQemu(also: Capability[] = [], why?: string, runCmd =
   const needed = missingFor(['qemu', 'actions-cache', ...also]);
   if (!needed.programs.length) return;
   // The capabilities named in the log group: only those with something missing.
-  const missing = { ...needed, capabilities: needed.capabilities.filter((c) => missingFor([c]).programs.length) };
+  const missing = { ...needed, capabilities: capabilitiesLacking(needed) };
   try {
     await installMissing(missing, runCmd, why);
   } catch (err) {

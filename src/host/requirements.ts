@@ -95,6 +95,11 @@ export function missingFor(capabilities: Capability[], env: NodeJS.ProcessEnv = 
   return { capabilities, programs, packages };
 }
 
+/** The capabilities of `m` with something missing (a program two of them need counts for both). */
+export function capabilitiesLacking(m: Missing): Capability[] {
+  return m.capabilities.filter((c) => REQUIREMENTS[c].some((req) => m.programs.includes(req.need)));
+}
+
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
