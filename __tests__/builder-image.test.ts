@@ -11,7 +11,7 @@ import { BOOT_MIB } from '../src/images/builder/disk.js';
 import { moduleOrder } from '../src/images/builder/initrd.js';
 import { buildableSuite } from '../src/images/builder/suites.js';
 import { verifyImage } from '../src/images/verify.js';
-import { runCli, type CliResult } from './helpers/cli.js';
+import { runCli, type CliResult, projectArgs } from './helpers/cli.js';
 import { testImage } from './helpers/vm.js';
 
 let work: string;
@@ -157,14 +157,7 @@ describe('image build: a real build', () => {
     );
     writeFileSync(path.join(dir, 'driver.conf'), `driver qemu {\n  disks "${disks}"\n  memory 1024\n}\n`);
     const r = await runCli([
-      '-manifest',
-      path.join(dir, '.djinn.yml'),
-      '-driver',
-      path.join(dir, 'driver.conf'),
-      '-artifacts',
-      dir,
-      '-objects',
-      dir,
+      ...projectArgs(dir, { artifacts: dir }),
       '-ssh-key',
       key,
       '-image-build',

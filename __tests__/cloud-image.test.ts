@@ -11,7 +11,7 @@ import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmS
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startCli, type CliResult } from './helpers/cli.js';
+import { ROOT, startCli, type CliResult, projectArgs } from './helpers/cli.js';
 import { startCloudMirror, type CloudMirror } from './helpers/cloud-mirror.js';
 import { alive, qemuChildren } from './helpers/vm.js';
 
@@ -87,16 +87,7 @@ async function build(name: string, ...extra: string[]): Promise<CliResult & { el
   writeFileSync(path.join(dir, 'driver.conf'), 'driver qemu {\n  memory 1024\n  cpus 1\n}\n');
   const t0 = Date.now();
   const run = startCli([
-    '-manifest',
-    path.join(dir, '.djinn.yml'),
-    '-driver',
-    path.join(dir, 'driver.conf'),
-    '-artifacts',
-    path.join(dir, 'artifacts'),
-    '-objects',
-    dir,
-    '-cache-dir',
-    path.join(work, 'cache'),
+    ...projectArgs(dir, { cacheDir: path.join(work, 'cache') }),
     '-image-server',
     'http://127.0.0.1:1',
     '-image-source',

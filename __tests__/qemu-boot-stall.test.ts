@@ -13,7 +13,7 @@ import { QemuDriver } from '../src/drivers/qemu/qemu-driver.js';
 import { merged, testSettings, type SettingsChanges } from './helpers/settings.js';
 import type { Reporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
-import { startCli, type CliResult } from './helpers/cli.js';
+import { startCli, type CliResult, projectArgs } from './helpers/cli.js';
 import { alive, qemuChildren, testDisks, testImage, waitUntil } from './helpers/vm.js';
 
 const VM_TEST_MS = 300_000;
@@ -211,16 +211,7 @@ describe('qemu driver: stalled boots', () => {
       );
       writeFileSync(path.join(dir, 'driver.conf'), `driver qemu {\n  disks "${disks}"\n  memory 1024\n}\n`);
       const run = startCli([
-        '-manifest',
-        path.join(dir, '.djinn.yml'),
-        '-driver',
-        path.join(dir, 'driver.conf'),
-        '-artifacts',
-        path.join(dir, 'artifacts'),
-        '-objects',
-        dir,
-        '-cache-dir',
-        path.join(work, 'cache'),
+        ...projectArgs(dir, { cacheDir: path.join(work, 'cache') }),
         '-image-build',
         'never',
         '-warm',

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startCli, type CliResult } from './helpers/cli.js';
+import { runCli, startCli, type CliResult, projectArgs } from './helpers/cli.js';
 import { alive, qemuChildren, staticServer, testDisks, testImage, waitUntil } from './helpers/vm.js';
 
 const VM_TEST_MS = 300_000;
@@ -36,21 +36,7 @@ function project(name: string, manifest: string): string {
 /** Cold boots (-warm off) unless a test asks otherwise: warm starts have their own tests. */
 function args(dir: string, ...extra: string[]): string[] {
   if (!extra.includes('-warm')) extra = ['-warm', 'off', ...extra];
-  return [
-    '-manifest',
-    path.join(dir, '.djinn.yml'),
-    '-driver',
-    path.join(dir, 'driver.conf'),
-    '-artifacts',
-    path.join(dir, 'artifacts'),
-    '-objects',
-    dir,
-    '-cache-dir',
-    path.join(work, 'cache'),
-    '-image-build',
-    'never',
-    ...extra,
-  ];
+  return [...projectArgs(dir, { cacheDir: path.join(work, 'cache') }), '-image-build', 'never', ...extra];
 }
 
 function show(r: CliResult): string {

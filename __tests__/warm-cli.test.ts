@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCli, type CliResult } from './helpers/cli.js';
+import { startCli, type CliResult, projectArgs } from './helpers/cli.js';
 import { alive, testDisks } from './helpers/vm.js';
 
 let work: string;
@@ -50,21 +50,7 @@ function project(name: string): string {
 async function build(name: string, ...extra: string[]): Promise<CliResult & { elapsed: number; startedAt: number }> {
   const dir = project(name);
   const startedAt = Date.now();
-  const run = startCli([
-    '-manifest',
-    path.join(dir, '.djinn.yml'),
-    '-driver',
-    path.join(dir, 'driver.conf'),
-    '-artifacts',
-    path.join(dir, 'artifacts'),
-    '-objects',
-    dir,
-    '-cache-dir',
-    path.join(work, 'cache'),
-    '-image-build',
-    'never',
-    ...extra,
-  ]);
+  const run = startCli([...projectArgs(dir, { cacheDir: path.join(work, 'cache') }), '-image-build', 'never', ...extra]);
   if (run.child.pid) pids.push(run.child.pid);
   const r = await run.done;
   return { ...r, elapsed: (Date.now() - startedAt) / 1000, startedAt };

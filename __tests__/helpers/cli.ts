@@ -56,3 +56,21 @@ export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proc
 export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return startCli(args, opts).done;
 }
+
+/**
+ * The flags that point a build at a project folder: its .djinn.yml and driver.conf, objects read
+ * from it, artifacts written to `artifacts` (default DIR/artifacts), and the image cache when given.
+ */
+export function projectArgs(dir: string, o: { artifacts?: string; cacheDir?: string } = {}): string[] {
+  return [
+    '-manifest',
+    path.join(dir, '.djinn.yml'),
+    '-driver',
+    path.join(dir, 'driver.conf'),
+    '-artifacts',
+    o.artifacts ?? path.join(dir, 'artifacts'),
+    '-objects',
+    dir,
+    ...(o.cacheDir ? ['-cache-dir', o.cacheDir] : []),
+  ];
+}
