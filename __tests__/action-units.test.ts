@@ -51,7 +51,8 @@ describe('the workflow repository', () => {
 
   it("removes only the own repository's clone job from the plan", () => {
     const m = parseManifest(
-      'driver:\n  type: os\nsources:\n- https://github.com/octo/example.git\n- https://github.com/octo/lib.git => deps/lib\nstages:\n- build\njobs:\n- stage: build\n  commands: ["true"]\n',
+      'driver:\n  type: os\nsources:\n- https://github.com/octo/example.git\n' +
+        '- https://github.com/octo/lib.git => deps/lib\nstages:\n- build\njobs:\n- stage: build\n  commands: ["true"]\n',
     );
     const plan = makePlan(m);
     const copies = takeOverOwnSources(plan, env);

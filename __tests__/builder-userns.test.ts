@@ -115,7 +115,8 @@ describe.skipIf(!root || !hasUidmap)('image build as a user without sudo (user n
         '- stage: s',
         '  commands:',
         '  - stat -c "%n %u:%g %a" /etc/shadow /root/.ssh /root/.ssh/authorized_keys /usr/bin/su /etc/djinn/rc',
-        `  - echo foreign=$(find / -xdev \\( -uid 65534 -o -uid 65535 -o -uid 65536 -o -uid ${uid} -o -nouser -o -nogroup \\) -print | head -n 5 | tr '\\n' ' ')`,
+        `  - echo foreign=$(find / -xdev \\( -uid 65534 -o -uid 65535 -o -uid 65536 -o -uid ${uid} -o -nouser -o ` +
+          `-nogroup \\) -print | head -n 5 | tr '\\n' ' ')`,
         '',
       ].join('\n'),
     );

@@ -203,7 +203,9 @@ describe('djinn image ls --catalogue', () => {
     expect(rows.find((r) => r.name === 'freebsd/14.3')?.bootable).toBe(false);
     const text = await runCli(['image', 'ls', '--catalogue']);
     expect(text.stdout).toContain(
-      'ubuntu/noble\n    image    https://cloud-images.ubuntu.com/releases/noble/release/ubuntu-24.04-server-cloudimg-amd64.img\n    checksum https://cloud-images.ubuntu.com/releases/noble/release/SHA256SUMS (sha256 gnu)',
+      'ubuntu/noble\n    image    ' +
+        'https://cloud-images.ubuntu.com/releases/noble/release/ubuntu-24.04-server-cloudimg-amd64.img\n' +
+        '    checksum https://cloud-images.ubuntu.com/releases/noble/release/SHA256SUMS (sha256 gnu)',
     );
     expect(text.stdout).toMatch(new RegExp(`^${rows.length} names from 9 distributions`, 'm'));
   });

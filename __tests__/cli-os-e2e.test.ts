@@ -89,7 +89,8 @@ describe('exit status and stages', () => {
 
   it('a failure in an allow_failures stage is passed_with_failures, the build goes on and exits 0', async () => {
     const p = project(
-      `${OS}stages: [lint, build]\nallow_failures: [lint]\njobs:\n  - stage: lint\n    commands: ["exit 4"]\n  - stage: build\n    commands: [touch built]\n    artifacts: [built]\n`,
+      `${OS}stages: [lint, build]\nallow_failures: [lint]\njobs:\n  - stage: lint\n    commands: ["exit 4"]\n` +
+        `  - stage: build\n    commands: [touch built]\n    artifacts: [built]\n`,
     );
     const r = await run(p);
     expect(r.code).toBe(0);
@@ -103,7 +104,9 @@ describe('exit status and stages', () => {
   it('a failed job exits 1, its artifacts are still collected, and nothing after it runs', async () => {
     const marker = path.join(base, `never-${n}`);
     const p = project(
-      `${OS}stages: [one, two]\njobs:\n  - stage: one\n    commands:\n      - echo partial > log.txt\n      - "false"\n      - echo unreachable\n    artifacts: [log.txt]\n  - stage: one\n    name: second\n    commands: [touch ${marker}]\n  - stage: two\n    commands: [touch ${marker}]\n`,
+      `${OS}stages: [one, two]\njobs:\n  - stage: one\n    commands:\n      - echo partial > log.txt\n` +
+        `      - "false"\n      - echo unreachable\n    artifacts: [log.txt]\n  - stage: one\n    name: second\n` +
+        `    commands: [touch ${marker}]\n  - stage: two\n    commands: [touch ${marker}]\n`,
     );
     const r = await run(p);
     expect(r.code).toBe(1);
@@ -144,7 +147,8 @@ describe('live output', () => {
   it('shows a line before the job ends', async () => {
     const gate = path.join(base, `gate-${n}`);
     const p = project(
-      `${OS}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - echo first-line\n      - while [ ! -e ${gate} ]; do sleep 0.1; done\n      - echo second-line\n`,
+      `${OS}stages: [a]\njobs:\n  - stage: a\n    commands:\n      - echo first-line\n` +
+        `      - while [ ! -e ${gate} ]; do sleep 0.1; done\n      - echo second-line\n`,
     );
     const r = start(p);
     // The job cannot end before the gate exists, so seeing its first line now proves it streamed.
@@ -158,7 +162,8 @@ describe('live output', () => {
 
   it('a job does not wait for processes it left in the background', async () => {
     const p = project(
-      `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - sleep 300 &\n      - echo $! > bg.pid\n    artifacts: [bg.pid]\n  - stage: b\n    commands: [echo next]\n`,
+      `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - sleep 300 &\n      - echo $! > bg.pid\n` +
+        `    artifacts: [bg.pid]\n  - stage: b\n    commands: [echo next]\n`,
     );
     const r = await run(p);
     expect(r.code).toBe(0);
@@ -172,7 +177,9 @@ describe('live output', () => {
 
 describe('timeouts and signals', () => {
   const sleepy = (pidDir: string) =>
-    `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - sleep 600 &\n      - echo $! > ${pidDir}/bg\n      - echo $$ > ${pidDir}/sh\n      - echo started\n      - sleep 600\n  - stage: b\n    commands: [echo never-runs]\n`;
+    `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - sleep 600 &\n      - echo $! > ${pidDir}/bg\n` +
+    `      - echo $$ > ${pidDir}/sh\n      - echo started\n      - sleep 600\n  - stage: b\n` +
+    `    commands: [echo never-runs]\n`;
   const pids = (dir: string) => ['bg', 'sh'].map((f) => Number(readFileSync(path.join(dir, f), 'utf8')));
 
   it('-job-timeout stops the job: timed_out, exit 1, no process left', async () => {
@@ -260,7 +267,9 @@ describe('env', () => {
       .map((k) => `      - ${k}.val\n`)
       .join('');
     const p = project(
-      `${OS}env:\n${env}stages: [a]\njobs:\n  - stage: a\n    commands:\n${cmds}      - printf '%s' "\${HOST_ONLY_SECRET-unset}" > host.val\n      - printf '%s' "$HOME" > home.val\n      - pwd > pwd.val\n    artifacts:\n${arts}      - host.val\n      - home.val\n      - pwd.val\n`,
+      `${OS}env:\n${env}stages: [a]\njobs:\n  - stage: a\n    commands:\n` +
+        `${cmds}      - printf '%s' "\${HOST_ONLY_SECRET-unset}" > host.val\n      - printf '%s' "$HOME" > home.val\n` +
+        `      - pwd > pwd.val\n    artifacts:\n${arts}      - host.val\n      - home.val\n      - pwd.val\n`,
     );
     const r = await run(p, [], { HOST_ONLY_SECRET: 'leaked' });
     expect(r.stderr).toBe('');
@@ -276,7 +285,10 @@ describe('env', () => {
 
 describe('artifacts', () => {
   const job = (arts: string[]) =>
-    `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - mkdir -p out/sub\n      - echo one > out/one.txt\n      - echo two > out/two.txt\n      - echo log > out/run.log\n      - echo deep > out/sub/deep.txt\n    artifacts:\n${arts.map((a) => `      - ${JSON.stringify(a)}\n`).join('')}  - stage: b\n    commands: [echo stage-b-ran]\n`;
+    `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - mkdir -p out/sub\n` +
+    `      - echo one > out/one.txt\n      - echo two > out/two.txt\n      - echo log > out/run.log\n` +
+    `      - echo deep > out/sub/deep.txt\n    artifacts:\n${arts.map((a) => `      - ${JSON.stringify(a)}\n`).join('')}` +
+    `  - stage: b\n    commands: [echo stage-b-ran]\n`;
 
   it("renames, creates subfolders, and a * destination takes each match's name", async () => {
     const p = project(
@@ -321,7 +333,8 @@ describe('artifacts', () => {
     );
     expect(r.stderr).toContain('destination "sub/../../escaped2.txt" contains ".."');
     expect(r.stderr).toContain(
-      'error: .djinn.yml:15:9: artifact error: destination "/tmp/abs-escape.txt" is an absolute path; artifact destinations are relative to the artifacts folder.',
+      'error: .djinn.yml:15:9: artifact error: destination "/tmp/abs-escape.txt" is an absolute path; artifact ' +
+        'destinations are relative to the artifacts folder.',
     );
     expect(existsSync(path.join(p.dir, 'escaped.txt'))).toBe(false);
     expect(existsSync(path.join(path.dirname(p.dir), 'escaped2.txt'))).toBe(false);
@@ -341,7 +354,9 @@ describe('artifacts', () => {
 describe('objects', () => {
   it('are placed with mode 0700, into subfolders, from the objects folder', async () => {
     const p = project(
-      `${OS}objects:\n  - script.sh\n  - lib/util.sh => tools/util.sh\nstages: [a]\njobs:\n  - stage: a\n    commands:\n      - ./script.sh > out.txt\n      - stat -c %a script.sh tools/util.sh > modes.txt\n    artifacts: [out.txt, modes.txt]\n`,
+      `${OS}objects:\n  - script.sh\n  - lib/util.sh => tools/util.sh\nstages: [a]\njobs:\n  - stage: a\n` +
+        `    commands:\n      - ./script.sh > out.txt\n      - stat -c %a script.sh tools/util.sh > modes.txt\n` +
+        `    artifacts: [out.txt, modes.txt]\n`,
       { 'objs/script.sh': '#!/bin/sh\necho from-object\n', 'objs/lib/util.sh': 'echo util\n' },
     );
     const r = await run(p, ['-objects', path.join(p.dir, 'objs')]);
@@ -355,7 +370,8 @@ describe('objects', () => {
 
   it('a source escaping the objects folder through .. or a symlink is rejected, and the build fails before its first job', async () => {
     const p = project(
-      `${OS}objects:\n  - ../secret.txt\n  - link.txt\n  - ok.txt\nstages: [a]\njobs:\n  - stage: a\n    commands: ['ls > list.txt']\n    artifacts: [list.txt]\n`,
+      `${OS}objects:\n  - ../secret.txt\n  - link.txt\n  - ok.txt\nstages: [a]\njobs:\n  - stage: a\n` +
+        `    commands: ['ls > list.txt']\n    artifacts: [list.txt]\n`,
       { 'secret.txt': 'secret', 'objs/ok.txt': 'ok' },
     );
     symlinkSync(path.join(p.dir, 'secret.txt'), path.join(p.dir, 'objs', 'link.txt'));

@@ -139,7 +139,8 @@ describe('a catalogue image through a cloud.debian.org stand-in', () => {
     // Restored, not booted: the guest has been up longer than this build has run.
     expect(up).toBeGreaterThan(second.elapsed);
     console.log(
-      `cloud flavor: first boot to a logged-in root with cloud-init done ${booted}s (build ${first.elapsed.toFixed(1)}s); restore ${restored}s (build ${second.elapsed.toFixed(1)}s)`,
+      `cloud flavor: first boot to a logged-in root with cloud-init done ${booted}s (build ` +
+        `${first.elapsed.toFixed(1)}s); restore ${restored}s (build ${second.elapsed.toFixed(1)}s)`,
     );
   }, 1_500_000);
 

@@ -68,7 +68,8 @@ describe('host requirements', () => {
   it('says it in one paragraph with the single apt-get line', () => {
     const m: Missing = { capabilities: ['image-build'], programs: ['sfdisk', 'mkfs.fat'], packages: ['fdisk', 'dosfstools'] };
     expect(missingMessage(m, false)).toBe(
-      'building an image needs programs this machine does not have: sfdisk, mkfs.fat. Install them with: sudo apt-get install -y --no-install-recommends fdisk dosfstools',
+      'building an image needs programs this machine does not have: sfdisk, mkfs.fat. ' +
+        'Install them with: sudo apt-get install -y --no-install-recommends fdisk dosfstools',
     );
     expect(aptLine(['fdisk'], true)).toBe('apt-get install -y --no-install-recommends fdisk');
   });
@@ -184,7 +185,10 @@ describe('the CLI before a build', () => {
     });
     expect(res.code, res.out).toBe(1);
     expect(res.out).toMatch(
-      /no passwordless sudo\. Either run it as root; or allow this user passwordless sudo .*; or let it use unprivileged user namespaces: .*\/etc\/subuid .*Or use a prebuilt image/,
+      new RegExp(
+        /no passwordless sudo\. Either run it as root; or allow this user passwordless sudo .*; /.source +
+          /or let it use unprivileged user namespaces: .*\/etc\/subuid .*Or use a prebuilt image/.source,
+      ),
     );
     expect(readdirSync(dir)).toEqual([]);
   });

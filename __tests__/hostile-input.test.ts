@@ -41,9 +41,12 @@ interface Case {
 
 const R = ['-driver', '/dev/null', '-artifacts', 'arts'];
 const mkfifo = (p: string) => execFileSync('mkfifo', [p]);
+/** One YAML list item per line, at the depth of a job's commands or artifacts. */
+const listed = (items: string[]) => items.map((c) => `      - ${JSON.stringify(c)}\n`).join('');
 const job = (commands: string[], extra = '') =>
-  `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n${commands.map((c) => `      - ${JSON.stringify(c)}\n`).join('')}${extra}  - stage: b\n    commands: [echo stage-b-ran]\n`;
-const arts = (list: string[]) => `    artifacts:\n${list.map((a) => `      - ${JSON.stringify(a)}\n`).join('')}`;
+  `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n${listed(commands)}${extra}` +
+  `  - stage: b\n    commands: [echo stage-b-ran]\n`;
+const arts = (list: string[]) => `    artifacts:\n${listed(list)}`;
 
 function alive(pid: number): boolean {
   try {
@@ -807,7 +810,10 @@ const outside = () => path.join(base, 'outside-secret.txt');
 const runs: Case[] = [
   {
     name: 'true, false, never: exit 1, the partial artifact is collected, never.txt is not written, the next stage does not run',
-    manifest: `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - echo partial > partial.txt\n      - false\n      - echo never > never.txt\n    artifacts: [partial.txt, never.txt]\n  - stage: b\n    commands: [echo stage-b-ran]\n`,
+    manifest:
+      `${OS}stages: [a, b]\njobs:\n  - stage: a\n    commands:\n      - echo partial > partial.txt\n      - false\n` +
+      `      - echo never > never.txt\n    artifacts: [partial.txt, never.txt]\n  - stage: b\n` +
+      `    commands: [echo stage-b-ran]\n`,
     args: R,
     code: 1,
     effect: (d, r) => {
@@ -891,7 +897,8 @@ const runs: Case[] = [
     args: R,
     code: 1,
     stderr: [
-      'artifact error: b/report.txt => reports/report.txt: reports/report.txt already holds a/report.txt, collected earlier in this build; nothing is overwritten.',
+      'artifact error: b/report.txt => reports/report.txt: reports/report.txt already holds a/report.txt, collected ' +
+        'earlier in this build; nothing is overwritten.',
     ],
     effect: (d) => expect(readFileSync(path.join(d, 'arts', 'reports', 'report.txt'), 'utf8')).toBe('A\n'),
   },

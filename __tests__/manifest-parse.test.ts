@@ -67,7 +67,9 @@ describe('sources: url [ref] [=> dir]', () => {
 describe('manifest fields', () => {
   it('keeps manifest order everywhere and the same src twice', () => {
     const m = parseManifest(
-      `${HEAD}env:\n  - B=2\n  - A=1\nobjects:\n  - z.sh\n  - a.sh\n  - z.sh => other.sh\nstages: [b, a]\njobs:\n  - stage: a\n    commands: [x]\n  - stage: b\n    commands: [y]\n    artifacts:\n      - out => one\n      - out => two\n`,
+      `${HEAD}env:\n  - B=2\n  - A=1\nobjects:\n  - z.sh\n  - a.sh\n  - z.sh => other.sh\nstages: [b, a]\njobs:\n` +
+        `  - stage: a\n    commands: [x]\n  - stage: b\n    commands: [y]\n    artifacts:\n      - out => one\n` +
+        `      - out => two\n`,
     );
     expect(m.env.map((e) => e.key)).toEqual(['B', 'A']);
     expect(m.objects.map((o) => [o.src, o.dst])).toEqual([
@@ -93,7 +95,8 @@ describe('manifest fields', () => {
 
   it('names unnamed jobs <stage>.<n>, counting from 1 within each stage', () => {
     const m = parseManifest(
-      `${HEAD}stages: [a, b]\njobs:\n  - {stage: a, commands: [x]}\n  - {stage: b, commands: [x]}\n  - {stage: a, name: named, commands: [x]}\n  - {stage: a, commands: [x]}\n  - {stage: b, commands: [x]}\n`,
+      `${HEAD}stages: [a, b]\njobs:\n  - {stage: a, commands: [x]}\n  - {stage: b, commands: [x]}\n` +
+        `  - {stage: a, name: named, commands: [x]}\n  - {stage: a, commands: [x]}\n  - {stage: b, commands: [x]}\n`,
     );
     expect(m.jobs.map((j) => j.name)).toEqual(['a.1', 'b.1', 'named', 'a.3', 'b.2']);
   });
@@ -156,7 +159,9 @@ describe('manifest fields', () => {
 });
 
 describe('plan', () => {
-  const text = `${HEAD}sources:\n  - https://github.com/a/b.git\nstages: [one, two]\nallow_failures: [two]\njobs:\n  - {stage: one, commands: [x]}\n  - {stage: two, commands: [y]}\n`;
+  const text =
+    `${HEAD}sources:\n  - https://github.com/a/b.git\nstages: [one, two]\nallow_failures: [two]\njobs:\n` +
+    `  - {stage: one, commands: [x]}\n  - {stage: two, commands: [y]}\n`;
 
   it('puts the setup stage first only when there are sources', () => {
     expect(makePlan(parseManifest(text)).stages.map((s) => [s.name, s.allowFailures])).toEqual([

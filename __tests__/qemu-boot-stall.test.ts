@@ -233,7 +233,8 @@ describe('qemu driver: stalled boots', () => {
       expect(r.code, show(r)).toBe(1);
       const all = r.stdout + r.stderr;
       expect(all).toContain(
-        'it stalled (QEMU used no CPU time and the guest gave no serial console output and no SSH banner for 8s; see -boot-stall) and booting again is off (-boot-retries 0)',
+        'it stalled (QEMU used no CPU time and the guest gave no serial console output and no SSH banner for 8s; see ' +
+          '-boot-stall) and booting again is off (-boot-retries 0)',
       );
       expect(all).toContain("The machine's serial console is empty.");
       expect(all).not.toContain('Timed out');

@@ -358,8 +358,14 @@ export async function run(args: string[]): Promise<void> {
         ? await buildOnce(disks, n, hangMs, path.dirname(out))
         : await bootOnce(disks, variant, n, hangMs, path.dirname(out));
     appendFileSync(out, JSON.stringify(rec) + '\n');
+    const outcome = rec.hung
+      ? `HUNG (${rec.diag})`
+      : rec.buildS !== undefined
+        ? `build ${rec.passed ? 'passed' : 'FAILED'} in ${rec.buildS}s, ${rec.stalls} stalled boot(s)`
+        : `banner ${rec.bannerS!.toFixed(1)}s`;
     process.stdout.write(
-      `  ${variant} #${n}: ${rec.hung ? `HUNG (${rec.diag})` : rec.buildS !== undefined ? `build ${rec.passed ? 'passed' : 'FAILED'} in ${rec.buildS}s, ${rec.stalls} stalled boot(s)` : `banner ${rec.bannerS!.toFixed(1)}s`}, first console ${rec.firstConsoleS?.toFixed(1) ?? '-'}s, longest silence ${rec.maxSilenceS}s, load ${rec.loadavg[0]}\n`,
+      `  ${variant} #${n}: ${outcome}, first console ${rec.firstConsoleS?.toFixed(1) ?? '-'}s, ` +
+        `longest silence ${rec.maxSilenceS}s, load ${rec.loadavg[0]}\n`,
     );
   }
   summarize(out);
@@ -379,7 +385,8 @@ function summarize(out: string): void {
       const stalled = rs.reduce((n, r) => n + (r.stalls ?? 0), 0);
       const failed = rs.filter((r) => !r.passed).length;
       process.stdout.write(
-        `${name.padEnd(12)} ${String(rs.length).padStart(5)} builds: ${failed} failed (${((100 * failed) / rs.length).toFixed(1)}%), ${stalled} stalled boot(s) retried\n`,
+        `${name.padEnd(12)} ${String(rs.length).padStart(5)} builds: ${failed} failed ` +
+          `(${((100 * failed) / rs.length).toFixed(1)}%), ${stalled} stalled boot(s) retried\n`,
       );
       continue;
     }

@@ -100,7 +100,9 @@ export async function run(args: string[]): Promise<void> {
     for (const [name, ms, ratio] of rows)
       process.stdout.write(`  ${name.padEnd(44)} ${ms.toFixed(1).padStart(9)} ms   x${ratio.toFixed(3)} of curl\n`);
     process.stdout.write(
-      `  download / cache hit: ${(m.download / m.hit).toFixed(0)}x; throughput ${((mib * 1.048576) / (m.download / 1000)).toFixed(0)} MB/s (curl ${((mib * 1.048576) / (m.curl / 1000)).toFixed(0)} MB/s)\n`,
+      `  download / cache hit: ${(m.download / m.hit).toFixed(0)}x; throughput ` +
+        `${((mib * 1.048576) / (m.download / 1000)).toFixed(0)} MB/s (curl ` +
+        `${((mib * 1.048576) / (m.curl / 1000)).toFixed(0)} MB/s)\n`,
     );
   } finally {
     proc.stdin!.end();

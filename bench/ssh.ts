@@ -381,13 +381,16 @@ function report(s: Samples, rounds: number): void {
   for (const r of rows) console.log(line(r));
   if (s['stream.rssPeak']) {
     console.log(
-      `\nstreaming 200 MB in a worker run through tsx: peak RSS ${f(m('stream.rssPeak'))} MB, of which ${f(m('stream.rssGrowth'))} MB grew while streaming (tsx's loader accounts for the rest)`,
+      `\nstreaming 200 MB in a worker run through tsx: peak RSS ${f(m('stream.rssPeak'))} MB, of which ` +
+        `${f(m('stream.rssGrowth'))} MB grew while streaming (tsx's loader accounts for the rest)`,
     );
   }
   if (s['stream.cliPeak']) {
     const peak = m('stream.cliPeak');
     console.log(
-      `streaming 200 MB through the real CLI (node dist/cli.js, ssh driver): peak RSS ${f(peak)} MB (${f(m('stream.cliIdle'))} MB for the same build printing nothing); target <= 100 MB: ${peak <= 100 ? 'yes' : 'NO'}`,
+      `streaming 200 MB through the real CLI (node dist/cli.js, ssh driver): peak RSS ${f(peak)} MB ` +
+        `(${f(m('stream.cliIdle'))} MB for the same build printing nothing); target <= 100 MB: ` +
+        `${peak <= 100 ? 'yes' : 'NO'}`,
     );
   } else if (s['stream.rssPeak']) console.log("(build dist/ with npm run build to measure the CLI's own peak memory)");
 }

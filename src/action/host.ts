@@ -49,7 +49,8 @@ export async function installMissing(missing: Missing, runCmd = run, why?: strin
   await core.group(`Installing ${what}: ${missing.packages.join(' ')}`, async () => {
     if (why) core.info(why);
     core.info(
-      `This runner lacks ${missing.programs.join(', ')}: installing ${missing.packages.join(' ')} with apt-get${process.getuid?.() === 0 ? '' : ' through sudo'}.`,
+      `This runner lacks ${missing.programs.join(', ')}: installing ${missing.packages.join(' ')} with ` +
+        `apt-get${process.getuid?.() === 0 ? '' : ' through sudo'}.`,
     );
     const started = Date.now();
     await aptInstall(missing.packages, (l) => core.info(l), runCmd);

@@ -82,7 +82,8 @@ export async function keepMachine(driver: Driver, o: KeepOptions): Promise<Machi
   core.setOutput('ssh-port', String(kept.sshPort));
   core.setOutput('ssh-key', keyFile);
   core.info(
-    `Keeping the machine running for the next steps: djinn-vm SCRIPT, djinn-vm exec -- CMD, djinn-vm cp (or ssh -i ${keyFile} -p ${kept.sshPort} ${kept.user}@127.0.0.1). The post step stops it.`,
+    `Keeping the machine running for the next steps: djinn-vm SCRIPT, djinn-vm exec -- CMD, djinn-vm cp (or ssh -i ` +
+      `${keyFile} -p ${kept.sshPort} ${kept.user}@127.0.0.1). The post step stops it.`,
   );
   return machine;
 }

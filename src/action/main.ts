@@ -207,7 +207,8 @@ async function prepareQemuBuild(o: OneBuild, settings: DriverSettings, reporter:
     o.kvm.probed = await prepareKvm();
     if (o.kvm.probed.why)
       core.warning(
-        `KVM is not available: ${o.kvm.probed.why}. The machine runs under software emulation (TCG), which is several times slower; expect longer boots and builds.`,
+        `KVM is not available: ${o.kvm.probed.why}. The machine runs under software emulation (TCG), which is several ` +
+          `times slower; expect longer boots and builds.`,
       );
   }
   const probed = o.kvm.probed;

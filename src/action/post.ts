@@ -66,7 +66,8 @@ export async function runPost(): Promise<void> {
         const up = await uploadArtifacts(name, dir);
         if (up.id !== undefined)
           core.info(
-            `Uploaded ${up.files} artifact file${up.files === 1 ? '' : 's'} collected before the main step stopped, as "${name}" (id ${up.id}${up.url ? `, ${up.url}` : ''}).`,
+            `Uploaded ${up.files} artifact file${up.files === 1 ? '' : 's'} collected before the main step stopped, as ` +
+              `"${name}" (id ${up.id}${up.url ? `, ${up.url}` : ''}).`,
           );
       } catch (err) {
         core.warning(`uploading the artifacts as "${name}" failed: ${message(err)}`);

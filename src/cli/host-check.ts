@@ -56,6 +56,7 @@ export async function checkHost(
   if (missingFor(driverCaps).programs.length)
     throw new UsageError(`${missingMessage(all)} (or run again with -install-deps).`, {}, '-install-deps');
   log(
-    `warning: if ${manifest.driver.options.image} cannot be downloaded, building it needs ${all.programs.join(', ')}: ${aptLine(all.packages)} (or run with -install-deps).`,
+    `warning: if ${manifest.driver.options.image} cannot be downloaded, building it needs ` +
+      `${all.programs.join(', ')}: ${aptLine(all.packages)} (or run with -install-deps).`,
   );
 }

@@ -27,7 +27,8 @@ export async function verifyImage(file: string, format: ImageFormat = 'qcow2'): 
     const header = await readQcow2Header(file).catch((err: unknown) => {
       if (err instanceof NotQcow2Error) {
         throw new DriverError(
-          `image ${file} is not a qcow2 file (no qcow2 magic "QFI\\xfb" at its start). Djinn images are qcow2; to boot a raw disk on purpose pass -image-format raw.`,
+          `image ${file} is not a qcow2 file (no qcow2 magic "QFI\\xfb" at its start). Djinn images are qcow2; to boot a ` +
+            `raw disk on purpose pass -image-format raw.`,
         );
       }
       if (err instanceof ImageRejectedError) throw new DriverError(`image ${err.message}`);
@@ -49,7 +50,10 @@ export async function verifyImage(file: string, format: ImageFormat = 'qcow2'): 
 }
 
 function backingMessage(file: string): string {
-  return `image ${file} has a backing file; such images are refused (a crafted image could make QEMU read host files into the guest). Flatten it first: qemu-img convert -O qcow2 ${file} flat.qcow2`;
+  return (
+    `image ${file} has a backing file; such images are refused (a crafted image could make QEMU read host files ` +
+    `into the guest). Flatten it first: qemu-img convert -O qcow2 ${file} flat.qcow2`
+  );
 }
 
 function qemuImgInfo(file: string, format: ImageFormat): Promise<Record<string, unknown>> {

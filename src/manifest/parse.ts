@@ -444,7 +444,8 @@ function readJobs(r: Reader, node: Node | null, top: SourcePosition, stages: str
     const prev = seen.get(key);
     if (prev) {
       throw new UsageError(
-        `job name "${job.name}" is used twice in stage "${job.stage}" (first at line ${prev.position.line}); Djinn would silently run only one of them, so give each job its own name.`,
+        `job name "${job.name}" is used twice in stage "${job.stage}" (first at line ${prev.position.line}); Djinn ` +
+          `would silently run only one of them, so give each job its own name.`,
         job.position,
         `jobs[${index}].name`,
       );

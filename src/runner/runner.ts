@@ -310,7 +310,9 @@ async function collectArtifacts(o: RunOptions, b: Build, job: PlanJob, deadline 
     const starred = art.dst.includes('*');
     if (matches.length > 1 && !starred) {
       fail(
-        `${art.src} matches ${matches.length} files (${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has no "*"; use "=> dir/*" to keep each file's name.`,
+        `${art.src} matches ${matches.length} files ` +
+          `(${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has ` +
+          `no "*"; use "=> dir/*" to keep each file's name.`,
         art.position,
       );
       continue;

@@ -69,7 +69,8 @@ export async function imageLsCommand(argv: string[]): Promise<number> {
     process.stdout.write(
       helpText(
         LS_FLAGS,
-        'usage: djinn image ls [-cache-dir DIR] [--json] [--catalogue]\n\nLists the images in the CLI cache (--catalogue: the names the catalogue of official cloud images knows).',
+        'usage: djinn image ls [-cache-dir DIR] [--json] [--catalogue]\n\n' +
+          'Lists the images in the CLI cache (--catalogue: the names the catalogue of official cloud images knows).',
       ),
     );
     return 0;

@@ -193,7 +193,8 @@ export class DockerDriver implements Driver {
     const target = this.resolve(guestPath);
     if (!this.inWorkspace(target)) {
       throw new Error(
-        `"${guestPath}" is outside the workspace ${this.workspace}: with the docker driver every job runs in a new container, so objects must go under the workspace (relative destinations are)`,
+        `"${guestPath}" is outside the workspace ${this.workspace}: with the docker driver every job runs in a new ` +
+          `container, so objects must go under the workspace (relative destinations are)`,
       );
     }
     const dir = path.posix.dirname(target);

@@ -167,7 +167,10 @@ function envTooLarge(env: Record<string, string>): string | undefined {
   for (const [k, v] of Object.entries(env)) {
     const bytes = Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
     if (bytes > MAX_ENV_STRING) {
-      return `the variable ${k} is ${bytes} bytes; a single environment variable can hold at most ${MAX_ENV_STRING} bytes on this host (pass large data as an object instead)`;
+      return (
+        `the variable ${k} is ${bytes} bytes; a single environment variable can hold at most ${MAX_ENV_STRING} bytes ` +
+        `on this host (pass large data as an object instead)`
+      );
     }
   }
   return undefined;

@@ -149,7 +149,8 @@ export async function waitForCloudInit(exec: GuestExec, log: (line: string) => v
   const t0 = Date.now();
   log('Waiting for cloud-init to finish (cloud-init status --wait)...');
   const r = await exec(
-    'command -v cloud-init >/dev/null 2>&1 || exit 127; cloud-init status --wait >/dev/null 2>&1; s=$?; cloud-init status --long 2>/dev/null | head -n 20; exit $s',
+    'command -v cloud-init >/dev/null 2>&1 || exit 127; cloud-init status --wait >/dev/null 2>&1; s=$?; ' +
+      'cloud-init status --long 2>/dev/null | head -n 20; exit $s',
   );
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   if (r.code === 127) warn('the image has no cloud-init command; not waiting for it.');

@@ -143,7 +143,8 @@ export class QemuDriver implements Driver {
             const last = tail.split('\n').slice(-STALL_CONSOLE_LINES).join('\n');
             const console = tail ? `; last console lines:\n${last}` : '; the serial console is empty';
             reporter.warn(
-              `The machine stalled while booting (${err.message}): killed QEMU (pid ${pid}) and booting again (within the ${Math.round(timeoutMs / 1000)}s boot timeout)${console}`,
+              `The machine stalled while booting (${err.message}): killed QEMU (pid ${pid}) and booting again (within the ` +
+                `${Math.round(timeoutMs / 1000)}s boot timeout)${console}`,
             );
           }
         }
@@ -341,7 +342,10 @@ export class QemuDriver implements Driver {
   }
 
   private async timeoutMessage(timeoutMs: number, port: number): Promise<string> {
-    return `Timed out trying to connect to 127.0.0.1:${port} after ${Math.round(timeoutMs / 1000)}s: the machine's SSH server never answered (see -boot-timeout).${await this.consoleSection()}`;
+    return (
+      `Timed out trying to connect to 127.0.0.1:${port} after ${Math.round(timeoutMs / 1000)}s: the machine's SSH ` +
+      `server never answered (see -boot-timeout).${await this.consoleSection()}`
+    );
   }
 
   private requireSession(): SshSession {

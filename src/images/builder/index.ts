@@ -166,9 +166,11 @@ async function bootstrap(
       `--include=${packagesFor(flavor).join(',')}`,
       // The kernel's postinst makes an initrd: keep it small (ours replaces it).
       '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && echo MODULES=list > "$1/etc/initramfs-tools/conf.d/djinn.conf"',
-      '--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/initrd.img* "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale',
+      '--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/initrd.img* "$1"/var/cache/apt/*.bin ' +
+        '"$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale',
       // Our files, owned by root, over the tree (existing directories keep their owner and mode).
-      `--customize-hook=rm -f ${replaced} && tar -C ${sq(overlay)} --owner=0 --group=0 --numeric-owner -cf - . | tar -C "$1" --no-overwrite-dir --numeric-owner -xpf -`,
+      `--customize-hook=rm -f ${replaced} && tar -C ${sq(overlay)} --owner=0 --group=0 --numeric-owner -cf - . | tar ` +
+        `-C "$1" --no-overwrite-dir --numeric-owner -xpf -`,
       // root with an empty password (Djinn's images log in that way); the cloud flavor's root has none at all ("*").
       `--customize-hook=sed -i 's/^root:[^:]*:/${flavor === 'cloud' ? 'root:*:' : 'root::'}/' "$1/etc/shadow"`,
       // Host keys of this build only (never shared between builds or taken from the host).

@@ -24,7 +24,8 @@ export async function builderPrivilege(): Promise<Privilege> {
   throw new BuildError(
     'building an image needs root for a moment (mmdebstrap and the file owners in the image), and this user has no passwordless sudo. ' +
       'Either run it as root; or allow this user passwordless sudo (e.g. a line "USER ALL=(ALL) NOPASSWD: ALL" in /etc/sudoers.d/); ' +
-      `or let it use unprivileged user namespaces: the package uidmap (newuidmap, newgidmap) and ranges for ${user} in /etc/subuid and /etc/subgid (e.g. "${user}:100000:65536"; here: ${why}). ` +
+      `or let it use unprivileged user namespaces: the package uidmap (newuidmap, newgidmap) and ranges for ${user} ` +
+      `in /etc/subuid and /etc/subgid (e.g. "${user}:100000:65536"; here: ${why}). ` +
       'Or use a prebuilt image instead of building one (-image-file, -image-url or an image server).',
   );
 }
@@ -93,7 +94,10 @@ export async function usernsProblem(): Promise<string | undefined> {
     await run('unshare', [...usernsArgs(), '--', 'unshare', '--mount', '--pid', '--fork', '--propagation', 'unchanged', 'true']);
   } catch (err) {
     const detail = (err as Error).message.split('\n').slice(1).join(' ').trim();
-    return `the kernel refused the user namespace${detail ? ` (${detail})` : ''}; Ubuntu 23.10 and later restrict them through AppArmor (sysctl kernel.apparmor_restrict_unprivileged_userns)`;
+    return (
+      `the kernel refused the user namespace${detail ? ` (${detail})` : ''}; Ubuntu 23.10 and later restrict them ` +
+      `through AppArmor (sysctl kernel.apparmor_restrict_unprivileged_userns)`
+    );
   }
   return undefined;
 }

@@ -132,7 +132,8 @@ export async function fromCatalogue(req: FetchRequest): Promise<ResolvedImage | 
     ...req.http,
   };
   reporter.info(
-    `Downloading image ${name} from ${located.imageUrl} (${listed ? `${listed.algorithm.toUpperCase()} from ${listed.url}` : pinned ? 'pinned SHA-256' : 'unchecked'})...`,
+    `Downloading image ${name} from ${located.imageUrl} ` +
+      `(${listed ? `${listed.algorithm.toUpperCase()} from ${listed.url}` : pinned ? 'pinned SHA-256' : 'unchecked'})...`,
   );
   if (!cache) {
     const r = await downloadImage({ ...base, dest: path.join(settings.tempDir, 'image.qcow2') });

@@ -25,7 +25,10 @@ export function progressBar(e: ProgressEvent, width = 30): string {
   if (!e.total) return `Downloading ${e.label}: ${formatBytes(e.done)}`;
   const frac = Math.min(1, e.done / e.total);
   const fill = Math.round(frac * width);
-  return `Downloading ${e.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(Math.floor(frac * 100)).padStart(3)}% ${formatBytes(e.done)} of ${formatBytes(e.total)}`;
+  return (
+    `Downloading ${e.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ` +
+    `${String(Math.floor(frac * 100)).padStart(3)}% ${formatBytes(e.done)} of ${formatBytes(e.total)}`
+  );
 }
 
 export class Progress {

@@ -201,7 +201,9 @@ export class SshSession {
   private async signalGroup(pidFile: string, sig: 9 | 15): Promise<void> {
     if (this.lost) return;
     // The job may not have written its pid yet when it is stopped right after starting.
-    const body = `i=0; while [ ! -s "$1" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; pg=$(cat "$1" 2>/dev/null) || exit 0; kill -${sig} -$pg 2>/dev/null; pkill -${sig} -s $pg 2>/dev/null; exit 0`;
+    const body =
+      `i=0; while [ ! -s "$1" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; pg=$(cat "$1" 2>/dev/null) || exit 0; ` +
+      `kill -${sig} -$pg 2>/dev/null; pkill -${sig} -s $pg 2>/dev/null; exit 0`;
     const cmd = `exec /bin/sh -c ${shellQuote(body)} sh ${shellQuote(pidFile)}`;
     await execCollect(this.client, cmd).catch(() => {});
   }
