@@ -1,6 +1,8 @@
 // The state key comes from the QEMU command line: hardware in, host-only details out.
 import { describe, expect, it } from 'vitest';
 import { dropOption, machineShape, pinMachine, swapDrive } from '../src/drivers/qemu/warm/args.js';
+import { qemuArgs } from '../src/drivers/qemu/launch.js';
+import { emptyConf, settingsFromFlags } from '../src/config/settings.js';
 
 const djinn = (port: number, img = '/img/a.qcow2', pid = '/tmp/a/pid', log = '/tmp/a/console.log') => [
   '-accel',
@@ -68,5 +70,24 @@ describe('command line rewriting', () => {
   });
   it('drops an option with its value', () => {
     expect(dropOption(['-a', '1', '-qmp', 'x', '-b'], '-qmp')).toEqual(['-a', '1', '-b']);
+  });
+});
+
+describe('software emulation threading', () => {
+  const spec = (cpus: number, tcgThreads?: 'single' | 'multi', accel: 'tcg' | 'kvm' = 'tcg') =>
+    qemuArgs({ image: '/i', format: 'qcow2', cpus, memoryMiB: 512, accel, tcgThreads, sshPort: 1, consoleLog: '/c', pidFile: '/p' });
+
+  it('runs every vCPU in one host thread unless -tcg-threads multi, and the state key tells the two apart', () => {
+    expect(spec(2).slice(0, 2)).toEqual(['-accel', 'tcg,thread=single']);
+    expect(spec(2, 'multi').slice(0, 2)).toEqual(['-accel', 'tcg,thread=multi']);
+    expect(spec(1, 'multi').slice(0, 2)).toEqual(['-accel', 'tcg']);
+    expect(spec(2, 'multi', 'kvm').slice(0, 2)).toEqual(['-accel', 'kvm']);
+    expect(machineShape(spec(2)).accel).not.toBe(machineShape(spec(2, 'multi')).accel);
+  });
+
+  it('reads -tcg-threads and refuses other values', () => {
+    expect(settingsFromFlags({ 'tcg-threads': 'multi' }, emptyConf(), '/t').qemu.tcgThreads).toBe('multi');
+    expect(settingsFromFlags({}, emptyConf(), '/t').qemu.tcgThreads).toBeUndefined();
+    expect(() => settingsFromFlags({ 'tcg-threads': 'many' }, emptyConf(), '/t')).toThrow(/expected one of single, multi/);
   });
 });

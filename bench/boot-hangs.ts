@@ -158,6 +158,8 @@ async function bootOnce(disks: string, variantName: string, n: number, hangMs: n
     cpus,
     memoryMiB: 1024,
     accel: 'tcg',
+    // The variants keep measuring the multi-threaded TCG the driver used before -tcg-threads (single is `single-patient`).
+    tcgThreads: 'multi',
     sshPort: await freePort(),
     consoleLog: path.join(dir, 'console.log'),
     pidFile: path.join(dir, 'qemu.pid'),

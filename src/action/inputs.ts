@@ -46,6 +46,7 @@ const DRIVER_INPUTS = [
   'cpus',
   'memory',
   'kvm',
+  'tcg-threads',
   'boot-timeout',
   'boot-stall',
   'boot-retries',

@@ -38,7 +38,9 @@ export function warmKey(
   qemu: string,
 ): { key: string; prefix: string } {
   const h = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
-  const prefix = `djinn-warm-v1-${h(`${image}\n${rev?.kind ?? ''}:${rev?.value ?? ''}\n${qemu}`)}-${accelerator}-`;
+  // Multi-threaded TCG is another machine to the state key (its -accel differs): keep its states apart.
+  const accel = accelerator === 'tcg' && settings.qemu.tcgThreads === 'multi' ? 'tcg-multi' : accelerator;
+  const prefix = `djinn-warm-v1-${h(`${image}\n${rev?.kind ?? ''}:${rev?.value ?? ''}\n${qemu}`)}-${accel}-`;
   return { key: `${prefix}c${settings.qemu.cpus ?? 'd'}-m${settings.qemu.memoryMiB ?? 'd'}`, prefix };
 }
 

@@ -38,6 +38,13 @@ export const RUN_FLAGS: FlagSpec[] = [
   { group: 'qemu', name: 'kvm', kind: 'string', default: 'auto', help: 'auto|on|off: use KVM when it works, else software emulation' },
   {
     group: 'qemu',
+    name: 'tcg-threads',
+    kind: 'string',
+    default: 'single',
+    help: 'single|multi: software emulation in one host thread, or one per vCPU (faster, but some guest kernels crash under it)',
+  },
+  {
+    group: 'qemu',
     name: 'boot-timeout',
     kind: 'string',
     default: '5m (TCG), 2m (KVM)',

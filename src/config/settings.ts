@@ -9,6 +9,8 @@ import { formatDuration, parseDuration } from '../util/duration.js';
 import { MAX_TIMER_MS } from '../util/long-timer.js';
 
 export type Tristate = 'auto' | 'on' | 'off';
+/** Software emulation's threading: every vCPU in one host thread, or one thread per vCPU. */
+export type TcgThreads = 'single' | 'multi';
 
 export interface DriverSettings {
   /** driver.conf as read (empty blocks when there is none). */
@@ -51,6 +53,8 @@ export interface QemuSettings {
   cpus?: number;
   memoryMiB?: number;
   kvm?: Tristate;
+  /** -tcg-threads: unset means single (see accelArgs). */
+  tcgThreads?: TcgThreads;
   bootTimeoutMs?: number;
   /** No console output and no SSH banner for this long while booting = stalled (docs/qemu.md). */
   bootStallMs?: number;
@@ -191,6 +195,7 @@ export function settingsFromFlags(flags: FlagValues, conf: DriverConf, tempDir: 
       cpus: intFlag(flags, 'cpus') ?? confInt(conf, 'qemu', 'cpus'),
       memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
       kvm: oneOf<Tristate>(flags, 'kvm', ['auto', 'on', 'off']) ?? confChoice<Tristate>(conf, 'qemu', 'kvm', ['auto', 'on', 'off']),
+      tcgThreads: oneOf<TcgThreads>(flags, 'tcg-threads', ['single', 'multi']),
       bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
       bootStallMs: durFlag(flags, 'boot-stall'),
       bootRetries: countFlag(flags, 'boot-retries') ?? DEFAULT_BOOT_RETRIES,

@@ -3,7 +3,7 @@
 // "pagetable-based" KVM, /sys/module/kvm_pvm, where guest kernels hang).
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import type { Tristate } from '../../config/settings.js';
+import type { TcgThreads, Tristate } from '../../config/settings.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -28,11 +28,15 @@ export async function checkKvm(dev = '/dev/kvm', pvmModule = '/sys/module/kvm_pv
   }
 }
 
-/** The QEMU arguments that select the accelerator. */
-export function accelArgs(accel: Accel, cpus: number): string[] {
+/**
+ * The QEMU arguments that select the accelerator. Software emulation runs every vCPU in one host thread
+ * unless asked for one thread per vCPU: under multi-threaded TCG our Debian guests' kernels die of an int3
+ * Oops while patching their own code in about one boot in twenty (docs/qemu.md, "Kernel panics").
+ */
+export function accelArgs(accel: Accel, cpus: number, tcgThreads?: TcgThreads): string[] {
   if (accel === 'kvm') return ['-accel', 'kvm'];
-  // Multi-threaded TCG: one host thread per virtual CPU.
-  return ['-accel', cpus > 1 ? 'tcg,thread=multi' : 'tcg'];
+  if (cpus <= 1) return ['-accel', 'tcg'];
+  return ['-accel', tcgThreads === 'multi' ? 'tcg,thread=multi' : 'tcg,thread=single'];
 }
 
 export interface AccelPlan {

@@ -9,6 +9,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import net from 'node:net';
 import { accelArgs, type Accel } from './accel.js';
+import type { TcgThreads } from '../../config/settings.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 const SETPRIV = '/usr/bin/setpriv';
@@ -21,6 +22,8 @@ export interface LaunchSpec {
   cpus: number;
   memoryMiB: number;
   accel: Accel;
+  /** Software emulation's threading (single unless `multi`). */
+  tcgThreads?: TcgThreads;
   /** Host port forwarded (on 127.0.0.1 only) to the guest's port 22. */
   sshPort: number;
   consoleLog: string;
@@ -44,7 +47,7 @@ export function qemuArgs(s: LaunchSpec): string[] {
   if (s.snapshot !== false) drive.push('snapshot=on');
   // prettier-ignore
   return [
-    ...accelArgs(s.accel, s.cpus),
+    ...accelArgs(s.accel, s.cpus, s.tcgThreads),
     '-display', 'none',
     '-pidfile', s.pidFile,
     '-smp', String(s.cpus),

@@ -188,6 +188,7 @@ export class QemuDriver implements Driver {
         cpus,
         memoryMiB,
         accel,
+        tcgThreads: this.settings.qemu.tcgThreads,
         sshPort: port,
         consoleLog: path.join(dir, 'console.log'),
         pidFile: path.join(dir, 'qemu.pid'),
