@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JobExecution } from '../src/core/job.js';
-import { checkKvm } from '../src/drivers/qemu/accel.js';
+import { accelArgs, checkKvm } from '../src/drivers/qemu/accel.js';
 import { freePort } from '../src/drivers/qemu/launch.js';
 import { QemuDriver } from '../src/drivers/qemu/qemu-driver.js';
 import { testSettings } from '../__tests__/helpers/settings.js';
@@ -91,7 +91,8 @@ async function baseline(disks: string, kvm: boolean): Promise<Sample> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'djinn-bench-boot-'));
   const pidFile = path.join(dir, 'qemu.pid');
   const image = path.join(disks, 'qemu', 'x86_64', 'debian', 'stable');
-  const accel = kvm ? '-enable-kvm' : '-accel tcg,thread=multi';
+  // The driver's own accelerator choice (one TCG thread: docs/qemu.md), so the ratio compares like with like.
+  const accel = kvm ? '-enable-kvm' : `-accel ${accelArgs('tcg', CPUS)[1]}`;
   try {
     const t0 = performance.now();
     const child = spawn(
