@@ -1,7 +1,7 @@
 // BatchedFileWriter against the real file system: byte order across batches
 // written at explicit offsets, backpressure, and errors that reach the caller.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -41,6 +41,22 @@ describe('BatchedFileWriter', () => {
     expect(accepted).toBeLessThan((4 << 20) / (32 * 1024));
     await new Promise<void>((resolve) => w.end(resolve));
     expect(statSync(path.join(tmp, 'pushback.bin')).size).toBe((accepted + 1) * 32 * 1024);
+  });
+
+  it('writes into a file the caller holds open from the offset given, and leaves it open', async () => {
+    const file = path.join(tmp, 'resumed.bin');
+    const first = randomBytes(3 << 20);
+    const rest = randomBytes(5 * (1 << 20) + 777);
+    // What a dropped attempt left, followed by bytes a resume must overwrite.
+    writeFileSync(file, Buffer.concat([first, Buffer.alloc(1 << 20, 9)]));
+    const fd = openSync(file, 'r+');
+    try {
+      await pipeline(Readable.from(chunked(rest)), new BatchedFileWriter({ fd, start: first.length, name: 'resumed' }));
+      expect(fstatSync(fd).size).toBe(first.length + rest.length);
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(file).equals(Buffer.concat([first, rest]))).toBe(true);
   });
 
   it('writes an empty file for no data', async () => {

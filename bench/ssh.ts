@@ -402,8 +402,13 @@ export async function run(args: string[]): Promise<void> {
   const only = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--rounds');
   const require = createRequire(import.meta.url);
   const binding = (require('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean }).bindingAvailable;
+  const from = process.env.DJINN_SSH2_BINDING;
   console.log(
-    `ssh2 native crypto binding: ${binding ? 'loaded' : 'not loaded (pure JS + Node crypto; the tree was installed with --ignore-scripts)'}`,
+    `ssh2 native crypto binding: ${
+      binding
+        ? `loaded (${from ? `DJINN_SSH2_BINDING=${from}` : "ssh2's own build"}), here and in dist/cli.js`
+        : 'not loaded: pure JS + Node crypto (set DJINN_SSH2_BINDING to a built sshcrypto.node to measure with it)'
+    }`,
   );
   console.log(
     `machine: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load ${os

@@ -3,13 +3,16 @@
 // connection it resumes with Range (If-Range guards against a changed file).
 import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { once } from 'node:events';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
 import type { Reporter } from '../../core/reporter.js';
 import { DownloadError, ImageNotFoundError, ImageRejectedError } from './errors.js';
 import { request, TimeoutError } from './http.js';
 import { Progress } from './progress.js';
 import { checkQcow2, describeStart, hasQcow2Magic } from './qcow2.js';
 import { verifyImage } from '../verify.js';
+import { BatchedFileWriter } from '../../util/batched-file-writer.js';
 import { sleep } from '../../util/sleep.js';
 
 export interface DownloadOptions {
@@ -259,10 +262,7 @@ class Transfer {
   }
 }
 
-/** Writes batched this large: one writev per ~1 MiB instead of one write per 16 KiB socket chunk. */
-const WRITE_BATCH = 1024 * 1024;
-
-/** Copies the body to the file; refuses at once a body that does not start like qcow2. */
+/** Copies the body to the file from byte `have()` on; refuses at once a body that does not start like qcow2. */
 async function receive(
   res: IncomingMessage,
   fh: FileHandle,
@@ -273,18 +273,11 @@ async function receive(
   url: string,
 ): Promise<void> {
   let head: Buffer | undefined = have() === 0 ? Buffer.alloc(0) : undefined;
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const flush = async () => {
-    if (!pendingBytes) return;
-    const bufs = pending;
-    const n = pendingBytes;
-    pending = [];
-    pendingBytes = 0;
-    // Explicit offsets: after a restart the file was truncated, and a handle's own position would leave a hole.
-    await fh.writev(bufs, have());
-    onBytes(n);
-  };
+  // Explicit offsets: after a restart the file was truncated, and a handle's own position would leave a hole.
+  const file = new BatchedFileWriter({ fd: fh.fd, start: have(), name: label });
+  const written = finished(file);
+  written.catch(() => {}); // awaited below, after the body
+  let failure: unknown;
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
       if (head) {
@@ -297,18 +290,19 @@ async function receive(
           head = undefined;
         }
       }
+      if (file.errored) break;
       hash.update(chunk);
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes >= WRITE_BATCH) await flush();
+      onBytes(chunk.length);
+      if (!file.write(chunk)) await once(file, 'drain');
     }
-    await flush();
   } catch (err) {
-    if (err instanceof ImageRejectedError) throw err;
-    // Keep what arrived before a drop, so the next attempt resumes after it.
-    await flush();
-    throw new Retry(networkReason(err));
+    failure = err;
   }
+  // Everything counted is on disk before the next attempt resumes after it; a write error ends the download.
+  file.end();
+  await written;
+  if (failure instanceof ImageRejectedError) throw failure;
+  if (failure !== undefined) throw new Retry(networkReason(failure));
 }
 
 function header(res: IncomingMessage, name: string): string | undefined {
