@@ -88,7 +88,8 @@ export async function downloadImage(opts: DownloadOptions): Promise<DownloadResu
         }
         const wait = backoff * 2 ** (attempt - 1);
         opts.reporter.warn(
-          `downloading ${opts.label} failed (${err.message}); ${t.have > 0 ? `resuming at byte ${t.have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`,
+          `downloading ${opts.label} failed (${err.message}); ` +
+            `${t.have > 0 ? `resuming at byte ${t.have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`,
         );
         await sleep(wait, opts.signal);
       }
@@ -185,7 +186,8 @@ class Transfer {
       res.resume();
       const real = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))?.[1];
       throw new DownloadError(
-        `downloading ${label} from ${url} failed: the server announced ${this.total} bytes but ${real ? `has ${real}` : `sent only ${this.have}`}; the file was discarded.`,
+        `downloading ${label} from ${url} failed: the server announced ${this.total} bytes ` +
+          `but ${real ? `has ${real}` : `sent only ${this.have}`}; the file was discarded.`,
         url,
         true,
       );
@@ -248,7 +250,8 @@ class Transfer {
       if (got !== listed.hex.toLowerCase()) {
         const alg = listed.algorithm.toUpperCase().replace('SHA', 'SHA-');
         throw new ImageRejectedError(
-          `${label} from ${this.url} has ${alg} ${got}, but the checksum file ${listed.source} lists ${listed.hex}; the file was discarded (a wrong checksum file or a damaged download).`,
+          `${label} from ${this.url} has ${alg} ${got}, but the checksum file ${listed.source} lists ${listed.hex}; ` +
+            'the file was discarded (a wrong checksum file or a damaged download).',
         );
       }
     }
