@@ -14,6 +14,7 @@ import { makePlan, planToJson } from '../manifest/plan.js';
 import type { Manifest } from '../manifest/types.js';
 import { parseEnvAssignment, parseEnvLines } from '../runner/prepare.js';
 import { runBuild } from '../runner/runner.js';
+import { resolveStageCache } from '../config/stage-cache.js';
 import { exitCodeFor } from '../core/status.js';
 import { parseDuration } from '../util/duration.js';
 import { readInputText } from '../util/input-file.js';
@@ -214,6 +215,10 @@ async function runCommand(argv: string[]): Promise<number> {
   const timeoutMs = durationFlag(flags, 'timeout');
   const jobTimeoutMs = durationFlag(flags, 'job-timeout');
   const extra = extraEnv(flags);
+  const stageCache = resolveStageCache(
+    { stages: all(flags, 'cache-stage'), key: str(flags, 'cache-key'), maxAge: str(flags, 'cache-max-age') },
+    { stages: '-cache-stage', maxAge: '-cache-max-age' },
+  );
   const artifactsDir = path.resolve(str(flags, 'artifacts') ?? '.');
   const objectsDir = path.resolve(str(flags, 'objects') ?? '.');
   if (!existsSync(objectsDir)) throw new UsageError(`objects folder ${objectsDir} does not exist.`, {}, '-objects');
@@ -270,6 +275,7 @@ async function runCommand(argv: string[]): Promise<number> {
       timeoutMs,
       jobTimeoutMs,
       signal: stop.signal,
+      stageCache,
     });
     reporter.buildEnd(report);
     if (signalled) return signalled === 'SIGINT' ? 130 : 143;

@@ -19,6 +19,8 @@ export interface JobReport {
   /** Why it failed, when there is more to say than the exit status. */
   error?: string;
   exitCode?: number | null;
+  /** For a `cached` job: when the state it was restored from was saved (ISO 8601). */
+  cachedAt?: string;
 }
 
 export interface ArtifactReport {

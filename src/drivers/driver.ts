@@ -12,6 +12,38 @@ export interface CreateContext {
   env: EnvVar[];
   /** Aborted on SIGINT/SIGTERM or on the whole-build timeout. */
   signal: AbortSignal;
+  /**
+   * Stage states that could serve this build, the latest stage first (only for
+   * drivers with `saveStage`): start from the first one the driver has, young
+   * enough, instead of a fresh machine, and say so through `resumedStage`.
+   */
+  stageStates?: { candidates: StageCandidate[]; maxAgeMs: number };
+}
+
+/** A stage whose end state may have been saved: `key` is the build's part of its key (the driver adds its own machine's). */
+export interface StageCandidate {
+  stage: string;
+  key: string;
+}
+
+/** A file collected as an artifact, kept with a stage state and placed again after a restore. */
+export interface KeptArtifact {
+  job: string;
+  /** The machine file it came from. */
+  src: string;
+  /** Its path in the artifacts folder, relative. */
+  dst: string;
+  /** Where the file is now (artifacts folder when saving, the state's folder after a restore). */
+  path: string;
+}
+
+/** The state a machine was restored from at create. */
+export interface ResumedStage {
+  stage: string;
+  key: string;
+  /** When the state was saved (ISO 8601). */
+  savedAt: string;
+  artifacts: KeptArtifact[];
 }
 
 export interface Driver {
@@ -49,6 +81,14 @@ export interface Driver {
    * owns the machine (it stops `pid`); destroy() no longer touches it.
    */
   keep?(): Promise<KeptMachine>;
+  /**
+   * Optional: saves the running machine as the state after `stage` (all its jobs
+   * passed, no session open) with the artifacts collected so far, and lets it go
+   * on. Never throws: a failed save is an `error` the runner reports as a warning.
+   */
+  saveStage?(save: StageCandidate & { artifacts: KeptArtifact[] }): Promise<{ seconds: number; bytes: number } | { error: string }>;
+  /** Optional: after create, the stage state the machine was restored from (undefined: a fresh machine). */
+  resumedStage?(): ResumedStage | undefined;
   /** Facts for reports: accelerator, boot time, image, ... */
   facts?(): Record<string, string | number | boolean>;
 }

@@ -1,10 +1,14 @@
 // Runs a plan in one machine: create the driver, place objects, run every
 // stage's jobs in order, collect artifacts after each job whose script ran,
 // and always destroy the driver.
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { Driver } from '../drivers/driver.js';
+import type { Driver, ResumedStage, StageCandidate } from '../drivers/driver.js';
+import type { StageCacheSettings } from '../config/stage-cache.js';
+import { shellWord, type PlanStage } from '../manifest/plan.js';
+import { sha256File } from '../util/sha256.js';
+import { stageKey } from './stage-key.js';
 import type { EnvVar } from '../core/job.js';
 import type { Plan, PlanJob } from '../manifest/plan.js';
 import { formatDuration } from '../util/duration.js';
@@ -41,6 +45,8 @@ export interface RunOptions {
    * not destroy it; when it throws, the build fails with its message.
    */
   keep?: (driver: Driver) => Promise<void>;
+  /** Save the machine after these stages and start later builds from there (docs/warm-start.md, "Stage states"). */
+  stageCache?: StageCacheSettings;
 }
 
 class Build {
@@ -65,7 +71,8 @@ class Build {
 
   report(reason?: string): BuildReport {
     let status: Status = 'passed';
-    for (const j of this.jobs) if (j.status !== 'queued' && j.status !== 'skipped') status = worst(status, j.status);
+    for (const j of this.jobs)
+      if (j.status !== 'queued' && j.status !== 'skipped' && j.status !== 'cached') status = worst(status, j.status);
     const stopped = this.stopReason();
     if (stopped) status = worst(status, stopped);
     if (reason && (status === 'passed' || status === 'passed_with_failures')) status = 'failed';
@@ -92,14 +99,25 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
   let kept = false;
   try {
     reporter.info(`Running with driver ${driver.type}...`);
+    const stageKeys = await stageKeysFor(o);
+    const stageStates = stageKeys.size
+      ? {
+          candidates: [...stageKeys].reverse().map(([i, key]): StageCandidate => ({ stage: o.plan.stages[i]!.name, key })),
+          maxAgeMs: o.stageCache!.maxAgeMs,
+        }
+      : undefined;
     try {
-      await abortable(driver.create({ reporter, env: o.env, signal: b.stop.signal }), b.stop.signal);
+      await abortable(driver.create({ reporter, env: o.env, signal: b.stop.signal, stageStates }), b.stop.signal);
     } catch (err) {
       reason = b.stopReason() ? stopMessage(b.stopReason()!, 'while starting the machine') : message(err);
       reporter.error(reason);
       return finish(b, reason);
     }
-    const objectErrors = await placeObjects(o, b);
+    const resumed = stageStates ? driver.resumedStage?.() : undefined;
+    const resumedIndex = resumed ? o.plan.stages.findIndex((s) => s.name === resumed.stage) : -1;
+    // A restored machine has the objects already (their contents are part of the key).
+    const objectErrors = resumedIndex >= 0 ? 0 : await placeObjects(o, b);
+    if (resumedIndex >= 0) await markCached(o, b, resumed!, resumedIndex);
     if (objectErrors > 0) {
       reason = `${objectErrors} object${objectErrors > 1 ? 's' : ''} could not be placed (see above); no job ran`;
       return finish(b, reason);
@@ -113,7 +131,7 @@ export async function runBuild(o: RunOptions): Promise<BuildReport> {
         return finish(b, reason);
       }
     }
-    reason = await runStages(o, b);
+    reason = await runStages(o, b, { keys: stageKeys, resumedIndex });
     if (o.keep && !b.stopReason()) {
       try {
         await o.keep(driver);
@@ -203,18 +221,118 @@ async function placeObjects(o: RunOptions, b: Build): Promise<number> {
   return errors;
 }
 
-async function runStages(o: RunOptions, b: Build): Promise<string | undefined> {
+interface StageRun {
+  /** Stage index -> the build's part of its state key, for the stages to save. */
+  keys: Map<number, string>;
+  /** The stage the machine was restored after (-1: none): it and the stages before it are cached. */
+  resumedIndex: number;
+}
+
+async function runStages(o: RunOptions, b: Build, run: StageRun): Promise<string | undefined> {
   let index = 0;
-  for (const stage of o.plan.stages) {
+  for (const [stageIndex, stage] of o.plan.stages.entries()) {
+    const cached = stageIndex <= run.resumedIndex;
     for (const job of stage.jobs) {
       const rep = b.jobs[index++];
       if (b.stopReason()) return undefined;
+      if (rep.status === 'cached') continue;
       const failedBefore = b.jobs.some((j) => j.status === 'failed' || j.status === 'timed_out');
       if (failedBefore) continue; // stays queued, reported as skipped
-      await runJob(o, b, job, rep, stage.allowFailures);
+      // Sources are always fresh: after a restore the clone runs again into an emptied folder.
+      const fresh = cached && job.source ? { ...job, commands: [`rm -rf ${shellWord(cloneFolder(job.source))}`, ...job.commands] } : job;
+      await runJob(o, b, fresh, rep, stage.allowFailures);
     }
+    const key = run.keys.get(stageIndex);
+    if (key !== undefined && !cached && !b.stopReason()) await saveStage(o, b, stage, key);
   }
   return undefined;
+}
+
+/** The folder `git clone` makes for a source: its `=> dir`, else the last part of the URL without `.git`. */
+function cloneFolder(source: NonNullable<PlanJob['source']>): string {
+  if (source.dir) return source.dir;
+  return (
+    source.url
+      .replace(/[/\\]+$/, '')
+      .replace(/\.git$/, '')
+      .split(/[/:]/)
+      .pop() || 'unnamed-source'
+  );
+}
+
+/** The build's part of the state key of every stage to save, by index; empty when stage caching is off or impossible. */
+async function stageKeysFor(o: RunOptions): Promise<Map<number, string>> {
+  const keys = new Map<number, string>();
+  const c = o.stageCache;
+  if (!c?.stages.length) return keys;
+  const names = o.plan.stages.map((s) => s.name);
+  const unknown = c.stages.filter((s) => !names.includes(s));
+  if (unknown.length)
+    o.reporter.warn(`stage cache: the plan has no stage ${unknown.join(', ')}; its stages are: ${names.join(', ') || '(none)'}`);
+  if (!o.driver.saveStage) {
+    o.reporter.warn(`stage cache: the ${o.driver.type} driver cannot save a running machine; every stage runs`);
+    return keys;
+  }
+  const objects: { src: string; dst: string; sha256: string }[] = [];
+  for (const obj of o.plan.objects) {
+    const src = objectSource(o.objectsDir, obj.src);
+    const sha256 = 'error' in src ? undefined : await sha256File(src.path).catch(() => undefined);
+    if (!sha256) return keys; // the object error comes when placing it
+    objects.push({ src: obj.src, dst: obj.dst, sha256 });
+  }
+  const input = { env: o.env, objects, stages: o.plan.stages, userKey: c.userKey };
+  for (const [i, s] of o.plan.stages.entries()) if (c.stages.includes(s.name)) keys.set(i, stageKey(input, i));
+  return keys;
+}
+
+/** Saves the machine after a stage whose every job passed (never after allowed failures); a failure is one warning. */
+async function saveStage(o: RunOptions, b: Build, stage: PlanStage, key: string): Promise<void> {
+  const reps = b.jobs.filter((j) => j.stage === stage.name);
+  if (!reps.length || !reps.every((j) => j.status === 'passed')) return;
+  o.reporter.info(`stage cache: saving the machine after stage ${stage.name}...`);
+  const artifacts = b.artifacts.map((a) => ({ job: a.job, src: a.src, dst: a.dst, path: a.path }));
+  const r = await o.driver.saveStage!({ stage: stage.name, key, artifacts });
+  if ('error' in r)
+    o.reporter.warn(`stage cache: could not save the machine after stage ${stage.name} (${r.error}); the next build runs it again`);
+  else
+    o.reporter.info(
+      `stage cache: saved the machine after stage ${stage.name} in ${r.seconds.toFixed(1)}s (${(r.bytes / 1e6).toFixed(0)} MB); later builds with the same stages up to here start from it`,
+    );
+}
+
+/** The jobs up to the restored stage are `cached` (the clones excepted: they run again), and their artifacts are placed again. */
+async function markCached(o: RunOptions, b: Build, resumed: ResumedStage, index: number): Promise<void> {
+  const names = new Set(o.plan.stages.slice(0, index + 1).map((s) => s.name));
+  const sources = new Set(o.plan.stages.flatMap((s) => s.jobs.filter((j) => j.source).map((j) => `${s.name}\0${j.name}`)));
+  for (const rep of b.jobs) {
+    if (!names.has(rep.stage) || sources.has(`${rep.stage}\0${rep.name}`)) continue;
+    rep.status = 'cached';
+    rep.cachedAt = resumed.savedAt;
+    o.reporter.info(`==> Job ${rep.name} cached (stage ${rep.stage}, machine saved at ${resumed.savedAt})`);
+  }
+  for (const a of resumed.artifacts) {
+    const dest = artifactDestination(o.artifactsDir, a.dst);
+    if ('error' in dest) {
+      b.artifactErrors++;
+      o.reporter.error(`artifact error: ${dest.error}.`);
+      continue;
+    }
+    const tmp = `${dest.path}.part-${randomBytes(4).toString('hex')}`;
+    try {
+      await mkdir(path.dirname(dest.path), { recursive: true });
+      await copyFile(a.path, tmp);
+      await rename(tmp, dest.path);
+      b.collected.set(dest.path, a.src);
+      const { size } = await stat(dest.path);
+      b.artifacts.push({ job: a.job, src: a.src, dst: a.dst, path: dest.path, bytes: size });
+      o.reporter.info(`Placed cached artifact ${a.src} => ${a.dst}`);
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => {});
+      b.artifactErrors++;
+      o.reporter.error(`artifact error: cached ${a.src} => ${a.dst}: ${message(err)}`);
+    }
+  }
+  o.reporter.info('');
 }
 
 async function runJob(o: RunOptions, b: Build, job: PlanJob, rep: JobReport, allowFailures: boolean): Promise<void> {

@@ -9,7 +9,7 @@ import type { ResolvedImage } from '../../images/resolved.js';
 import { verifyImage } from '../../images/verify.js';
 import type { Reporter } from '../../core/reporter.js';
 import { SshSession } from '../../transport/ssh/index.js';
-import type { CreateContext, Driver, KeptMachine } from '../driver.js';
+import type { CreateContext, Driver, KeptArtifact, KeptMachine, ResumedStage, StageCandidate } from '../driver.js';
 import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
 import { DriverError } from '../../core/errors.js';
 import type { DriverSettings } from '../../config/settings.js';
@@ -18,6 +18,7 @@ import { guestKey, sshTarget } from './ssh-target.js';
 import { consoleHints } from './console-hints.js';
 import { freePort, HOSTFWD_TAKEN, QemuProcess, waitForForward, type LaunchSpec } from './launch.js';
 import { bootWarm, warmMode } from './warm/driver-boot.js';
+import { saveStageState, stageStore, type StageMachine } from './warm/stage-state.js';
 import { BootStalled, defaultStallMs, watchStall } from './stall.js';
 import { prepareCloudBoot, waitForCloudInit, type CloudBoot } from './cloud-seed.js';
 import { sleep } from '../../util/sleep.js';
@@ -71,6 +72,10 @@ export class QemuDriver implements Driver {
   private t0 = 0;
   /** Catalogue images: the cloud-init seed and the key it authorises. */
   private cloud?: CloudBoot;
+  /** Stage states (warm/stage-state.ts): asked for at create, what a save needs, and the state restored. */
+  private stageStates?: CreateContext['stageStates'];
+  private stageMachine?: StageMachine;
+  private resumed?: ResumedStage;
 
   constructor(
     private readonly settings: DriverSettings,
@@ -88,6 +93,9 @@ export class QemuDriver implements Driver {
 
   async create(ctx: CreateContext): Promise<void> {
     const signal = AbortSignal.any([ctx.signal, this.stop.signal]);
+    this.stageStates = ctx.stageStates;
+    if (ctx.stageStates && warmMode(this.settings) === 'off')
+      ctx.reporter.warn('stage cache: off, because warm starts are off (-warm off, or no cache folder); every stage runs');
     this.creating = this.boot(ctx.reporter, signal);
     return this.creating;
   }
@@ -210,8 +218,11 @@ export class QemuDriver implements Driver {
             signal,
             onProcess: (q) => (this.qemu = q),
             cloud: this.cloud,
+            stageStates: this.stageStates,
           });
           this.session = warm.session;
+          this.stageMachine = warm.stage?.machine;
+          this.resumed = warm.stage?.resumed;
           this.info.sshPort = port;
           Object.assign(this.info, warm.facts);
           this.info.sshLoginMs = Date.now() - this.t0;
@@ -376,6 +387,31 @@ export class QemuDriver implements Driver {
     opts?: { stdin?: NodeJS.ReadableStream; signal?: AbortSignal },
   ): Promise<{ code: number | null; stdout: Buffer; stderr: Buffer }> {
     return this.requireSession().exec(command, opts);
+  }
+
+  resumedStage(): ResumedStage | undefined {
+    return this.resumed;
+  }
+
+  async saveStage(save: StageCandidate & { artifacts: KeptArtifact[] }): Promise<{ seconds: number; bytes: number } | { error: string }> {
+    const m = this.stageMachine;
+    if (!m || !this.dir || !this.settings.cacheDir || !this.qemu?.running)
+      return { error: 'this machine cannot be saved (an earlier save of this build failed, or its disk layers are not files we can name)' };
+    const r = await saveStageState(
+      m,
+      stageStore(this.settings.cacheDir),
+      save.key,
+      { name: save.stage, artifacts: save.artifacts },
+      this.dir,
+      this.stop.signal,
+    );
+    if ('error' in r) {
+      // The layers may have moved under the machine: no further save this build.
+      this.stageMachine = undefined;
+      return { error: r.error };
+    }
+    this.stageMachine = { ...m, below: r.below };
+    return { seconds: r.seconds, bytes: r.manifest.state.bytes + r.manifest.overlay.bytes };
   }
 
   /** SIGKILL: a frozen QEMU does not act on SIGTERM. */

@@ -10,7 +10,20 @@ import { BootStalled, watchStall } from '../stall.js';
 import { afterConnect, runWarmSequence, type WarmSequenceResult } from './sequence.js';
 import type { FixupResult } from './fixups.js';
 import { waitForCloudInit, type CloudBoot } from '../cloud-seed.js';
-import { applyLaunchChange, keyDigest, type WarmMode } from './save-restore.js';
+import {
+  applyLaunchChange,
+  keyDigest,
+  knownStateKey,
+  restorePlan,
+  type RestorePlan,
+  type WarmMode,
+  type WarmRequest,
+} from './save-restore.js';
+import { findStageState, stageStore, type StageMachine } from './stage-state.js';
+import { ARTIFACTS_DIR } from './store.js';
+import type { StateKey } from './key.js';
+import type { CreateContext, ResumedStage } from '../../driver.js';
+import path from 'node:path';
 import { guestKey, sshTarget } from '../ssh-target.js';
 
 /** `-warm` as set, `on` by default; off when there is no cache folder to keep states in. */
@@ -38,6 +51,8 @@ export interface DriverWarmBoot {
   cloud?: CloudBoot;
   /** Where the warm sequence's own lines go (restored, booted cold, saved, fixed up); the reporter unless set. */
   warmLog?(line: string): void;
+  /** The build's stage states to try first (see CreateContext.stageStates). */
+  stageStates?: CreateContext['stageStates'];
 }
 
 export interface DriverWarmResult {
@@ -48,6 +63,8 @@ export interface DriverWarmResult {
   sequence: WarmSequenceResult<QemuProcess>;
   /** What was fixed up in a restored guest (clock, entropy). */
   fixups?: FixupResult;
+  /** When the build asked for stage states: what a stage save needs (unset when the machine cannot be saved), and the state restored. */
+  stage?: { machine?: StageMachine; resumed?: ResumedStage };
 }
 
 /** How long a restored machine gets to answer on SSH before we boot cold instead. */
@@ -96,14 +113,17 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
   };
   const t0 = Date.now();
   const mode = warmMode(s);
+  const req: WarmRequest = {
+    mode,
+    cacheDir: s.cacheDir ?? '',
+    tempDir: o.tempDir,
+    image: { path: o.image.path, format: o.image.format, sha256: o.image.sha256 },
+    args: qemuArgs(o.spec),
+    writableTop: o.stageStates !== undefined,
+  };
+  const stage = o.stageStates ? await findStageRestore(req, o.stageStates, o.reporter) : undefined;
   const result = await runWarmSequence(
-    {
-      mode,
-      cacheDir: s.cacheDir ?? '',
-      tempDir: o.tempDir,
-      image: { path: o.image.path, format: o.image.format, sha256: o.image.sha256 },
-      args: qemuArgs(o.spec),
-    },
+    req,
     {
       launch: async (change) => {
         const q = await QemuProcess.start(applyLaunchChange(o.spec, change));
@@ -133,7 +153,12 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       isTransient: (stderr) => HOSTFWD_TAKEN.test(stderr),
       log: (line) => (o.warmLog ? o.warmLog(line) : o.reporter.info(line)),
     },
-    { bootTimeoutMs: Math.max(1, o.deadline - Date.now()), restoreBannerMs: Math.min(RESTORE_CONNECT_MS, o.stallMs), signal: o.signal },
+    {
+      bootTimeoutMs: Math.max(1, o.deadline - Date.now()),
+      restoreBannerMs: Math.min(RESTORE_CONNECT_MS, o.stallMs),
+      signal: o.signal,
+      stageRestore: stage?.plan,
+    },
   );
   if (!session) await connect(o.deadline);
   const facts: Record<string, string | number | boolean> = {
@@ -157,6 +182,59 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
     facts.warmClock = fix.clock;
     facts.warmRandom = fix.rng;
   }
-  o.reporter.info(`Machine ${facts.start} in ${facts.startSeconds}s${result.start === 'restored' ? ' (from a saved state)' : ''}.`);
-  return { qemu: result.proc, session: session!, facts, sequence: result, fixups: fix };
+  const resumed = stage?.plan && result.plan === stage.plan ? stage.resumed : undefined;
+  if (resumed) facts.stageRestored = resumed.stage;
+  o.reporter.info(
+    `Machine ${facts.start} in ${facts.startSeconds}s${resumed ? ` (from the state saved after stage ${resumed.stage})` : result.start === 'restored' ? ' (from a saved state)' : ''}.`,
+  );
+  const out: DriverWarmResult = { qemu: result.proc, session: session!, facts, sequence: result, fixups: fix };
+  if (o.stageStates) out.stage = { machine: stageMachine(result, stage?.baseKey, o.image), resumed };
+  return out;
+}
+
+/** Looks for a stage state to start from; logs why none when there are candidates. */
+async function findStageRestore(
+  req: WarmRequest,
+  states: NonNullable<CreateContext['stageStates']>,
+  reporter: Reporter,
+): Promise<{ baseKey?: StateKey; plan?: RestorePlan; resumed?: ResumedStage }> {
+  const baseKey = await knownStateKey(req);
+  if (!baseKey || states.candidates.length === 0) return { baseKey };
+  const store = stageStore(req.cacheDir);
+  const base = { path: req.image.path, format: req.image.format };
+  const hit = await findStageState(store, { key: baseKey, base }, states.candidates, req.tempDir, states.maxAgeMs);
+  if ('misses' in hit) {
+    reporter.info(`stage cache: no state to start from (${hit.misses.join('; ')})`);
+    return { baseKey };
+  }
+  const m = hit.found.manifest;
+  const artifacts = (m.stage?.artifacts ?? []).map((a) => ({
+    job: a.job,
+    src: a.src,
+    dst: a.dst,
+    path: path.join(hit.found.dir, ARTIFACTS_DIR, a.file),
+  }));
+  const key = states.candidates.find((c) => c.stage === hit.stage)!.key;
+  return {
+    baseKey,
+    plan: await restorePlan(req, hit.key, store, hit.found),
+    resumed: { stage: hit.stage, key, savedAt: m.createdAt, artifacts },
+  };
+}
+
+/** What a later stage save needs; undefined when the disk below the machine's writes is not a file we can name. */
+function stageMachine(
+  result: Awaited<ReturnType<typeof runWarmSequence<QemuProcess>>>,
+  baseKey: StateKey | undefined,
+  image: ResolvedImage,
+): StageMachine | undefined {
+  const { stage: _stage, ...known } = result.stateKey ?? baseKey ?? ({} as Partial<StateKey>);
+  const key = known.imageSha256 ? (known as StateKey) : undefined;
+  const base = { path: image.path, format: image.format };
+  let below: string | undefined;
+  if (result.plan.kind === 'restore') below = result.plan.found.overlayPath;
+  else if (result.plan.kind === 'save') below = result.savedOverlay;
+  // A cold plan writes to QEMU's hidden snapshot=on file: nothing we can copy.
+  if (!key || !below) return undefined;
+  return { qmpSocket: result.plan.qmpSocket, base, key, below };
 }

@@ -32,6 +32,8 @@ export interface StateKey {
    * details that may differ per run (ports, file paths) must be left out.
    */
   devices: string[];
+  /** Set for a stage state (the machine after a build's stage): the build's part of the key, hex. */
+  stage?: string;
 }
 
 /** Stable text form of a key (fixed field order), hashed into its digest. */
@@ -46,6 +48,8 @@ export function canonicalKey(key: StateKey): string {
     memoryMiB: key.memoryMiB,
     cpus: key.cpus,
     devices: key.devices,
+    // Absent for warm-start states, so that their digests stay what they were.
+    ...(key.stage !== undefined ? { stage: key.stage } : {}),
   });
 }
 

@@ -11,7 +11,9 @@
 //              (stop, freeze the overlay, migrate to a file, resume), connect.
 //   cold     → warm starts are off or impossible: launch `plan.args` as before.
 // A restore that fails calls `restoreFailed` and boots with the plan it returns.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { dropOption, machineShape, pinMachine, swapDrive } from './args.js';
 import { checkKey, imageDigest, knownImageDigest, pinnedMachine, qemuVersion, type StateKey } from './key.js';
@@ -22,6 +24,8 @@ import { message } from '../../../core/errors.js';
 
 export { StateStore } from './store.js';
 export { keyDigest } from './key.js';
+
+const execFileP = promisify(execFile);
 
 export type WarmMode = 'on' | 'off' | 'refresh';
 
@@ -37,6 +41,11 @@ export interface WarmRequest {
   image: { path: string; format: 'qcow2' | 'raw'; sha256?: string };
   /** The driver's QEMU arguments for a plain cold boot (program name excluded). */
   args: string[];
+  /**
+   * A restored machine writes to a layer of ours in tempDir instead of QEMU's
+   * hidden snapshot=on file, so that its disk can be saved again (stage states).
+   */
+  writableTop?: boolean;
   qemuBinary?: string;
 }
 
@@ -167,29 +176,65 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
     await store.forget(key);
   } else {
     const r = await store.lookup(key, base, req.tempDir).catch((err: Error) => ({ found: undefined, reason: err.message }));
-    if (r.found) {
-      const incoming = ['-incoming', `exec:cat ${shellQuote(r.found.statePath)}`];
-      const restoreArgs = [...swapDrive(withQmp(args, qmpSocket), req.image.path, r.found.overlayPath, true), ...incoming];
-      const launch = {
-        image: r.found.overlayPath,
-        format: 'qcow2' as const,
-        snapshot: true,
-        extraArgs: [...machineArgs(req.args, key.machine), ...qmpArgs(qmpSocket), ...incoming],
-      };
-      return {
-        kind: 'restore',
-        args: restoreArgs,
-        launch,
-        qmpSocket,
-        note: `restoring saved state ${r.found.manifest.keyDigest.slice(0, 12)}`,
-        key,
-        store,
-        found: r.found,
-      };
-    }
+    if (r.found) return await restorePlan(req, key, store, r.found);
     why = r.reason;
   }
   return planSave(store, key, key.machine, base, req.args, qmpSocket, why);
+}
+
+/** The plan that launches QEMU on a found state (a warm-start state or a stage state) and loads it. */
+export async function restorePlan(req: WarmRequest, key: StateKey, store: StateStore, found: FoundState): Promise<RestorePlan> {
+  const qmpSocket = path.join(req.tempDir, 'warm-qmp.sock');
+  const args = pinMachine(req.args, key.machine);
+  const incoming = ['-incoming', `exec:cat ${shellQuote(found.statePath)}`];
+  let disk = found.overlayPath;
+  if (req.writableTop) {
+    disk = path.join(req.tempDir, `run-${Date.now().toString(36)}.qcow2`);
+    await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', path.resolve(found.overlayPath), disk]);
+  }
+  const snapshot = !req.writableTop;
+  const restoreArgs = [...swapDrive(withQmp(args, qmpSocket), req.image.path, disk, snapshot), ...incoming];
+  const launch = {
+    image: disk,
+    format: 'qcow2' as const,
+    snapshot,
+    extraArgs: [...machineArgs(req.args, key.machine), ...qmpArgs(qmpSocket), ...incoming],
+  };
+  const what = found.manifest.stage ? `the state saved after stage ${found.manifest.stage.name}` : 'saved state';
+  return {
+    kind: 'restore',
+    args: restoreArgs,
+    launch,
+    qmpSocket,
+    note: `restoring ${what} ${found.manifest.keyDigest.slice(0, 12)}`,
+    key,
+    store,
+    found,
+  };
+}
+
+/**
+ * The key of the base machine when everything it needs is known without
+ * hashing the image now (its digest given or remembered); else undefined.
+ */
+export async function knownStateKey(req: WarmRequest): Promise<StateKey | undefined> {
+  if (req.mode === 'off' || req.args.includes('-snapshot') || req.args.includes('-loadvm') || req.args.includes('-incoming'))
+    return undefined;
+  try {
+    const binary = req.qemuBinary ?? 'qemu-system-x86_64';
+    const root = new StateStore(req.cacheDir).root;
+    const [machine, version, known] = await Promise.all([
+      pinnedMachine('pc', binary),
+      qemuVersion(binary),
+      req.image.sha256 ?? knownImageDigest(req.image.path, root),
+    ]);
+    if (!known) return undefined;
+    const key = { imageSha256: known, qemuVersion: version, ...machineShape(pinMachine(req.args, machine)) };
+    checkKey(key);
+    return key;
+  } catch {
+    return undefined;
+  }
 }
 
 async function planSave(

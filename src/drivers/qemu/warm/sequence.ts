@@ -7,12 +7,16 @@ import {
   restoreFailed,
   saveAndContinue,
   type LaunchChange,
+  type RestorePlan,
   type WarmPlan,
   type WarmRequest,
 } from './save-restore.js';
 import { runFixups, type FixupResult, type GuestRunner } from './fixups.js';
 import type { StateKey } from './key.js';
 import { firstLine } from '../../../core/text.js';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { OVERLAY_FILE } from './store.js';
 
 export interface WarmSequenceHooks<P> {
   /** Starts QEMU with the driver's launch description changed as `change` says. */
@@ -41,6 +45,8 @@ export interface WarmSequenceResult<P> {
   stateKey?: StateKey;
   /** Set when a state was saved by this boot. */
   savedSeconds?: number;
+  /** The published overlay of the state saved by this boot (the disk below the layer the machine writes to now). */
+  savedOverlay?: string;
 }
 
 export interface WarmSequenceOptions {
@@ -49,6 +55,8 @@ export interface WarmSequenceOptions {
   /** Deadline for a cold boot (the driver's boot timeout). */
   bootTimeoutMs: number;
   signal?: AbortSignal;
+  /** A stage state to try first (falling back, with one warning line, to the usual plan). */
+  stageRestore?: RestorePlan;
 }
 
 /** Runs the plan; a cold boot that fails throws whatever the driver's waitForSsh throws. */
@@ -57,29 +65,22 @@ export async function runWarmSequence<P>(
   hooks: WarmSequenceHooks<P>,
   opts: WarmSequenceOptions,
 ): Promise<WarmSequenceResult<P>> {
+  if (opts.stageRestore) {
+    const stagePlan = opts.stageRestore;
+    hooks.log(`stage cache: ${stagePlan.note}`);
+    const r = await tryRestore(stagePlan, hooks, opts);
+    if ('result' in r) return r.result;
+    hooks.log(`warning: stage cache: could not restore the saved machine (${r.reason}); running the stages`);
+    await stagePlan.store.forget(stagePlan.key, stagePlan.found.manifest.generation);
+    await rm(stagePlan.qmpSocket, { force: true });
+  }
   let plan = await planWarmStart(req);
   if (req.mode !== 'off') hooks.log(`warm start: ${plan.note}`);
   if (plan.kind === 'restore') {
-    const t0 = Date.now();
-    const proc = await hooks.launch(plan.launch);
-    try {
-      await finishRestore(plan, { timeoutMs: 30_000, alive: () => hooks.alive(proc), signal: opts.signal });
-      await (hooks.connectRestored ?? hooks.waitForSsh)(proc, Date.now() + (opts.restoreBannerMs ?? 30_000));
-      return { proc, start: 'restored', startSeconds: (Date.now() - t0) / 1000, plan, stateKey: plan.key };
-    } catch (err) {
-      if (opts.signal?.aborted) {
-        await hooks.stop(proc);
-        throw err;
-      }
-      await hooks.stop(proc);
-      const stderr = hooks.exitText ? await hooks.exitText(proc) : '';
-      if (hooks.isTransient?.(stderr)) throw err;
-      // QEMU's own error (e.g. "Size mismatch: pc.ram ...") says more than a closed QMP socket.
-      const said = qemuError(stderr);
-      const reason = said || shortLine((err as Error).message) || 'unknown error';
-      hooks.log(`warm start: could not restore the saved machine (${reason}); booting cold`);
-      plan = await restoreFailed(plan, req, reason);
-    }
+    const r = await tryRestore(plan, hooks, opts);
+    if ('result' in r) return r.result;
+    hooks.log(`warm start: could not restore the saved machine (${r.reason}); booting cold`);
+    plan = await restoreFailed(plan, req, r.reason);
   }
   const t0 = Date.now();
   let proc: P;
@@ -98,11 +99,35 @@ export async function runWarmSequence<P>(
     else {
       result.savedSeconds = saved.seconds;
       result.stateKey = saved.manifest!.key;
+      result.savedOverlay = path.join(plan.store.keyDir(saved.manifest!.key), saved.manifest!.generation, OVERLAY_FILE);
       const mb = ((saved.manifest!.state.bytes + saved.manifest!.overlay.bytes) / 1e6).toFixed(0);
       hooks.log(`warm start: saved the booted machine in ${saved.seconds.toFixed(1)} s (${mb} MB); later builds restore it`);
     }
   }
   return result;
+}
+
+/** Launches a restore and connects; a failure that says something about the state is a reason, anything else is thrown. */
+async function tryRestore<P>(
+  plan: RestorePlan,
+  hooks: WarmSequenceHooks<P>,
+  opts: WarmSequenceOptions,
+): Promise<{ result: WarmSequenceResult<P> } | { reason: string }> {
+  const t0 = Date.now();
+  const proc = await hooks.launch(plan.launch);
+  try {
+    await finishRestore(plan, { timeoutMs: 30_000, alive: () => hooks.alive(proc), signal: opts.signal });
+    await (hooks.connectRestored ?? hooks.waitForSsh)(proc, Date.now() + (opts.restoreBannerMs ?? 30_000));
+    return { result: { proc, start: 'restored', startSeconds: (Date.now() - t0) / 1000, plan, stateKey: plan.key } };
+  } catch (err) {
+    await hooks.stop(proc);
+    if (opts.signal?.aborted) throw err;
+    const stderr = hooks.exitText ? await hooks.exitText(proc) : '';
+    if (hooks.isTransient?.(stderr)) throw err;
+    // QEMU's own error (e.g. "Size mismatch: pc.ram ...") says more than a closed QMP socket.
+    const said = qemuError(stderr);
+    return { reason: said || shortLine((err as Error).message) || 'unknown error' };
+  }
 }
 
 /** After connecting: fix the clock and the random pool of a restored machine (no-op for a booted one). */

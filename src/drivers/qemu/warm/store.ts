@@ -31,6 +31,26 @@ export interface StateManifest {
   state: { file: string; sha256: string; bytes: number };
   /** Seconds the cold boot took before the save (for reports). */
   bootSeconds?: number;
+  /** A stage state: the stage it was saved after and the artifacts collected up to then (in `artifacts/`). */
+  stage?: { name: string; artifacts: StateArtifact[] };
+}
+
+export interface StateArtifact {
+  job: string;
+  src: string;
+  dst: string;
+  /** File name inside the generation's `artifacts/` folder. */
+  file: string;
+  sha256: string;
+  bytes: number;
+}
+
+export const ARTIFACTS_DIR = 'artifacts';
+
+/** What a stage save adds to a state: its stage and the artifact files to keep (copied at publish). */
+export interface StageExtra {
+  name: string;
+  artifacts: { job: string; src: string; dst: string; path: string }[];
 }
 
 export function warmStateRoot(cacheDir: string): string {
@@ -59,16 +79,25 @@ export interface PendingSave {
   overlayPath: string;
   statePath: string;
   /** Hashes both files, writes the manifest and makes the state visible. */
-  publish(extra?: { bootSeconds?: number }): Promise<StateManifest>;
+  publish(extra?: { bootSeconds?: number; stage?: StageExtra }): Promise<StateManifest>;
   /** Removes the unfinished folder. Never throws. */
   abandon(): Promise<void>;
 }
 
+export interface StoreOptions {
+  /** The folder under the cache folder (default `warm`; stage states live in `stages`). */
+  folder?: string;
+  /** After a publish, least recently used key folders go until the rest fits (default: no cap). */
+  capBytes?: number;
+}
+
 export class StateStore {
   readonly root: string;
+  private readonly capBytes?: number;
 
-  constructor(cacheDir: string) {
-    this.root = warmStateRoot(cacheDir);
+  constructor(cacheDir: string, options: StoreOptions = {}) {
+    this.root = options.folder ? path.join(cacheDir, options.folder) : warmStateRoot(cacheDir);
+    this.capBytes = options.capBytes;
   }
 
   keyDir(key: StateKey): string {
@@ -80,7 +109,12 @@ export class StateStore {
    * the overlay's digest and backing file. `scratchDir` receives a rebased
    * copy of the overlay when the base image is now at another path.
    */
-  async lookup(key: StateKey, base: { path: string; format: 'qcow2' | 'raw' }, scratchDir: string): Promise<LookupResult> {
+  async lookup(
+    key: StateKey,
+    base: { path: string; format: 'qcow2' | 'raw' },
+    scratchDir: string,
+    maxAgeMs = Infinity,
+  ): Promise<LookupResult> {
     const keyDir = this.keyDir(key);
     let generation: string;
     try {
@@ -106,6 +140,8 @@ export class StateStore {
     if (manifest.keyDigest !== keyDigest(key) || canonicalKey(manifest.key) !== canonicalKey(key))
       return { reason: 'state was saved for another machine' };
     if (manifest.generation !== generation) return { reason: 'state manifest does not belong to its folder' };
+    const ageMs = Date.now() - Date.parse(manifest.createdAt);
+    if (!(ageMs < maxAgeMs)) return { reason: `state is ${Math.round(ageMs / 3600_000)}h old, older than the max age` };
     const overlayPath = path.join(dir, OVERLAY_FILE);
     const statePath = path.join(dir, STATE_FILE);
     try {
@@ -117,6 +153,11 @@ export class StateStore {
     }
     // The small overlay is checked now; the large state file while QEMU reads it.
     if ((await sha256File(overlayPath)) !== manifest.overlay.sha256) return { reason: 'state overlay does not match its recorded digest' };
+    for (const a of manifest.stage?.artifacts ?? []) {
+      const file = path.join(dir, ARTIFACTS_DIR, a.file);
+      const sha = await sha256File(file).catch(() => '');
+      if (sha !== a.sha256) return { reason: `kept artifact ${a.dst} is missing or does not match its recorded digest` };
+    }
     let bootOverlay = overlayPath;
     const backing = await readQcow2Backing(overlayPath);
     if (backing !== path.resolve(base.path)) {
@@ -177,7 +218,8 @@ export class StateStore {
       await abandon();
       throw err;
     }
-    const publish = async (extra: { bootSeconds?: number } = {}): Promise<StateManifest> => {
+    const publish = async (extra: { bootSeconds?: number; stage?: StageExtra } = {}): Promise<StateManifest> => {
+      const artifacts = extra.stage ? await keepArtifacts(dir, extra.stage.artifacts) : [];
       const [key, ovSha, stSha, ov, st] = await Promise.all([
         keyOrPromise,
         sha256File(overlayPath),
@@ -198,16 +240,19 @@ export class StateStore {
         overlay: { file: OVERLAY_FILE, sha256: ovSha, bytes: ov.size },
         state: { file: STATE_FILE, sha256: stSha, bytes: st.size },
         ...(extra.bootSeconds !== undefined ? { bootSeconds: extra.bootSeconds } : {}),
+        ...(extra.stage ? { stage: { name: extra.stage.name, artifacts } } : {}),
       };
       await fs.writeFile(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
       // Read-only from here on: nothing may write the overlay a state belongs to.
       await Promise.all([fs.chmod(overlayPath, 0o444), fs.chmod(statePath, 0o444)]);
+      await fs.utimes(dir, new Date(), new Date()).catch(() => undefined);
       const finalDir = path.join(keyDir, generation);
       await fs.rename(dir, finalDir);
       await writeAtomic(path.join(keyDir, 'current'), JSON.stringify({ generation }) + '\n');
       await this.collect(keyDir, generation);
       await this.collect(this.root, '');
       await this.removeUnused();
+      if (this.capBytes !== undefined) await this.enforceCap(this.capBytes, keyDir);
       return manifest;
     };
     return { dir, overlayPath, statePath, publish, abandon };
@@ -238,6 +283,47 @@ export class StateStore {
     }
   }
 
+  /** Every state, for listing: key folder, manifest, bytes on disk and last use. */
+  async list(): Promise<{ keyDir: string; manifest: StateManifest; bytes: number; lastUsed: Date }[]> {
+    const out: { keyDir: string; manifest: StateManifest; bytes: number; lastUsed: Date }[] = [];
+    for (const name of await fs.readdir(this.root).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      const keyDir = path.join(this.root, name);
+      try {
+        const ptrFile = path.join(keyDir, 'current');
+        const ptr = JSON.parse(await fs.readFile(ptrFile, 'utf8')) as { generation: string };
+        const manifest = JSON.parse(await fs.readFile(path.join(keyDir, ptr.generation, MANIFEST_FILE), 'utf8')) as StateManifest;
+        out.push({ keyDir, manifest, bytes: await treeBytes(keyDir), lastUsed: (await fs.stat(ptrFile)).mtime });
+      } catch {
+        continue; // being written or damaged: not a state to list
+      }
+    }
+    return out.sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime());
+  }
+
+  /** Removes a whole key folder by its digest (or a unique prefix of it); returns the digests removed. */
+  async remove(digestPrefix: string): Promise<string[]> {
+    if (!/^[0-9a-f]+$/.test(digestPrefix)) return [];
+    const names = (await fs.readdir(this.root).catch(() => [] as string[])).filter(
+      (n) => /^[0-9a-f]{64}$/.test(n) && n.startsWith(digestPrefix),
+    );
+    if (names.length !== 1) return [];
+    await fs.rm(path.join(this.root, names[0]!), { recursive: true, force: true });
+    return names;
+  }
+
+  /** Least recently used key folders go until the store fits in `capBytes`; `keep` (just published) stays. */
+  private async enforceCap(capBytes: number, keep: string): Promise<void> {
+    const all = await this.list();
+    let total = all.reduce((n, s) => n + s.bytes, 0);
+    for (const s of [...all].reverse()) {
+      if (total <= capBytes) return;
+      if (s.keyDir === keep) continue;
+      await fs.rm(s.keyDir, { recursive: true, force: true }).catch(() => undefined);
+      total -= s.bytes;
+    }
+  }
+
   /** Removes superseded generations and abandoned temporary folders once they are old enough. */
   private async collect(keyDir: string, keep: string): Promise<void> {
     const now = Date.now();
@@ -255,6 +341,31 @@ export class StateStore {
       if (now - st.mtimeMs > limit) await fs.rm(p, { recursive: true, force: true }).catch(() => undefined);
     }
   }
+}
+
+/** Copies the artifacts into the unfinished state folder and describes them. */
+async function keepArtifacts(dir: string, files: StageExtra['artifacts']): Promise<StateArtifact[]> {
+  const out: StateArtifact[] = [];
+  if (files.length) await fs.mkdir(path.join(dir, ARTIFACTS_DIR));
+  for (const [i, a] of files.entries()) {
+    const file = String(i);
+    const target = path.join(dir, ARTIFACTS_DIR, file);
+    await fs.copyFile(a.path, target);
+    const [sha256, st] = await Promise.all([sha256File(target), fs.stat(target)]);
+    out.push({ job: a.job, src: a.src, dst: a.dst, file, sha256, bytes: st.size });
+  }
+  return out;
+}
+
+/** Bytes allocated on disk by the files under a folder (overlays are sparse). */
+async function treeBytes(dir: string): Promise<number> {
+  let n = 0;
+  for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (!e.isFile()) continue;
+    const st = await fs.stat(path.join(e.parentPath, e.name)).catch(() => undefined);
+    n += st ? st.blocks * 512 : 0;
+  }
+  return n;
 }
 
 async function writeAtomic(file: string, text: string): Promise<void> {
