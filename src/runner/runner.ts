@@ -287,8 +287,9 @@ async function stageKeysFor(o: RunOptions): Promise<Map<number, string>> {
 
 /** Saves the machine after a stage whose every job passed (never after allowed failures); a failure is one warning. */
 async function saveStage(o: RunOptions, b: Build, stage: PlanStage, key: string): Promise<void> {
-  const reps = b.jobs.filter((j) => j.stage === stage.name);
-  if (!reps.length || !reps.every((j) => j.status === 'passed')) return;
+  // The machine after a job that failed (failures allowed) is not one a later build should start from.
+  const upTo = b.jobs.slice(0, b.jobs.findLastIndex((j) => j.stage === stage.name) + 1);
+  if (!upTo.some((j) => j.stage === stage.name) || !upTo.every((j) => j.status === 'passed' || j.status === 'cached')) return;
   o.reporter.info(`stage cache: saving the machine after stage ${stage.name}...`);
   const artifacts = b.artifacts.map((a) => ({ job: a.job, src: a.src, dst: a.dst, path: a.path }));
   const r = await o.driver.saveStage!({ stage: stage.name, key, artifacts });
