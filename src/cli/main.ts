@@ -24,6 +24,7 @@ import { parseFlags, type FlagSpec } from './flags.js';
 import { TerminalReporter } from './terminal-reporter.js';
 import { VERSION } from '../core/version.js';
 import { imageCommand } from './image-command.js';
+import { cacheCommand } from './cache-command.js';
 import { workflowCommand } from './workflow-command.js';
 import { COMMAND_HELP, reportFailure, usage } from './usage.js';
 import { checkHost } from './host-check.js';
@@ -34,6 +35,7 @@ const COMMANDS: Record<keyof typeof COMMAND_HELP, Command> = {
   lint: lintCommand,
   plan: planCommand,
   image: imageCommand,
+  cache: cacheCommand,
   workflow: workflowCommand,
 };
 

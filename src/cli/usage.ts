@@ -9,6 +9,7 @@ export const COMMAND_HELP = {
   lint: 'check a manifest and print its warnings and errors',
   plan: 'print what a manifest would run (--json for the plan as JSON)',
   image: 'build, list or remove images: image build|ls|rm',
+  cache: 'list or remove saved running machines (warm starts, stage states): cache ls|rm',
   workflow: "print a GitHub Actions workflow for the repository's manifests",
 };
 
