@@ -10,6 +10,7 @@ import { emptyConf, type DriverSettings, settingsFromFlags, type FlagValues } fr
 import { UsageError } from '../core/errors.js';
 import { parseEnvLines } from '../runner/prepare.js';
 import { parseDuration } from '../util/duration.js';
+import { resolveStageCache, type StageCacheSettings } from '../config/stage-cache.js';
 
 export type WorkspaceMode = 'auto' | 'clone' | 'off';
 
@@ -28,6 +29,8 @@ export interface ActionInputs {
   jobTimeoutMs?: number;
   /** Inputs that become DriverSettings, by their CLI flag names. */
   driverFlags: FlagValues;
+  /** cache-stages, cache-key, cache-max-age. */
+  stageCache: StageCacheSettings;
 }
 
 /** Driver inputs that share their name and meaning with a CLI flag. */
@@ -105,6 +108,10 @@ export function readInputs(): ActionInputs {
     timeoutMs: duration('timeout'),
     jobTimeoutMs: duration('job-timeout'),
     driverFlags: flags,
+    stageCache: resolveStageCache(
+      { stages: [core.getInput('cache-stages')], key: core.getInput('cache-key'), maxAge: opt('cache-max-age') },
+      { stages: 'input cache-stages', maxAge: 'input cache-max-age' },
+    ),
   };
 }
 

@@ -18,7 +18,8 @@ import { onMissing } from '../host/requirements.js';
 import { afterBuild, prepareImage, willBuild } from './image-cache.js';
 import { driverSettings, readInputs, workspaceDir, type ActionInputs } from './inputs.js';
 import { findManifests } from '../runner/prepare.js';
-import { restoreWarmStates, saveWarmStates } from './warm-cache.js';
+import { installedQemu, restoreWarmStates, saveWarmStates } from './warm-cache.js';
+import { restoreStageStates, scheduleStageSave, stageCachePrefix } from './stage-cache.js';
 import { ActionsReporter } from './reporter.js';
 import { STATE } from './state.js';
 import { bootSeconds, fact, writeSummary, type BuildResult, type UploadResult } from './summary.js';
@@ -172,6 +173,7 @@ async function runOneBuild(o: OneBuild): Promise<{ result: BuildResult; tempDir:
       timeoutMs: inputs.timeoutMs,
       jobTimeoutMs: inputs.jobTimeoutMs,
       signal,
+      stageCache: inputs.stageCache,
       beforeJobs: copy.length ? (d) => copyWorkspace(d, copy, workspace, tempDir, reporter, signal) : undefined,
       keep: inputs.keep
         ? (d) => keepMachine(d, { runDir: o.runDir, env, masks: secretValues(inputs.env), startedAt }).then(() => {})
@@ -183,6 +185,7 @@ async function runOneBuild(o: OneBuild): Promise<{ result: BuildResult; tempDir:
     if (b.manifest.driver.type === 'qemu') {
       await afterBuild(settings, report, reporter);
       await saveWarmStates(settings, report, reporter);
+      scheduleStageSave(settings, report);
     }
     const noJobRan = report.status !== 'passed' && report.jobs.every((j) => j.status === 'skipped' || j.status === 'queued');
     return { result, tempDir, bootFailed: noJobRan };
@@ -214,8 +217,10 @@ async function prepareQemuBuild(o: OneBuild, settings: DriverSettings, reporter:
   const probed = o.kvm.probed;
   if (probed?.accelerator === 'tcg' && settings.qemu.kvm !== 'on') settings.qemu.kvm = 'off';
   const image = await prepareImage(o.build.manifest, settings, o.inputs, reporter, o.signal, source);
-  if (image && o.inputs.cache)
-    await restoreWarmStates(image.name, image.rev, settings, probed?.accelerator ?? (settings.qemu.kvm === 'on' ? 'kvm' : 'tcg'), reporter);
+  const accelerator = probed?.accelerator ?? (settings.qemu.kvm === 'on' ? 'kvm' : 'tcg');
+  if (image && o.inputs.cache) await restoreWarmStates(image.name, image.rev, settings, accelerator, reporter);
+  if (image && o.inputs.cache && o.inputs.stageCache.stages.length)
+    await restoreStageStates(settings, stageCachePrefix(image.name, image.rev, accelerator, await installedQemu()), reporter);
   return image;
 }
 

@@ -8,6 +8,7 @@ import { alive } from '../util/process.js';
 import { listFiles, uploadArtifacts } from './artifacts.js';
 import { stopKept } from './keep-post.js';
 import { STATE } from './state.js';
+import { saveStageStates } from './stage-cache.js';
 import { message } from '../core/errors.js';
 
 const TAIL_LINES = 60;
@@ -73,6 +74,7 @@ export async function runPost(): Promise<void> {
         core.warning(`uploading the artifacts as "${name}" failed: ${message(err)}`);
       }
     }
+    await saveStageStates();
     if (runDir) await rm(runDir, { recursive: true, force: true });
   } catch (err) {
     // The post step must never fail the job on its own.

@@ -91,6 +91,8 @@ export function statusMark(status: string): string {
   switch (status) {
     case 'passed':
       return '✅';
+    case 'cached':
+      return '♻️';
     case 'passed_with_failures':
       return '⚠️';
     case 'skipped':

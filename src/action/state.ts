@@ -11,6 +11,8 @@ export const STATE = {
   /** The kept machine's file (`keep: true`), and its own folder (console log, pidfile). */
   kept: 'kept-machine',
   keptDir: 'kept-dir',
+  /** JSON {pattern, key}: stage states to save with @actions/cache in the post step. */
+  stageCache: 'stage-cache',
   /** Set when main got to its end (not killed). */
   finished: 'finished',
 } as const;

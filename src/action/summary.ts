@@ -74,7 +74,7 @@ export async function writeSummary(builds: BuildResult[], upload?: UploadResult)
         escape(j.stage),
         escape(j.name),
         `${statusMark(j.status)} ${j.status}`,
-        j.durationMs ? formatDuration(j.durationMs) : '',
+        j.cachedAt ? `saved ${escape(j.cachedAt.replace(/\.\d+Z$/, 'Z'))}` : j.durationMs ? formatDuration(j.durationMs) : '',
       ]),
     ]);
     if (r.artifacts.length) {

@@ -23,9 +23,13 @@ export function installedQemu(): Promise<string> {
   return qemuVersion().catch(() => 'unknown');
 }
 
-/** The folder as a path string that is the same on every runner (`~/…` when under the home folder). */
+/** The warm-start folder as the cache sees it (see homePattern). */
 export function warmPattern(cacheDir: string): string {
-  const dir = path.join(cacheDir, 'warm');
+  return homePattern(path.join(cacheDir, 'warm'));
+}
+
+/** A folder as a path string that is the same on every runner (`~/…` when under the home folder). */
+export function homePattern(dir: string): string {
   const home = os.homedir();
   return dir.startsWith(home + path.sep) ? `~/${path.relative(home, dir)}` : dir;
 }

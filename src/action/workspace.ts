@@ -96,7 +96,10 @@ export async function copyWorkspace(
         `Note: ${c.source.url} is this workflow's repository: the checkout is copied, ref "${c.source.ref}" is not checked out.`,
       );
     reporter.info(`Copying the workspace ${workspace} into ${c.dir} (instead of cloning ${c.source.url})...`);
-    const extract = `mkdir -p ${shellQuote(c.dir)} && tar -C ${shellQuote(c.dir)} -xof -`;
+    // Emptied first: a machine restored from a stage state still has the copy of the run that saved it.
+    const own = !['.', '..', '/', ''].includes(path.posix.normalize(c.dir)) && !path.posix.normalize(c.dir).startsWith('../');
+    const wipe = own ? `rm -rf ${shellQuote(c.dir)} && ` : '';
+    const extract = `${wipe}mkdir -p ${shellQuote(c.dir)} && tar -C ${shellQuote(c.dir)} -xof -`;
     const tar = tarStream(workspace);
     try {
       await copyOne(driver, c, extract, tar, tempDir, signal);

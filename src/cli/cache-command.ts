@@ -1,6 +1,6 @@
 // `djinn cache ls` and `djinn cache rm KEY...|--all`: the saved running machines
 // in the CLI's cache folder, warm-start states and stage states (docs/warm-start.md).
-import { defaultCacheDir, str } from '../config/settings.js';
+import { cacheDirFlag } from '../config/settings.js';
 import { UsageError } from '../core/errors.js';
 import { StateStore } from '../drivers/qemu/warm/store.js';
 import { stageStore } from '../drivers/qemu/warm/stage-state.js';
@@ -59,7 +59,7 @@ export async function cacheCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub !== 'ls' && sub !== 'rm') throw new UsageError(`usage: djinn cache ls|rm ...; found "${sub ?? ''}".`);
-  const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
+  const dir = cacheDirFlag(flags);
   const { listed, stores } = await listAll(dir);
   if (sub === 'ls') {
     if (args.length) throw new UsageError(`cache ls takes no arguments; found "${args[0]}".`);

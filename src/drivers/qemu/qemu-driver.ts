@@ -411,6 +411,8 @@ export class QemuDriver implements Driver {
       return { error: r.error };
     }
     this.stageMachine = { ...m, below: r.below };
+    this.info.stageSaved = save.stage;
+    this.info.stageSaveSeconds = Math.round(r.seconds * 10) / 10;
     return { seconds: r.seconds, bytes: r.manifest.state.bytes + r.manifest.overlay.bytes };
   }
 
