@@ -44,11 +44,6 @@ export function resolveStageCache(
   return { stages, userKey: raw.key ?? '', maxAgeMs };
 }
 
-/** Stage names given that the plan does not have: a typo would silently cache nothing. */
-export function unknownStages(settings: StageCacheSettings, planStages: string[]): string[] {
-  return settings.stages.filter((s) => !planStages.includes(s));
-}
-
 /** A duration that may also start with days (`7d`, `1d12h`): states age in days. */
 function parseAge(text: string): number | undefined {
   const m = /^(\d+)d(.*)$/.exec(text);
