@@ -17,7 +17,9 @@ import type { StateKey } from '../src/drivers/qemu/warm/key.js';
 import type { CreateContext, Driver, KeptArtifact, ResumedStage, StageCandidate } from '../src/drivers/driver.js';
 import type { ExecResult, JobExecution, OutputSink } from '../src/core/job.js';
 import { silentReporter } from '../src/core/reporter.js';
-import { runBuild } from '../src/runner/runner.js';
+import { planStageKeys, runBuild } from '../src/runner/runner.js';
+import { stageStore } from '../src/drivers/qemu/warm/stage-state.js';
+import { runCli } from './helpers/cli.js';
 import { exitCodeFor } from '../src/core/status.js';
 
 const MANIFEST = `driver:
@@ -312,5 +314,47 @@ describe('runner with stage states', () => {
     const placed = r.artifacts.find((a) => a.dst === 'logs/gcc.log')!;
     expect(await readFile(placed.path, 'utf8')).toBe('from the state');
     expect(d.saves).toEqual([]); // deps is restored, not saved again
+  });
+});
+
+describe('djinn plan --json with -cache-stage', () => {
+  it('marks the jobs a saved stage state would skip as cached (the clone excepted), the others queued', async () => {
+    const dir = await tempDir();
+    await writeFile(path.join(dir, 'obj.txt'), 'object');
+    await writeFile(path.join(dir, '.djinn.yml'), RUN_MANIFEST);
+    const plan = makePlan(parseManifest(RUN_MANIFEST));
+    const keys = await planStageKeys(plan, [], dir, { stages: ['deps'], userKey: '', maxAgeMs: 1000 });
+    const cacheDir = path.join(dir, 'cache');
+    await publishState(stageStore(cacheDir), dir, { ...KEY, stage: keys!.get(1)! });
+    const plan1 = async (...extra: string[]) => {
+      const r = await runCli([
+        'plan',
+        '--json',
+        '-manifest',
+        path.join(dir, '.djinn.yml'),
+        '-objects',
+        dir,
+        '-cache-dir',
+        cacheDir,
+        ...extra,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const json = JSON.parse(r.stdout) as { stages: { name: string; jobs: { name: string; status?: string; cachedAt?: string }[] }[] };
+      return json.stages.flatMap((st) => st.jobs.map((j) => `${st.name}/${j.name}=${j.status ?? '-'}${j.cachedAt ? '@' : ''}`));
+    };
+    expect(await plan1('-cache-stage', 'deps')).toEqual([
+      'setup/clone.1=queued',
+      'deps/toolchain=cached@',
+      'flaky/maybe=queued',
+      'build/compile=queued',
+    ]);
+    expect(await plan1('-cache-stage', 'deps', '-cache-key', 'other')).toEqual([
+      'setup/clone.1=queued',
+      'deps/toolchain=queued',
+      'flaky/maybe=queued',
+      'build/compile=queued',
+    ]);
+    expect(await plan1('-cache-stage', 'deps', '-cache-max-age', '0')).toContain('deps/toolchain=queued');
+    expect(await plan1()).toContain('deps/toolchain=-');
   });
 });

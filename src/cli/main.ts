@@ -8,12 +8,13 @@ import { readDriverConf, type DriverConf } from '../config/driver-conf.js';
 import type { EnvVar } from '../core/job.js';
 import { UsageError, formatLocated } from '../core/errors.js';
 import { makeDriver } from '../drivers/index.js';
-import { emptyConf, all, str, type FlagValues, settingsFromFlags, buildTempRoot } from '../config/settings.js';
+import { emptyConf, all, str, type FlagValues, settingsFromFlags, buildTempRoot, defaultCacheDir } from '../config/settings.js';
 import { parseManifestFile } from '../manifest/parse.js';
-import { makePlan, planToJson } from '../manifest/plan.js';
+import { makePlan, planToJson, type Plan } from '../manifest/plan.js';
 import type { Manifest } from '../manifest/types.js';
 import { parseEnvAssignment, parseEnvLines } from '../runner/prepare.js';
-import { runBuild } from '../runner/runner.js';
+import { planStageKeys, runBuild } from '../runner/runner.js';
+import { stageStore } from '../drivers/qemu/warm/stage-state.js';
 import { resolveStageCache } from '../config/stage-cache.js';
 import { exitCodeFor } from '../core/status.js';
 import { parseDuration } from '../util/duration.js';
@@ -121,6 +122,8 @@ const PLAN_FLAGS: FlagSpec[] = [
   ...LINT_FLAGS,
   { group: 'build', name: 'stage', kind: 'string', help: 'keep the setup stage and this stage only' },
   { group: 'output', name: 'json', kind: 'bool', help: 'print the plan as JSON' },
+  // With -cache-stage, each job's status says whether a saved stage state would skip it.
+  ...RUN_FLAGS.filter((f) => ['cache-stage', 'cache-key', 'cache-max-age', 'cache-dir', 'objects', 'env', 'env-file'].includes(f.name)),
 ];
 
 async function planCommand(argv: string[]): Promise<number> {
@@ -137,7 +140,16 @@ async function planCommand(argv: string[]): Promise<number> {
   const m = loadManifest(flags, args[0]);
   const plan = makePlan(m, { stage: str(flags, 'stage') });
   if (flags.json) {
-    process.stdout.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
+    const json = planToJson(plan) as { stages: { jobs: Record<string, unknown>[] }[] };
+    const cached = await cachedStages(flags, m.env, plan);
+    if (cached) {
+      for (const [i, s] of json.stages.entries())
+        for (const [k, j] of s.jobs.entries()) {
+          const hit = i <= cached.index && !plan.stages[i]!.jobs[k]!.source;
+          Object.assign(j, hit ? { status: 'cached', cachedAt: cached.savedAt } : { status: 'queued' });
+        }
+    }
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     return 0;
   }
   printWarnings(m);
@@ -158,6 +170,28 @@ async function planCommand(argv: string[]): Promise<number> {
   }
   process.stdout.write(`${out.join('\n')}\n`);
   return 0;
+}
+
+/**
+ * With -cache-stage: the latest stage whose saved state (young enough) has this
+ * build's key; `index` -1 when none. The base machine (image, QEMU, memory) is
+ * only compared when a build runs.
+ */
+async function cachedStages(flags: FlagValues, env: Manifest['env'], plan: Plan): Promise<{ index: number; savedAt?: string } | undefined> {
+  const settings = resolveStageCache(
+    { stages: all(flags, 'cache-stage'), key: str(flags, 'cache-key'), maxAge: str(flags, 'cache-max-age') },
+    { stages: '-cache-stage', maxAge: '-cache-max-age' },
+  );
+  if (!settings.stages.length) return undefined;
+  const allEnv = [...env.map((e) => ({ key: e.key, value: e.value })), ...extraEnv(flags)];
+  const keys = await planStageKeys(plan, allEnv, path.resolve(str(flags, 'objects') ?? '.'), settings);
+  if (!keys) return { index: -1 };
+  const states = await stageStore(str(flags, 'cache-dir') ?? defaultCacheDir()).list();
+  for (const [i, key] of [...keys].reverse()) {
+    const hit = states.find((st) => st.manifest.key.stage === key && Date.now() - Date.parse(st.manifest.createdAt) < settings.maxAgeMs);
+    if (hit) return { index: i, savedAt: hit.manifest.createdAt };
+  }
+  return { index: -1 };
 }
 
 export function defaultDriverConf(): string {

@@ -273,15 +273,29 @@ async function stageKeysFor(o: RunOptions): Promise<Map<number, string>> {
     o.reporter.warn(`stage cache: the ${o.driver.type} driver cannot save a running machine; every stage runs`);
     return keys;
   }
+  return (await planStageKeys(o.plan, o.env, o.objectsDir, c)) ?? keys; // unreadable objects: their error comes when placing them
+}
+
+/**
+ * The build's part of the state key of each stage named in `c`, by stage index
+ * (also for `djinn plan`); undefined when an object cannot be read.
+ */
+export async function planStageKeys(
+  plan: Plan,
+  env: EnvVar[],
+  objectsDir: string,
+  c: StageCacheSettings,
+): Promise<Map<number, string> | undefined> {
   const objects: { src: string; dst: string; sha256: string }[] = [];
-  for (const obj of o.plan.objects) {
-    const src = objectSource(o.objectsDir, obj.src);
+  for (const obj of plan.objects) {
+    const src = objectSource(objectsDir, obj.src);
     const sha256 = 'error' in src ? undefined : await sha256File(src.path).catch(() => undefined);
-    if (!sha256) return keys; // the object error comes when placing it
+    if (!sha256) return undefined;
     objects.push({ src: obj.src, dst: obj.dst, sha256 });
   }
-  const input = { env: o.env, objects, stages: o.plan.stages, userKey: c.userKey };
-  for (const [i, s] of o.plan.stages.entries()) if (c.stages.includes(s.name)) keys.set(i, stageKey(input, i));
+  const input = { env, objects, stages: plan.stages, userKey: c.userKey };
+  const keys = new Map<number, string>();
+  for (const [i, s] of plan.stages.entries()) if (c.stages.includes(s.name)) keys.set(i, stageKey(input, i));
   return keys;
 }
 
