@@ -3,9 +3,20 @@
 // next ones start from it (cached jobs, kept artifact placed again, guest clock
 // set, randomness fresh per restore, a new commit of the cloned source seen),
 // a change to a later stage still hits, and -cache-max-age 0 or a changed env
-// value runs `deps` again.
+// value runs `deps` again, and so does a damaged state (one warning).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +133,13 @@ async function build(m: string, ...extra: string[]): Promise<Build> {
   return { ...r, artifact, startedAt };
 }
 
+/** Every saved machine state file under a store folder. */
+function findStateFiles(root: string): string[] {
+  return readdirSync(root, { recursive: true, encoding: 'utf8' })
+    .filter((f) => path.basename(f) === 'machine.state')
+    .map((f) => path.join(root, f));
+}
+
 function show(r: CliResult): string {
   return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 }
@@ -178,6 +196,21 @@ describe('stage states through the CLI (qemu, TCG)', () => {
     expect(other.code, show(other)).toBe(0);
     expect(status(other, 'prepare'), show(other)).toBe('passed');
     expect(other.stdout).toMatch(/deps-ran/);
+
+    // A damaged state file (same size, other bytes): one warning, and deps runs.
+    for (const f of findStateFiles(path.join(work, 'cache', 'stages'))) {
+      chmodSync(f, 0o644);
+      const fd = openSync(f, 'r+');
+      writeSync(fd, Buffer.alloc(4096, 0xa5), 0, 4096, 1 << 20);
+      closeSync(fd);
+    }
+    const damaged = await build(manifest({ env: 'two' }));
+    expect(damaged.code, show(damaged)).toBe(0);
+    expect(status(damaged, 'prepare'), show(damaged)).toBe('passed');
+    const warnings = (damaged.stdout + damaged.stderr).split('\n').filter((l) => /stage cache: could not restore/.test(l));
+    expect(warnings, show(damaged)).toHaveLength(1);
+    // QEMU's own load error or our digest check, whichever notices first.
+    expect(warnings[0]).toMatch(/could not restore the saved machine \(.+\); running the stages/);
 
     const ls = await runCli(['cache', 'ls', '-cache-dir', path.join(work, 'cache'), '--json']);
     const states = JSON.parse(ls.stdout) as { kind: string; stage?: string }[];

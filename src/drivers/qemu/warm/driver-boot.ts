@@ -152,6 +152,7 @@ export async function bootWarm(o: DriverWarmBoot): Promise<DriverWarmResult> {
       exitText: async (q) => (q.running ? '' : (await q.exited).stderr),
       isTransient: (stderr) => HOSTFWD_TAKEN.test(stderr),
       log: (line) => (o.warmLog ? o.warmLog(line) : o.reporter.info(line)),
+      warn: (line) => o.reporter.warn(line),
     },
     {
       bootTimeoutMs: Math.max(1, o.deadline - Date.now()),
@@ -204,7 +205,12 @@ async function findStageRestore(
   const base = { path: req.image.path, format: req.image.format };
   const hit = await findStageState(store, { key: baseKey, base }, states.candidates, req.tempDir, states.maxAgeMs);
   if ('misses' in hit) {
-    reporter.info(`stage cache: no state to start from (${hit.misses.join('; ')})`);
+    // Absent or too old is normal; a state that is there but does not check out is worth a warning.
+    const normal = hit.misses.every((m) => /no saved state|older than the max age/.test(m));
+    (normal ? reporter.info : reporter.warn).call(
+      reporter,
+      `stage cache: no state to start from (${hit.misses.join('; ')}); running the stages`,
+    );
     return { baseKey };
   }
   const m = hit.found.manifest;

@@ -33,6 +33,8 @@ export interface WarmSequenceHooks<P> {
   /** True for a QEMU failure that says nothing about the state (e.g. the host port was taken): rethrown, state kept. */
   isTransient?(stderr: string): boolean;
   log(line: string): void;
+  /** A line that is a warning (a saved state that could not be used); defaults to log. */
+  warn?(line: string): void;
 }
 
 export interface WarmSequenceResult<P> {
@@ -70,7 +72,7 @@ export async function runWarmSequence<P>(
     hooks.log(`stage cache: ${stagePlan.note}`);
     const r = await tryRestore(stagePlan, hooks, opts);
     if ('result' in r) return r.result;
-    hooks.log(`warning: stage cache: could not restore the saved machine (${r.reason}); running the stages`);
+    (hooks.warn ?? hooks.log)(`stage cache: could not restore the saved machine (${r.reason}); running the stages`);
     await stagePlan.store.forget(stagePlan.key, stagePlan.found.manifest.generation);
     await rm(stagePlan.qmpSocket, { force: true });
   }
