@@ -8,7 +8,7 @@ import { readDriverConf, type DriverConf } from '../config/driver-conf.js';
 import type { EnvVar } from '../core/job.js';
 import { UsageError, formatLocated } from '../core/errors.js';
 import { makeDriver } from '../drivers/index.js';
-import { emptyConf, all, str, type FlagValues, settingsFromFlags, buildTempRoot, defaultCacheDir } from '../config/settings.js';
+import { emptyConf, all, str, type FlagValues, settingsFromFlags, buildTempRoot, cacheDirFlag } from '../config/settings.js';
 import { parseManifestFile } from '../manifest/parse.js';
 import { makePlan, planToJson, type Plan } from '../manifest/plan.js';
 import type { Manifest } from '../manifest/types.js';
@@ -186,7 +186,7 @@ async function cachedStages(flags: FlagValues, env: Manifest['env'], plan: Plan)
   const allEnv = [...env.map((e) => ({ key: e.key, value: e.value })), ...extraEnv(flags)];
   const keys = await planStageKeys(plan, allEnv, path.resolve(str(flags, 'objects') ?? '.'), settings);
   if (!keys) return { index: -1 };
-  const states = await stageStore(str(flags, 'cache-dir') ?? defaultCacheDir()).list();
+  const states = await stageStore(cacheDirFlag(flags)).list();
   for (const [i, key] of [...keys].reverse()) {
     const hit = states.find((st) => st.manifest.key.stage === key && Date.now() - Date.parse(st.manifest.createdAt) < settings.maxAgeMs);
     if (hit) return { index: i, savedAt: hit.manifest.createdAt };
