@@ -179,6 +179,17 @@ describe('stage state store', () => {
     expect((await store.lookup(key, base, dir)).reason).toMatch(/kept artifact out .*does not match/);
   });
 
+  it('two builds saving one key at once leave one valid state', async () => {
+    const dir = await tempDir();
+    const store = new StateStore(dir, { folder: 'stages' });
+    const key = { ...KEY, stage: 'f'.repeat(64) };
+    await Promise.all([publishState(store, dir, key, 'one'), publishState(store, dir, key, 'two')]);
+    const r = await store.lookup(key, { path: path.join(dir, 'base.raw'), format: 'raw' }, dir);
+    expect(r.reason).toBeUndefined();
+    await r.found!.verifyState;
+    expect(['one', 'two']).toContain(await readFile(path.join(r.found!.dir, 'artifacts', '0'), 'utf8'));
+  });
+
   it('drops the least recently used states beyond its size cap, never the one just saved', async () => {
     const dir = await tempDir();
     const store = new StateStore(dir, { folder: 'stages', capBytes: 1 });
