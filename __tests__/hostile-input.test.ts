@@ -74,7 +74,7 @@ const commandLine: Case[] = [
     manifest: ONE_JOB,
     args: ['deploy'],
     code: 2,
-    stderr: ['the commands are lint, plan, image, workflow'],
+    stderr: ['the commands are lint, plan, image, cache, workflow'],
   },
   { name: 'a stray argument after the flags', manifest: ONE_JOB, args: [...R, 'extra'], code: 2, stderr: ['unexpected argument "extra"'] },
   { name: '"constructor" is not a command', args: ['constructor'], code: 2, stderr: ['unexpected argument "constructor"'] },
