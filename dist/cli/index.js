@@ -37427,19 +37427,44 @@ module.exports = {"rE":"1.17.0"};
 /************************************************************************/
 var __webpack_exports__ = {};
 
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: external "node:url"
 const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./src/cjs-shim.ts
-// ssh2's bundled wasm loader reads the CommonJS `__dirname` while it loads;
-// in an ESM bundle that free variable does not exist. Import this first.
+// Globals that bundled CommonJS code reads and an ESM bundle lacks. Import this first.
+//
+// ssh2's bundled wasm loader reads the CommonJS `__dirname` while it loads.
+//
+// ssh2 also tries its optional native crypto binding (faster ciphers) with a
+// require that ncc leaves as `eval("require")(...)`: in an ESM bundle that
+// finds no `require` and ssh2 falls back to pure JS. The binding is never
+// bundled (dist/ must run anywhere), but a user may have built one: the file
+// named by DJINN_SSH2_BINDING, or ssh2 installed with its install script next
+// to this bundle (npm install without --ignore-scripts). This global `require`
+// answers that one request and refuses every other, as before.
+
 
 
 const g = globalThis;
 g.__filename ??= (0,external_node_url_namespaceObject.fileURLToPath)(import.meta.url);
 g.__dirname ??= external_node_path_default().dirname(g.__filename);
+/** What ssh2's lib/protocol/crypto.js asks for. */
+const SSH2_BINDING_REQUEST = './crypto/build/Release/sshcrypto.node';
+/** ssh2's native binding as the user has it: DJINN_SSH2_BINDING, else ssh2's own build beside this file; throws when there is none. */
+function requireSsh2Binding(env = process.env) {
+    const nodeRequire = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
+    const file = env.DJINN_SSH2_BINDING || nodeRequire.resolve(`ssh2/lib/protocol/${SSH2_BINDING_REQUEST.slice(2)}`);
+    return nodeRequire(file);
+}
+g.require ??= (id) => {
+    if (id === SSH2_BINDING_REQUEST)
+        return requireSsh2Binding();
+    throw Object.assign(new Error(`Cannot find module '${id}'`), { code: 'MODULE_NOT_FOUND' });
+};
 
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
@@ -38128,14 +38153,20 @@ var tar_stream = __nccwpck_require__(6118);
 // IN_FLIGHT of them going at explicit offsets, and only then makes write()
 // wait: memory stays bounded (BATCH * IN_FLIGHT) and the event loop never
 // waits on the disk. bench/ssh.ts measures it against scp and sftp.
+//
+// It opens (and truncates) a file by path, or writes into a file its caller
+// holds open from a given offset on and leaves it open: a resumed download
+// appends to what the last attempt wrote.
 
 
 const BATCH = 1 << 20;
 const IN_FLIGHT = 2;
 class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
-    path;
     mode;
     fd = -1;
+    /** Whether the fd is ours to close. */
+    owned;
+    path;
     pending = [];
     pendingBytes = 0;
     position = 0;
@@ -38145,12 +38176,21 @@ class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
     waiting = null;
     /** _final's callback, once everything is written. */
     finishing = null;
-    constructor(path, mode = 0o666) {
+    constructor(target, mode = 0o666) {
         super({ highWaterMark: 64 * 1024 });
-        this.path = path;
         this.mode = mode;
+        this.owned = typeof target === 'string';
+        if (typeof target === 'string')
+            this.path = target;
+        else {
+            this.path = target.name;
+            this.fd = target.fd;
+            this.position = target.start;
+        }
     }
     _construct(cb) {
+        if (!this.owned)
+            return cb();
         (0,external_node_fs_namespaceObject.open)(this.path, 'w', this.mode, (err, fd) => {
             if (!err)
                 this.fd = fd;
@@ -38178,7 +38218,7 @@ class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
             this.finishing = cb;
     }
     _destroy(err, cb) {
-        if (this.fd < 0)
+        if (this.fd < 0 || !this.owned)
             return cb(err);
         const fd = this.fd;
         this.fd = -1;
@@ -38350,7 +38390,7 @@ class DockerDriver {
     jobCount = 0;
     constructor(spec, settings) {
         this.settings = settings;
-        this.image = settings.image || spec.options.image || '';
+        this.image = settings.image.name || spec.options.image || '';
         const ws = spec.options.workspace ?? '';
         if (!this.image)
             throw new UsageError('driver docker requires image.', spec.position, 'driver.image');
@@ -38367,7 +38407,7 @@ class DockerDriver {
     }
     async setUp(ctx) {
         const { reporter, signal } = ctx;
-        const engine = await connect(this.settings.dockerHost, this.settings.dockerVersion);
+        const engine = await connect(this.settings.docker.host, this.settings.docker.version);
         this.engine = engine;
         reporter.info(`Using docker API version ${engine.apiVersion}...`);
         this.imageId = await ensureImage(engine, this.image, reporter, signal);
@@ -38484,7 +38524,8 @@ class DockerDriver {
     async upload(localPath, guestPath, mode) {
         const target = this.resolve(guestPath);
         if (!this.inWorkspace(target)) {
-            throw new Error(`"${guestPath}" is outside the workspace ${this.workspace}: with the docker driver every job runs in a new container, so objects must go under the workspace (relative destinations are)`);
+            throw new Error(`"${guestPath}" is outside the workspace ${this.workspace}: with the docker driver every job runs in a new ` +
+                `container, so objects must go under the workspace (relative destinations are)`);
         }
         const dir = external_node_path_default().posix.dirname(target);
         if (dir !== this.workspace) {
@@ -38993,7 +39034,8 @@ function envTooLarge(env) {
     for (const [k, v] of Object.entries(env)) {
         const bytes = Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
         if (bytes > MAX_ENV_STRING) {
-            return `the variable ${k} is ${bytes} bytes; a single environment variable can hold at most ${MAX_ENV_STRING} bytes on this host (pass large data as an object instead)`;
+            return (`the variable ${k} is ${bytes} bytes; a single environment variable can hold at most ${MAX_ENV_STRING} bytes ` +
+                `on this host (pass large data as an object instead)`);
         }
     }
     return undefined;
@@ -39075,6 +39117,10 @@ function missingFor(capabilities, env = process.env) {
         }
     }
     return { capabilities, programs, packages };
+}
+/** The capabilities of `m` with something missing (a program two of them need counts for both). */
+function capabilitiesLacking(m) {
+    return m.capabilities.filter((c) => REQUIREMENTS[c].some((req) => m.programs.includes(req.need)));
 }
 function isRoot() {
     return process.getuid?.() === 0;
@@ -39609,7 +39655,8 @@ async function builderPrivilege() {
     const user = external_node_os_default().userInfo().username;
     throw new BuildError('building an image needs root for a moment (mmdebstrap and the file owners in the image), and this user has no passwordless sudo. ' +
         'Either run it as root; or allow this user passwordless sudo (e.g. a line "USER ALL=(ALL) NOPASSWD: ALL" in /etc/sudoers.d/); ' +
-        `or let it use unprivileged user namespaces: the package uidmap (newuidmap, newgidmap) and ranges for ${user} in /etc/subuid and /etc/subgid (e.g. "${user}:100000:65536"; here: ${why}). ` +
+        `or let it use unprivileged user namespaces: the package uidmap (newuidmap, newgidmap) and ranges for ${user} ` +
+        `in /etc/subuid and /etc/subgid (e.g. "${user}:100000:65536"; here: ${why}). ` +
         'Or use a prebuilt image instead of building one (-image-file, -image-url or an image server).');
 }
 /** The user's first range in /etc/subuid or /etc/subgid (by name or number), as newuidmap reads it. */
@@ -39674,7 +39721,8 @@ async function usernsProblem() {
     }
     catch (err) {
         const detail = err.message.split('\n').slice(1).join(' ').trim();
-        return `the kernel refused the user namespace${detail ? ` (${detail})` : ''}; Ubuntu 23.10 and later restrict them through AppArmor (sysctl kernel.apparmor_restrict_unprivileged_userns)`;
+        return (`the kernel refused the user namespace${detail ? ` (${detail})` : ''}; Ubuntu 23.10 and later restrict them ` +
+            `through AppArmor (sysctl kernel.apparmor_restrict_unprivileged_userns)`);
     }
     return undefined;
 }
@@ -40023,9 +40071,11 @@ async function bootstrap(priv, tree, overlay, codename, flavor, log, signal) {
         `--include=${packagesFor(flavor).join(',')}`,
         // The kernel's postinst makes an initrd: keep it small (ours replaces it).
         '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && echo MODULES=list > "$1/etc/initramfs-tools/conf.d/djinn.conf"',
-        '--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/initrd.img* "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale',
+        '--customize-hook=rm -rf "$1"/boot/initrd.img-* "$1"/initrd.img* "$1"/var/cache/apt/*.bin ' +
+            '"$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale',
         // Our files, owned by root, over the tree (existing directories keep their owner and mode).
-        `--customize-hook=rm -f ${replaced} && tar -C ${sq(overlay)} --owner=0 --group=0 --numeric-owner -cf - . | tar -C "$1" --no-overwrite-dir --numeric-owner -xpf -`,
+        `--customize-hook=rm -f ${replaced} && tar -C ${sq(overlay)} --owner=0 --group=0 --numeric-owner -cf - . | tar ` +
+            `-C "$1" --no-overwrite-dir --numeric-owner -xpf -`,
         // root with an empty password (Djinn's images log in that way); the cloud flavor's root has none at all ("*").
         `--customize-hook=sed -i 's/^root:[^:]*:/${flavor === 'cloud' ? 'root:*:' : 'root::'}/' "$1/etc/shadow"`,
         // Host keys of this build only (never shared between builds or taken from the host).
@@ -40185,6 +40235,8 @@ function sha256File(file, signal) {
     });
 }
 
+;// CONCATENATED MODULE: external "node:events"
+const external_node_events_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events");
 ;// CONCATENATED MODULE: ./src/util/bytes.ts
 /** 1536 -> "1.5 KiB": sizes for people, in powers of 1024. */
 function formatBytes(n) {
@@ -40213,7 +40265,8 @@ function progressBar(e, width = 30) {
         return `Downloading ${e.label}: ${formatBytes(e.done)}`;
     const frac = Math.min(1, e.done / e.total);
     const fill = Math.round(frac * width);
-    return `Downloading ${e.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(Math.floor(frac * 100)).padStart(3)}% ${formatBytes(e.done)} of ${formatBytes(e.total)}`;
+    return (`Downloading ${e.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ` +
+        `${String(Math.floor(frac * 100)).padStart(3)}% ${formatBytes(e.done)} of ${formatBytes(e.total)}`);
 }
 class Progress {
     reporter;
@@ -40343,7 +40396,8 @@ async function verifyImage(file, format = 'qcow2') {
         // Read straight from the header too: qemu-img may not even open an image whose backing file is missing.
         const header = await readQcow2Header(file).catch((err) => {
             if (err instanceof NotQcow2Error) {
-                throw new DriverError(`image ${file} is not a qcow2 file (no qcow2 magic "QFI\\xfb" at its start). Djinn images are qcow2; to boot a raw disk on purpose pass -image-format raw.`);
+                throw new DriverError(`image ${file} is not a qcow2 file (no qcow2 magic "QFI\\xfb" at its start). Djinn images are qcow2; to boot a ` +
+                    `raw disk on purpose pass -image-format raw.`);
             }
             if (err instanceof ImageRejectedError)
                 throw new DriverError(`image ${err.message}`);
@@ -40366,7 +40420,8 @@ async function verifyImage(file, format = 'qcow2') {
     return { format, virtualSize: Number(info['virtual-size'] ?? 0) };
 }
 function backingMessage(file) {
-    return `image ${file} has a backing file; such images are refused (a crafted image could make QEMU read host files into the guest). Flatten it first: qemu-img convert -O qcow2 ${file} flat.qcow2`;
+    return (`image ${file} has a backing file; such images are refused (a crafted image could make QEMU read host files ` +
+        `into the guest). Flatten it first: qemu-img convert -O qcow2 ${file} flat.qcow2`);
 }
 function qemuImgInfo(file, format) {
     return new Promise((resolve, reject) => {
@@ -40394,6 +40449,9 @@ function qemuImgInfo(file, format) {
 // Streams an image to `<dest>.part-<pid>` and renames it to `dest` only when
 // it is complete and verified. Retries with backoff; after a dropped
 // connection it resumes with Range (If-Range guards against a changed file).
+
+
+
 
 
 
@@ -40440,7 +40498,8 @@ async function downloadImage(opts) {
                     throw new DownloadError(`downloading ${opts.label} from ${opts.url} failed after ${attempts} attempts: ${err.message}${got}.`, opts.url, true);
                 }
                 const wait = backoff * 2 ** (attempt - 1);
-                opts.reporter.warn(`downloading ${opts.label} failed (${err.message}); ${t.have > 0 ? `resuming at byte ${t.have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`);
+                opts.reporter.warn(`downloading ${opts.label} failed (${err.message}); ` +
+                    `${t.have > 0 ? `resuming at byte ${t.have}` : 'trying again'} in ${(wait / 1000).toFixed(1)}s (attempt ${attempt + 1} of ${attempts}).`);
                 await sleep(wait, opts.signal);
             }
         }
@@ -40537,7 +40596,8 @@ class Transfer {
             // We asked for the rest of the announced size and the server has no more: it announced the wrong size.
             res.resume();
             const real = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))?.[1];
-            throw new DownloadError(`downloading ${label} from ${url} failed: the server announced ${this.total} bytes but ${real ? `has ${real}` : `sent only ${this.have}`}; the file was discarded.`, url, true);
+            throw new DownloadError(`downloading ${label} from ${url} failed: the server announced ${this.total} bytes ` +
+                `but ${real ? `has ${real}` : `sent only ${this.have}`}; the file was discarded.`, url, true);
         }
         if (status >= 500 || status === 429 || status === 408) {
             res.resume();
@@ -40591,7 +40651,8 @@ class Transfer {
             const got = this.listedHash.digest('hex');
             if (got !== listed.hex.toLowerCase()) {
                 const alg = listed.algorithm.toUpperCase().replace('SHA', 'SHA-');
-                throw new ImageRejectedError(`${label} from ${this.url} has ${alg} ${got}, but the checksum file ${listed.source} lists ${listed.hex}; the file was discarded (a wrong checksum file or a damaged download).`);
+                throw new ImageRejectedError(`${label} from ${this.url} has ${alg} ${got}, but the checksum file ${listed.source} lists ${listed.hex}; ` +
+                    'the file was discarded (a wrong checksum file or a damaged download).');
             }
         }
         return sha256;
@@ -40603,24 +40664,14 @@ class Transfer {
             await fh.close().catch(() => { });
     }
 }
-/** Writes batched this large: one writev per ~1 MiB instead of one write per 16 KiB socket chunk. */
-const WRITE_BATCH = 1024 * 1024;
-/** Copies the body to the file; refuses at once a body that does not start like qcow2. */
+/** Copies the body to the file from byte `have()` on; refuses at once a body that does not start like qcow2. */
 async function receive(res, fh, hash, onBytes, have, label, url) {
     let head = have() === 0 ? Buffer.alloc(0) : undefined;
-    let pending = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-        if (!pendingBytes)
-            return;
-        const bufs = pending;
-        const n = pendingBytes;
-        pending = [];
-        pendingBytes = 0;
-        // Explicit offsets: after a restart the file was truncated, and a handle's own position would leave a hole.
-        await fh.writev(bufs, have());
-        onBytes(n);
-    };
+    // Explicit offsets: after a restart the file was truncated, and a handle's own position would leave a hole.
+    const file = new BatchedFileWriter({ fd: fh.fd, start: have(), name: label });
+    const written = (0,external_node_stream_promises_namespaceObject.finished)(file);
+    written.catch(() => { }); // awaited below, after the body
+    let failure;
     try {
         for await (const chunk of res) {
             if (head) {
@@ -40633,21 +40684,24 @@ async function receive(res, fh, hash, onBytes, have, label, url) {
                     head = undefined;
                 }
             }
+            if (file.errored)
+                break;
             hash.update(chunk);
-            pending.push(chunk);
-            pendingBytes += chunk.length;
-            if (pendingBytes >= WRITE_BATCH)
-                await flush();
+            onBytes(chunk.length);
+            if (!file.write(chunk))
+                await (0,external_node_events_namespaceObject.once)(file, 'drain');
         }
-        await flush();
     }
     catch (err) {
-        if (err instanceof ImageRejectedError)
-            throw err;
-        // Keep what arrived before a drop, so the next attempt resumes after it.
-        await flush();
-        throw new Retry(networkReason(err));
+        failure = err;
     }
+    // Everything counted is on disk before the next attempt resumes after it; a write error ends the download.
+    file.end();
+    await written;
+    if (failure instanceof ImageRejectedError)
+        throw failure;
+    if (failure !== undefined)
+        throw new Retry(networkReason(failure));
 }
 function header(res, name) {
     const v = res.headers[name];
@@ -41012,21 +41066,20 @@ async function readEntry(dir) {
 
 
 
-const DEFAULT_MAX_AGE_MS = 24 * 3600_000;
 function originFor(settings) {
-    if (settings.imageUrl)
-        return { kind: 'url', base: settings.imageUrl };
-    return { kind: 'server', base: settings.imageServer || DEFAULT_IMAGE_SERVER };
+    if (settings.image.url)
+        return { kind: 'url', base: settings.image.url };
+    return { kind: 'server', base: settings.image.server || DEFAULT_IMAGE_SERVER };
 }
 /** The URL an image is downloaded from under these settings. */
 function downloadUrl(origin, name) {
     return origin.kind === 'url' ? origin.base : imageUrl(origin.base, name);
 }
 function pinnedDigest(settings) {
-    if (!settings.imageSha256)
+    if (!settings.image.sha256)
         return undefined;
     try {
-        return normalizeSha256(settings.imageSha256);
+        return normalizeSha256(settings.image.sha256);
     }
     catch (err) {
         throw new UsageError(err.message, {}, '-image-sha256');
@@ -41069,7 +41122,7 @@ async function cachedOrDownloaded(req) {
         return { path: r.path, format: 'qcow2', name, source: 'download', sha256: r.sha256 };
     }
     const cache = new ImageCache(settings.cacheDir);
-    const maxAge = settings.imageMaxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    const maxAge = settings.image.maxAgeMs;
     const usable = (e) => !!e && (pinned ? e.meta.sha256 === pinned : Date.now() - Date.parse(e.meta.checkedAt) < maxAge);
     const hit = (e) => {
         reporter.info(`Using cached image ${name} (fetched ${e.meta.fetchedAt} from ${e.meta.url}).`);
@@ -41552,12 +41605,11 @@ function catalogueNames(mirrors = {}) {
 
 
 
-
 /** The catalogue entry of a name under these settings (mirrors applied), or undefined. */
 function catalogueRef(name, settings) {
     let mirrors;
     try {
-        mirrors = parseMirrors(settings.imageMirrors);
+        mirrors = parseMirrors(settings.image.mirrors);
     }
     catch (err) {
         throw new UsageError(err.message.replace(/^-image-mirror: /, ''), {}, '-image-mirror');
@@ -41593,12 +41645,12 @@ async function fromCatalogue(req) {
         return undefined;
     if (!ref.distro.bootable)
         throw new DriverError(`image ${name} is in the catalogue (${describe(ref).imageUrl}) but cannot be booted yet: ${ref.distro.note}.`);
-    const pinned = settings.imageSha256 ? normalizeSha256(settings.imageSha256) : undefined;
-    const checking = settings.imageChecksum !== 'off';
+    const pinned = settings.image.sha256 ? normalizeSha256(settings.image.sha256) : undefined;
+    const checking = settings.image.checksum !== 'off';
     // Keyed by the entry's URL pattern, so that a fresh copy is found without asking the network.
     const origin = { kind: 'url', base: describe(ref).imageUrl };
     const cache = settings.cacheDir ? new ImageCache(settings.cacheDir) : undefined;
-    const maxAge = settings.imageMaxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    const maxAge = settings.image.maxAgeMs;
     const result = (p, source, sha256) => ({
         path: p,
         format: 'qcow2',
@@ -41656,7 +41708,8 @@ async function fromCatalogue(req) {
         signal,
         ...req.http,
     };
-    reporter.info(`Downloading image ${name} from ${located.imageUrl} (${listed ? `${listed.algorithm.toUpperCase()} from ${listed.url}` : pinned ? 'pinned SHA-256' : 'unchecked'})...`);
+    reporter.info(`Downloading image ${name} from ${located.imageUrl} ` +
+        `(${listed ? `${listed.algorithm.toUpperCase()} from ${listed.url}` : pinned ? 'pinned SHA-256' : 'unchecked'})...`);
     if (!cache) {
         const r = await downloadImage({ ...base, dest: external_node_path_default().join(settings.tempDir, 'image.qcow2') });
         return result(r.path, 'download', r.sha256);
@@ -41693,21 +41746,21 @@ function offline(entry, reporter, name, why) {
 
 /** 1. -image-file: exactly that file, nothing else is tried. */
 const fromFile = async ({ name, settings }) => {
-    if (!settings.imageFile)
+    if (!settings.image.file)
         return undefined;
-    const file = external_node_path_default().resolve(settings.imageFile);
+    const file = external_node_path_default().resolve(settings.image.file);
     if (!(0,external_node_fs_namespaceObject.existsSync)(file))
         throw new DriverError(`image file ${file} (-image-file) does not exist.`);
-    return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'file', cloudInit: settings.imageCloudInit };
+    return { path: file, format: settings.image.format ?? 'qcow2', name, source: 'file', cloudInit: settings.image.cloudInit };
 };
 /** 2. The disks folder: <disks>/qemu/x86_64/<name>, as Djinn looks. */
 const fromDisks = async ({ name, settings }) => {
-    if (!settings.disks)
+    if (!settings.qemu.disks)
         return undefined;
-    const file = diskPath(external_node_path_default().resolve(settings.disks), name);
+    const file = diskPath(external_node_path_default().resolve(settings.qemu.disks), name);
     if (!(0,external_node_fs_namespaceObject.existsSync)(file))
         return undefined;
-    return { path: file, format: settings.imageFormat ?? 'qcow2', name, source: 'disks' };
+    return { path: file, format: settings.image.format ?? 'qcow2', name, source: 'disks' };
 };
 /**
  * 3 and 4. Our cache, else a download (-image-url, or the image server). With
@@ -41717,21 +41770,21 @@ const fromDisks = async ({ name, settings }) => {
  */
 const fromCacheOrDownload = async (req) => {
     const { name, settings, reporter } = req;
-    if (settings.imageBuild === 'always')
+    if (settings.image.build === 'always')
         return undefined;
-    const only = settings.imageSource ?? 'auto';
-    if (!settings.imageUrl && (only === 'catalogue' || only === 'build'))
+    const only = settings.image.source ?? 'auto';
+    if (!settings.image.url && (only === 'catalogue' || only === 'build'))
         return undefined;
     try {
         return await cachedOrDownloaded(req);
     }
     catch (err) {
         const impossible = err instanceof ImageNotFoundError || (err instanceof DownloadError && err.retryable);
-        if (impossible && settings.imageBuild !== 'never' && buildableSuite(name) && builtImagesDir(settings)) {
+        if (impossible && settings.image.build !== 'never' && buildableSuite(name) && builtImagesDir(settings.cacheDir)) {
             reporter.info(`${err.message} Building ${name} with our builder instead (-image-build auto).`);
             return undefined;
         }
-        if (impossible && !settings.imageUrl && only === 'auto' && catalogueRef(name, settings)) {
+        if (impossible && !settings.image.url && only === 'auto' && catalogueRef(name, settings)) {
             reporter.info(`${err.message} Trying the catalogue of official cloud images.`);
             serverFailure.set(req, err);
             return undefined;
@@ -41741,10 +41794,10 @@ const fromCacheOrDownload = async (req) => {
 };
 /** Whether a name that no local source has would come from the catalogue (not the image server's URL, not our builder). */
 function catalogueFirst(name, settings) {
-    const only = settings.imageSource ?? 'auto';
-    if (settings.imageFile || settings.imageUrl || only === 'server' || only === 'build' || settings.imageBuild === 'always')
+    const only = settings.image.source ?? 'auto';
+    if (settings.image.file || settings.image.url || only === 'server' || only === 'build' || settings.image.build === 'always')
         return false;
-    if (only === 'auto' && buildableSuite(name) && settings.imageBuild !== 'never' && builtImagesDir(settings))
+    if (only === 'auto' && buildableSuite(name) && settings.image.build !== 'never' && builtImagesDir(settings.cacheDir))
         return false;
     return !!catalogueRef(name, settings);
 }
@@ -41772,14 +41825,14 @@ const fromCatalogueSource = async (req) => {
     }
 };
 /** Where images made by our builder are kept: a disks layout inside the cache folder. */
-function builtImagesDir(settings) {
-    return settings.cacheDir ? external_node_path_default().join(settings.cacheDir, 'built') : undefined;
+function builtImagesDir(cacheDir) {
+    return cacheDir ? external_node_path_default().join(cacheDir, 'built') : undefined;
 }
 /** 5. Our builder, for debian/<suite> names; the result stays in the cache folder for the next run. */
 const fromBuilder = async ({ name, settings, reporter, signal }) => {
     const suite = buildableSuite(name);
-    const dir = builtImagesDir(settings);
-    if (!suite || !dir || settings.imageBuild === 'never' || settings.imageSource === 'server' || settings.imageSource === 'catalogue')
+    const dir = builtImagesDir(settings.cacheDir);
+    if (!suite || !dir || settings.image.build === 'never' || settings.image.source === 'server' || settings.image.source === 'catalogue')
         return undefined;
     const file = diskPath(dir, name);
     if ((0,external_node_fs_namespaceObject.existsSync)(file))
@@ -41805,7 +41858,7 @@ async function resolveImage(req) {
         }
         catch (err) {
             // A later source failed (e.g. a download): still say where the disks folder was looked at.
-            if (err instanceof Error && req.settings.disks && !req.settings.imageFile && source !== fromDisks)
+            if (err instanceof Error && req.settings.qemu.disks && !req.settings.image.file && source !== fromDisks)
                 err.message += ` ${(await disksHint(req)).join(' ')}`;
             throw err;
         }
@@ -41816,9 +41869,9 @@ async function resolveImage(req) {
 }
 /** Where the image was looked for in the disks folder, and what is there. */
 async function disksHint({ name, settings }) {
-    if (!settings.disks)
+    if (!settings.qemu.disks)
         return ['No disks folder is set (-disks or driver.conf: driver qemu { disks "DIR" }).'];
-    const disks = external_node_path_default().resolve(settings.disks);
+    const disks = external_node_path_default().resolve(settings.qemu.disks);
     const present = await listDiskImages(disks);
     return [
         `Looked for ${diskPath(disks, name)}.`,
@@ -41832,7 +41885,7 @@ async function notFound(req) {
     const lines = [`couldn't find image ${name}.`, ...(await disksHint(req))];
     if (!buildableSuite(name))
         lines.push('Only debian/<suite> images can be built here (djinn image build).');
-    else if (settings.imageBuild === 'never')
+    else if (settings.image.build === 'never')
         lines.push('Building it was not allowed (-image-build never).');
     return new DriverError(lines.join(' '));
 }
@@ -42751,7 +42804,8 @@ class SshSession {
         if (this.lost)
             return;
         // The job may not have written its pid yet when it is stopped right after starting.
-        const body = `i=0; while [ ! -s "$1" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; pg=$(cat "$1" 2>/dev/null) || exit 0; kill -${sig} -$pg 2>/dev/null; pkill -${sig} -s $pg 2>/dev/null; exit 0`;
+        const body = `i=0; while [ ! -s "$1" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; pg=$(cat "$1" 2>/dev/null) || exit 0; ` +
+            `kill -${sig} -$pg 2>/dev/null; pkill -${sig} -s $pg 2>/dev/null; exit 0`;
         const cmd = `exec /bin/sh -c ${shellQuote(body)} sh ${shellQuote(pidFile)}`;
         await execCollect(this.client, cmd).catch(() => { });
     }
@@ -42870,12 +42924,17 @@ async function checkKvm(dev = '/dev/kvm', pvmModule = '/sys/module/kvm_pvm') {
         return { usable: true };
     }
 }
-/** The QEMU arguments that select the accelerator. */
-function accelArgs(accel, cpus) {
+/**
+ * The QEMU arguments that select the accelerator. Software emulation runs every vCPU in one host thread
+ * unless asked for one thread per vCPU: under multi-threaded TCG our Debian guests' kernels die of an int3
+ * Oops while patching their own code in about one boot in twenty (docs/qemu.md, "Kernel panics").
+ */
+function accelArgs(accel, cpus, tcgThreads) {
     if (accel === 'kvm')
         return ['-accel', 'kvm'];
-    // Multi-threaded TCG: one host thread per virtual CPU.
-    return ['-accel', cpus > 1 ? 'tcg,thread=multi' : 'tcg'];
+    if (cpus <= 1)
+        return ['-accel', 'tcg'];
+    return ['-accel', tcgThreads === 'multi' ? 'tcg,thread=multi' : 'tcg,thread=single'];
 }
 async function planAccel(setting, check = () => checkKvm()) {
     if (setting === 'off')
@@ -42896,9 +42955,9 @@ function sshTarget(o) {
     return {
         host: '127.0.0.1',
         port: o.port,
-        user: o.settings.sshUser ?? 'root',
+        user: o.ssh.user,
         privateKey: o.privateKey,
-        password: o.settings.sshPassword ?? '',
+        password: o.ssh.password ?? '',
         deadline: o.deadline,
         reporter: o.reporter,
         signal: o.signal,
@@ -42907,8 +42966,8 @@ function sshTarget(o) {
     };
 }
 /** The key to log in with: the cloud-init seed's, else -ssh-key's file, else none. */
-async function guestKey(settings, cloudKey) {
-    return cloudKey ?? (settings.sshKeyFile ? await (0,promises_namespaceObject.readFile)(settings.sshKeyFile) : undefined);
+async function guestKey(ssh, cloudKey) {
+    return cloudKey ?? (ssh.keyFile ? await (0,promises_namespaceObject.readFile)(ssh.keyFile) : undefined);
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/qemu/console-hints.ts
@@ -42989,7 +43048,7 @@ function qemuArgs(s) {
         drive.push('snapshot=on');
     // prettier-ignore
     return [
-        ...accelArgs(s.accel, s.cpus),
+        ...accelArgs(s.accel, s.cpus, s.tcgThreads),
         '-display', 'none',
         '-pidfile', s.pidFile,
         '-smp', String(s.cpus),
@@ -43176,8 +43235,6 @@ async function waitForForward(proc, port, deadline, signal) {
 
 const TCG_STALL_MS = 20_000;
 const KVM_STALL_MS = 10_000;
-/** Boots again this many times after a stall unless told otherwise. */
-const DEFAULT_BOOT_RETRIES = 1;
 /** How many stall windows a busy QEMU may stay quiet on its console. */
 const QUIET_WINDOWS = 3;
 const stall_POLL_MS = 250;
@@ -43336,6 +43393,8 @@ function fmtSeconds(ms) {
     return `${Math.round(ms / 100) / 10}s`;
 }
 
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
 ;// CONCATENATED MODULE: ./src/drivers/qemu/warm/args.ts
 // Reads and rewrites a QEMU command line for warm starts. The state key is
 // derived from the command line itself, so that anything that shapes the
@@ -43513,8 +43572,6 @@ function dropOption(args, name) {
     return out;
 }
 
-;// CONCATENATED MODULE: external "node:util"
-const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
 ;// CONCATENATED MODULE: ./src/drivers/qemu/warm/key.ts
 // What a saved machine state depends on. A state only loads into a QEMU whose
 // version, machine type, CPU, accelerator, memory, CPU count and devices are
@@ -43540,6 +43597,8 @@ function canonicalKey(key) {
         memoryMiB: key.memoryMiB,
         cpus: key.cpus,
         devices: key.devices,
+        // Absent for warm-start states, so that their digests stay what they were.
+        ...(key.stage !== undefined ? { stage: key.stage } : {}),
     });
 }
 /** Hex SHA-256 of the canonical key: names the state's folder and its cache entry. */
@@ -43823,13 +43882,16 @@ const MANIFEST_FILE = 'manifest.json';
 const OLD_GENERATION_MS = 10 * 60_000;
 /** States not restored or saved for this long are removed (an old image, another memory size, ...). */
 const UNUSED_STATE_MS = 14 * 24 * 3600_000;
+const ARTIFACTS_DIR = 'artifacts';
 function warmStateRoot(cacheDir) {
     return external_node_path_default().join(cacheDir, 'warm');
 }
 class StateStore {
     root;
-    constructor(cacheDir) {
-        this.root = warmStateRoot(cacheDir);
+    capBytes;
+    constructor(cacheDir, options = {}) {
+        this.root = options.folder ? external_node_path_default().join(cacheDir, options.folder) : warmStateRoot(cacheDir);
+        this.capBytes = options.capBytes;
     }
     keyDir(key) {
         return external_node_path_default().join(this.root, keyDigest(key));
@@ -43839,7 +43901,7 @@ class StateStore {
      * the overlay's digest and backing file. `scratchDir` receives a rebased
      * copy of the overlay when the base image is now at another path.
      */
-    async lookup(key, base, scratchDir) {
+    async lookup(key, base, scratchDir, maxAgeMs = Infinity) {
         const keyDir = this.keyDir(key);
         let generation;
         try {
@@ -43869,6 +43931,9 @@ class StateStore {
             return { reason: 'state was saved for another machine' };
         if (manifest.generation !== generation)
             return { reason: 'state manifest does not belong to its folder' };
+        const ageMs = Date.now() - Date.parse(manifest.createdAt);
+        if (!(ageMs < maxAgeMs))
+            return { reason: `state is ${Math.round(ageMs / 3600_000)}h old, older than the max age` };
         const overlayPath = external_node_path_default().join(dir, OVERLAY_FILE);
         const statePath = external_node_path_default().join(dir, STATE_FILE);
         try {
@@ -43884,6 +43949,12 @@ class StateStore {
         // The small overlay is checked now; the large state file while QEMU reads it.
         if ((await sha256File(overlayPath)) !== manifest.overlay.sha256)
             return { reason: 'state overlay does not match its recorded digest' };
+        for (const a of manifest.stage?.artifacts ?? []) {
+            const file = external_node_path_default().join(dir, ARTIFACTS_DIR, a.file);
+            const sha = await sha256File(file).catch(() => '');
+            if (sha !== a.sha256)
+                return { reason: `kept artifact ${a.dst} is missing or does not match its recorded digest` };
+        }
         let bootOverlay = overlayPath;
         const backing = await readQcow2Backing(overlayPath);
         if (backing !== external_node_path_default().resolve(base.path)) {
@@ -43942,6 +44013,7 @@ class StateStore {
             throw err;
         }
         const publish = async (extra = {}) => {
+            const artifacts = extra.stage ? await keepArtifacts(dir, extra.stage.artifacts) : [];
             const [key, ovSha, stSha, ov, st] = await Promise.all([
                 keyOrPromise,
                 sha256File(overlayPath),
@@ -43963,16 +44035,20 @@ class StateStore {
                 overlay: { file: OVERLAY_FILE, sha256: ovSha, bytes: ov.size },
                 state: { file: STATE_FILE, sha256: stSha, bytes: st.size },
                 ...(extra.bootSeconds !== undefined ? { bootSeconds: extra.bootSeconds } : {}),
+                ...(extra.stage ? { stage: { name: extra.stage.name, artifacts } } : {}),
             };
             await promises_default().writeFile(external_node_path_default().join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
             // Read-only from here on: nothing may write the overlay a state belongs to.
             await Promise.all([promises_default().chmod(overlayPath, 0o444), promises_default().chmod(statePath, 0o444)]);
+            await promises_default().utimes(dir, new Date(), new Date()).catch(() => undefined);
             const finalDir = external_node_path_default().join(keyDir, generation);
             await promises_default().rename(dir, finalDir);
             await writeAtomic(external_node_path_default().join(keyDir, 'current'), JSON.stringify({ generation }) + '\n');
             await this.collect(keyDir, generation);
             await this.collect(this.root, '');
             await this.removeUnused();
+            if (this.capBytes !== undefined)
+                await this.enforceCap(this.capBytes, keyDir);
             return manifest;
         };
         return { dir, overlayPath, statePath, publish, abandon };
@@ -44004,6 +44080,48 @@ class StateStore {
                 await promises_default().rm(dir, { recursive: true, force: true }).catch(() => undefined);
         }
     }
+    /** Every state, for listing: key folder, manifest, bytes on disk and last use. */
+    async list() {
+        const out = [];
+        for (const name of await promises_default().readdir(this.root).catch(() => [])) {
+            if (!/^[0-9a-f]{64}$/.test(name))
+                continue;
+            const keyDir = external_node_path_default().join(this.root, name);
+            try {
+                const ptrFile = external_node_path_default().join(keyDir, 'current');
+                const ptr = JSON.parse(await promises_default().readFile(ptrFile, 'utf8'));
+                const manifest = JSON.parse(await promises_default().readFile(external_node_path_default().join(keyDir, ptr.generation, MANIFEST_FILE), 'utf8'));
+                out.push({ keyDir, manifest, bytes: await treeBytes(keyDir), lastUsed: (await promises_default().stat(ptrFile)).mtime });
+            }
+            catch {
+                continue; // being written or damaged: not a state to list
+            }
+        }
+        return out.sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime());
+    }
+    /** Removes a whole key folder by its digest (or a unique prefix of it); returns the digests removed. */
+    async remove(digestPrefix) {
+        if (!/^[0-9a-f]+$/.test(digestPrefix))
+            return [];
+        const names = (await promises_default().readdir(this.root).catch(() => [])).filter((n) => /^[0-9a-f]{64}$/.test(n) && n.startsWith(digestPrefix));
+        if (names.length !== 1)
+            return [];
+        await promises_default().rm(external_node_path_default().join(this.root, names[0]), { recursive: true, force: true });
+        return names;
+    }
+    /** Least recently used key folders go until the store fits in `capBytes`; `keep` (just published) stays. */
+    async enforceCap(capBytes, keep) {
+        const all = await this.list();
+        let total = all.reduce((n, s) => n + s.bytes, 0);
+        for (const s of [...all].reverse()) {
+            if (total <= capBytes)
+                return;
+            if (s.keyDir === keep)
+                continue;
+            await promises_default().rm(s.keyDir, { recursive: true, force: true }).catch(() => undefined);
+            total -= s.bytes;
+        }
+    }
     /** Removes superseded generations and abandoned temporary folders once they are old enough. */
     async collect(keyDir, keep) {
         const now = Date.now();
@@ -44025,6 +44143,31 @@ class StateStore {
                 await promises_default().rm(p, { recursive: true, force: true }).catch(() => undefined);
         }
     }
+}
+/** Copies the artifacts into the unfinished state folder and describes them. */
+async function keepArtifacts(dir, files) {
+    const out = [];
+    if (files.length)
+        await promises_default().mkdir(external_node_path_default().join(dir, ARTIFACTS_DIR));
+    for (const [i, a] of files.entries()) {
+        const file = String(i);
+        const target = external_node_path_default().join(dir, ARTIFACTS_DIR, file);
+        await promises_default().copyFile(a.path, target);
+        const [sha256, st] = await Promise.all([sha256File(target), promises_default().stat(target)]);
+        out.push({ job: a.job, src: a.src, dst: a.dst, file, sha256, bytes: st.size });
+    }
+    return out;
+}
+/** Bytes allocated on disk by the files under a folder (overlays are sparse). */
+async function treeBytes(dir) {
+    let n = 0;
+    for (const e of await promises_default().readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
+        if (!e.isFile())
+            continue;
+        const st = await promises_default().stat(external_node_path_default().join(e.parentPath, e.name)).catch(() => undefined);
+        n += st ? st.blocks * 512 : 0;
+    }
+    return n;
 }
 async function writeAtomic(file, text) {
     const tmp = `${file}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
@@ -44060,6 +44203,9 @@ async function readQcow2Backing(file) {
 
 
 
+
+
+const save_restore_execFileP = (0,external_node_util_namespaceObject.promisify)(external_node_child_process_namespaceObject.execFile);
 /** Images up to this size are hashed before the boot (~1 s); larger new ones while it boots. */
 const HASH_NOW_BYTES = 1 << 30;
 /** Thrown when a saved state could not be brought up; the message is the one-line reason. */
@@ -44147,29 +44293,66 @@ async function planWarmStart(req) {
     }
     else {
         const r = await store.lookup(key, base, req.tempDir).catch((err) => ({ found: undefined, reason: err.message }));
-        if (r.found) {
-            const incoming = ['-incoming', `exec:cat ${shellQuote(r.found.statePath)}`];
-            const restoreArgs = [...swapDrive(withQmp(args, qmpSocket), req.image.path, r.found.overlayPath, true), ...incoming];
-            const launch = {
-                image: r.found.overlayPath,
-                format: 'qcow2',
-                snapshot: true,
-                extraArgs: [...machineArgs(req.args, key.machine), ...qmpArgs(qmpSocket), ...incoming],
-            };
-            return {
-                kind: 'restore',
-                args: restoreArgs,
-                launch,
-                qmpSocket,
-                note: `restoring saved state ${r.found.manifest.keyDigest.slice(0, 12)}`,
-                key,
-                store,
-                found: r.found,
-            };
-        }
+        if (r.found)
+            return await restorePlan(req, key, store, r.found);
         why = r.reason;
     }
     return planSave(store, key, key.machine, base, req.args, qmpSocket, why);
+}
+/** The plan that launches QEMU on a found state (a warm-start state or a stage state) and loads it. */
+async function restorePlan(req, key, store, found) {
+    const qmpSocket = external_node_path_default().join(req.tempDir, 'warm-qmp.sock');
+    const args = pinMachine(req.args, key.machine);
+    const incoming = ['-incoming', `exec:cat ${shellQuote(found.statePath)}`];
+    let disk = found.overlayPath;
+    if (req.writableTop) {
+        disk = external_node_path_default().join(req.tempDir, `run-${Date.now().toString(36)}.qcow2`);
+        await save_restore_execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', external_node_path_default().resolve(found.overlayPath), disk]);
+    }
+    const snapshot = !req.writableTop;
+    const restoreArgs = [...swapDrive(withQmp(args, qmpSocket), req.image.path, disk, snapshot), ...incoming];
+    const launch = {
+        image: disk,
+        format: 'qcow2',
+        snapshot,
+        extraArgs: [...machineArgs(req.args, key.machine), ...qmpArgs(qmpSocket), ...incoming],
+    };
+    const what = found.manifest.stage ? `the state saved after stage ${found.manifest.stage.name}` : 'saved state';
+    return {
+        kind: 'restore',
+        args: restoreArgs,
+        launch,
+        qmpSocket,
+        note: `restoring ${what} ${found.manifest.keyDigest.slice(0, 12)}`,
+        key,
+        store,
+        found,
+    };
+}
+/**
+ * The key of the base machine when everything it needs is known without
+ * hashing the image now (its digest given or remembered); else undefined.
+ */
+async function knownStateKey(req) {
+    if (req.mode === 'off' || req.args.includes('-snapshot') || req.args.includes('-loadvm') || req.args.includes('-incoming'))
+        return undefined;
+    try {
+        const binary = req.qemuBinary ?? 'qemu-system-x86_64';
+        const root = new StateStore(req.cacheDir).root;
+        const [machine, version, known] = await Promise.all([
+            pinnedMachine('pc', binary),
+            qemuVersion(binary),
+            req.image.sha256 ?? knownImageDigest(req.image.path, root),
+        ]);
+        if (!known)
+            return undefined;
+        const key = { imageSha256: known, qemuVersion: version, ...machineShape(pinMachine(req.args, machine)) };
+        checkKey(key);
+        return key;
+    }
+    catch {
+        return undefined;
+    }
 }
 async function planSave(store, key, machine, base, reqArgs, qmpSocket, why, onAbandon) {
     const args = pinMachine(reqArgs, machine);
@@ -44373,34 +44556,30 @@ function firstLine(text) {
 
 
 
+
+
+
 /** Runs the plan; a cold boot that fails throws whatever the driver's waitForSsh throws. */
 async function runWarmSequence(req, hooks, opts) {
+    if (opts.stageRestore) {
+        const stagePlan = opts.stageRestore;
+        hooks.log(`stage cache: ${stagePlan.note}`);
+        const r = await tryRestore(stagePlan, hooks, opts);
+        if ('result' in r)
+            return r.result;
+        (hooks.warn ?? hooks.log)(`stage cache: could not restore the saved machine (${r.reason}); running the stages`);
+        await stagePlan.store.forget(stagePlan.key, stagePlan.found.manifest.generation);
+        await (0,promises_namespaceObject.rm)(stagePlan.qmpSocket, { force: true });
+    }
     let plan = await planWarmStart(req);
     if (req.mode !== 'off')
         hooks.log(`warm start: ${plan.note}`);
     if (plan.kind === 'restore') {
-        const t0 = Date.now();
-        const proc = await hooks.launch(plan.launch);
-        try {
-            await finishRestore(plan, { timeoutMs: 30_000, alive: () => hooks.alive(proc), signal: opts.signal });
-            await (hooks.connectRestored ?? hooks.waitForSsh)(proc, Date.now() + (opts.restoreBannerMs ?? 30_000));
-            return { proc, start: 'restored', startSeconds: (Date.now() - t0) / 1000, plan, stateKey: plan.key };
-        }
-        catch (err) {
-            if (opts.signal?.aborted) {
-                await hooks.stop(proc);
-                throw err;
-            }
-            await hooks.stop(proc);
-            const stderr = hooks.exitText ? await hooks.exitText(proc) : '';
-            if (hooks.isTransient?.(stderr))
-                throw err;
-            // QEMU's own error (e.g. "Size mismatch: pc.ram ...") says more than a closed QMP socket.
-            const said = qemuError(stderr);
-            const reason = said || shortLine(err.message) || 'unknown error';
-            hooks.log(`warm start: could not restore the saved machine (${reason}); booting cold`);
-            plan = await restoreFailed(plan, req, reason);
-        }
+        const r = await tryRestore(plan, hooks, opts);
+        if ('result' in r)
+            return r.result;
+        hooks.log(`warm start: could not restore the saved machine (${r.reason}); booting cold`);
+        plan = await restoreFailed(plan, req, r.reason);
     }
     const t0 = Date.now();
     let proc;
@@ -44422,11 +44601,33 @@ async function runWarmSequence(req, hooks, opts) {
         else {
             result.savedSeconds = saved.seconds;
             result.stateKey = saved.manifest.key;
+            result.savedOverlay = external_node_path_default().join(plan.store.keyDir(saved.manifest.key), saved.manifest.generation, OVERLAY_FILE);
             const mb = ((saved.manifest.state.bytes + saved.manifest.overlay.bytes) / 1e6).toFixed(0);
             hooks.log(`warm start: saved the booted machine in ${saved.seconds.toFixed(1)} s (${mb} MB); later builds restore it`);
         }
     }
     return result;
+}
+/** Launches a restore and connects; a failure that says something about the state is a reason, anything else is thrown. */
+async function tryRestore(plan, hooks, opts) {
+    const t0 = Date.now();
+    const proc = await hooks.launch(plan.launch);
+    try {
+        await finishRestore(plan, { timeoutMs: 30_000, alive: () => hooks.alive(proc), signal: opts.signal });
+        await (hooks.connectRestored ?? hooks.waitForSsh)(proc, Date.now() + (opts.restoreBannerMs ?? 30_000));
+        return { result: { proc, start: 'restored', startSeconds: (Date.now() - t0) / 1000, plan, stateKey: plan.key } };
+    }
+    catch (err) {
+        await hooks.stop(proc);
+        if (opts.signal?.aborted)
+            throw err;
+        const stderr = hooks.exitText ? await hooks.exitText(proc) : '';
+        if (hooks.isTransient?.(stderr))
+            throw err;
+        // QEMU's own error (e.g. "Size mismatch: pc.ram ...") says more than a closed QMP socket.
+        const said = qemuError(stderr);
+        return { reason: said || shortLine(err.message) || 'unknown error' };
+    }
 }
 /** After connecting: fix the clock and the random pool of a restored machine (no-op for a booted one). */
 async function afterConnect(result, run, log) {
@@ -44570,7 +44771,8 @@ async function prepareCloudBoot(o) {
 async function waitForCloudInit(exec, log, warn) {
     const t0 = Date.now();
     log('Waiting for cloud-init to finish (cloud-init status --wait)...');
-    const r = await exec('command -v cloud-init >/dev/null 2>&1 || exit 127; cloud-init status --wait >/dev/null 2>&1; s=$?; cloud-init status --long 2>/dev/null | head -n 20; exit $s');
+    const r = await exec('command -v cloud-init >/dev/null 2>&1 || exit 127; cloud-init status --wait >/dev/null 2>&1; s=$?; ' +
+        'cloud-init status --long 2>/dev/null | head -n 20; exit $s');
     const secs = ((Date.now() - t0) / 1000).toFixed(1);
     if (r.code === 127)
         warn('the image has no cloud-init command; not waiting for it.');
@@ -44580,7 +44782,128 @@ async function waitForCloudInit(exec, log, warn) {
         warn(`cloud-init finished with status ${r.code} after ${secs}s: ${r.stdout.toString().trim().split('\n').slice(0, 6).join('; ')}`);
 }
 
+;// CONCATENATED MODULE: ./src/drivers/qemu/warm/stage-state.ts
+// Stage states: the running machine saved after a build's stage, restored by a
+// later build whose stages up to there are the same (docs/warm-start.md,
+// "Stage states"). Same files and checks as a warm-start state (store.ts), in
+// their own folder with a size cap; the key is the base machine's plus the
+// build's part.
+//
+// The save freezes the disk layer the machine writes to (a new layer takes its
+// writes), writes the memory state, resumes, and then, while the build goes on,
+// turns a copy of the frozen layer into one overlay on the base image: QEMU's
+// layers below it (a warm-start overlay, an earlier stage's) are folded in, so
+// that a stage state depends on nothing but the base image.
+
+
+
+
+
+
+const stage_state_execFileP = (0,external_node_util_namespaceObject.promisify)(external_node_child_process_namespaceObject.execFile);
+/** Stage states beyond this many bytes: the least recently used go. */
+const STAGE_CAP_BYTES = 10 * 1024 ** 3;
+function stageStore(cacheDir) {
+    return new StateStore(cacheDir, { folder: 'stages', capBytes: STAGE_CAP_BYTES });
+}
+/** Looks up the candidates in order; the first that checks out, or why each missed. */
+async function findStageState(store, machine, candidates, scratchDir, maxAgeMs) {
+    const misses = [];
+    for (const c of candidates) {
+        const key = { ...machine.key, stage: c.key };
+        const r = await store
+            .lookup(key, machine.base, scratchDir, maxAgeMs)
+            .catch((err) => ({ found: undefined, reason: err.message }));
+        if (r.found)
+            return { found: r.found, key, stage: c.stage };
+        misses.push(`${c.stage}: ${r.reason}`);
+    }
+    return { misses };
+}
+/**
+ * Saves the running machine after a stage and lets it go on. Returns the new
+ * `below` for the next save. Never throws.
+ */
+async function saveStageState(m, store, stageKey, extra, tempDir, signal) {
+    const t0 = Date.now();
+    const key = { ...m.key, stage: stageKey };
+    let qmp;
+    let stopped = false;
+    let pending;
+    try {
+        pending = await store.beginSave(key, m.base);
+        qmp = await QmpClient.connect(m.qmpSocket, { timeoutMs: 10_000, signal });
+        await qmp.stop();
+        stopped = true;
+        const { device, top } = await diskTop(qmp, m.base.path);
+        const layer = external_node_path_default().join(tempDir, `stage-run-${Date.now().toString(36)}.qcow2`);
+        await qmp.execute('blockdev-snapshot-sync', { device, 'snapshot-file': layer, format: 'qcow2' });
+        await qmp.migrateToFile(pending.statePath);
+        await qmp.waitMigrationDone(120_000, signal);
+        await qmp.cont();
+        stopped = false;
+        qmp.close();
+        qmp = undefined;
+        // `top` is frozen now (QEMU only reads it): copy it and fold the layers below into the copy.
+        const overlay = pending.overlayPath;
+        await promises_default().rm(overlay, { force: true });
+        await promises_default().copyFile(top, overlay);
+        await promises_default().chmod(overlay, 0o644);
+        const belowFormat = external_node_path_default().resolve(m.below) === external_node_path_default().resolve(m.base.path) ? m.base.format : 'qcow2';
+        await stage_state_execFileP('qemu-img', ['rebase', '-u', '-f', 'qcow2', '-F', belowFormat, '-b', external_node_path_default().resolve(m.below), overlay]);
+        await stage_state_execFileP('qemu-img', ['rebase', '-f', 'qcow2', '-F', m.base.format, '-b', external_node_path_default().resolve(m.base.path), overlay]);
+        const manifest = await pending.publish({ stage: extra });
+        return {
+            manifest,
+            seconds: (Date.now() - t0) / 1000,
+            below: external_node_path_default().join(store.keyDir(key), manifest.generation, OVERLAY_FILE),
+        };
+    }
+    catch (err) {
+        if (stopped && qmp)
+            await qmp.cont().catch(() => undefined);
+        await pending?.abandon();
+        return { error: err.message, seconds: (Date.now() - t0) / 1000 };
+    }
+    finally {
+        qmp?.close();
+    }
+}
+/**
+ * The file behind a node's name: QEMU names a layer it made itself (snapshot=on)
+ * `json:{..., "file": {"driver": "file", "filename": "/var/tmp/vl.XXXXXX"}}`.
+ */
+function fileOf(name) {
+    if (!name?.startsWith('json:'))
+        return name;
+    try {
+        const spec = JSON.parse(name.slice(5));
+        return spec.file?.filename;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The block device whose chain ends in the base image, and the file of its top layer. */
+async function diskTop(qmp, basePath) {
+    const want = external_node_path_default().resolve(basePath);
+    const blocks = await qmp.execute('query-block');
+    for (const b of blocks) {
+        let img = b.inserted?.image;
+        const top = fileOf(b.inserted?.image?.filename ?? b.inserted?.file);
+        while (img) {
+            if (img.filename && external_node_path_default().resolve(img.filename) === want && top)
+                return { device: b.device, top };
+            img = img['backing-image'];
+        }
+    }
+    throw new Error('no disk of the machine is layered on the base image');
+}
+
 ;// CONCATENATED MODULE: ./src/drivers/qemu/warm/driver-boot.ts
+
+
+
 
 
 
@@ -44592,18 +44915,18 @@ async function waitForCloudInit(exec, log, warn) {
 function warmMode(settings) {
     if (!settings.cacheDir)
         return 'off';
-    return settings.warm ?? 'on';
+    return settings.qemu.warm;
 }
 /** How long a restored machine gets to answer on SSH before we boot cold instead. */
 const RESTORE_CONNECT_MS = 30_000;
 async function bootWarm(o) {
     const s = o.settings;
     const port = o.spec.sshPort;
-    const key = await guestKey(s, o.cloud?.privateKey);
+    const key = await guestKey(s.ssh, o.cloud?.privateKey);
     let session;
     const open = (deadline) => SshSession.connect(sshTarget({
         port,
-        settings: s,
+        ssh: s.ssh,
         privateKey: key,
         deadline: Math.max(Date.now() + 5_000, deadline),
         reporter: o.reporter,
@@ -44633,13 +44956,16 @@ async function bootWarm(o) {
     };
     const t0 = Date.now();
     const mode = warmMode(s);
-    const result = await runWarmSequence({
+    const req = {
         mode,
         cacheDir: s.cacheDir ?? '',
         tempDir: o.tempDir,
         image: { path: o.image.path, format: o.image.format, sha256: o.image.sha256 },
         args: qemuArgs(o.spec),
-    }, {
+        writableTop: o.stageStates !== undefined,
+    };
+    const stage = o.stageStates ? await findStageRestore(req, o.stageStates, o.reporter) : undefined;
+    const result = await runWarmSequence(req, {
         launch: async (change) => {
             const q = await QemuProcess.start(applyLaunchChange(o.spec, change));
             o.onProcess(q);
@@ -44671,8 +44997,14 @@ async function bootWarm(o) {
         },
         exitText: async (q) => (q.running ? '' : (await q.exited).stderr),
         isTransient: (stderr) => HOSTFWD_TAKEN.test(stderr),
-        log: (line) => o.reporter.info(line),
-    }, { bootTimeoutMs: Math.max(1, o.deadline - Date.now()), restoreBannerMs: Math.min(RESTORE_CONNECT_MS, o.stallMs), signal: o.signal });
+        log: (line) => (o.warmLog ? o.warmLog(line) : o.reporter.info(line)),
+        warn: (line) => o.reporter.warn(line),
+    }, {
+        bootTimeoutMs: Math.max(1, o.deadline - Date.now()),
+        restoreBannerMs: Math.min(RESTORE_CONNECT_MS, o.stallMs),
+        signal: o.signal,
+        stageRestore: stage?.plan,
+    });
     if (!session)
         await connect(o.deadline);
     const facts = {
@@ -44690,19 +45022,69 @@ async function bootWarm(o) {
     const fix = await afterConnect(result, async (cmd) => {
         const r = await session.exec(cmd);
         return { code: r.code, stdout: r.stdout.toString() };
-    }, (line) => o.reporter.warn(line));
+    }, (line) => (o.warmLog ? o.warmLog(line) : o.reporter.warn(line)));
     if (fix) {
         facts.warmClock = fix.clock;
         facts.warmRandom = fix.rng;
     }
-    o.reporter.info(`Machine ${facts.start} in ${facts.startSeconds}s${result.start === 'restored' ? ' (from a saved state)' : ''}.`);
-    return { qemu: result.proc, session: session, facts };
+    const resumed = stage?.plan && result.plan === stage.plan ? stage.resumed : undefined;
+    if (resumed)
+        facts.stageRestored = resumed.stage;
+    o.reporter.info(`Machine ${facts.start} in ${facts.startSeconds}s${resumed ? ` (from the state saved after stage ${resumed.stage})` : result.start === 'restored' ? ' (from a saved state)' : ''}.`);
+    const out = { qemu: result.proc, session: session, facts, sequence: result, fixups: fix };
+    if (o.stageStates)
+        out.stage = { machine: stageMachine(result, stage?.baseKey, o.image), resumed };
+    return out;
+}
+/** Looks for a stage state to start from; logs why none when there are candidates. */
+async function findStageRestore(req, states, reporter) {
+    const baseKey = await knownStateKey(req);
+    if (!baseKey || states.candidates.length === 0)
+        return { baseKey };
+    const store = stageStore(req.cacheDir);
+    const base = { path: req.image.path, format: req.image.format };
+    const hit = await findStageState(store, { key: baseKey, base }, states.candidates, req.tempDir, states.maxAgeMs);
+    if ('misses' in hit) {
+        // Absent or too old is normal; a state that is there but does not check out is worth a warning.
+        const normal = hit.misses.every((m) => /no saved state|older than the max age/.test(m));
+        (normal ? reporter.info : reporter.warn).call(reporter, `stage cache: no state to start from (${hit.misses.join('; ')}); running the stages`);
+        return { baseKey };
+    }
+    const m = hit.found.manifest;
+    const artifacts = (m.stage?.artifacts ?? []).map((a) => ({
+        job: a.job,
+        src: a.src,
+        dst: a.dst,
+        path: external_node_path_default().join(hit.found.dir, ARTIFACTS_DIR, a.file),
+    }));
+    const key = states.candidates.find((c) => c.stage === hit.stage).key;
+    return {
+        baseKey,
+        plan: await restorePlan(req, hit.key, store, hit.found),
+        resumed: { stage: hit.stage, key, savedAt: m.createdAt, artifacts },
+    };
+}
+/** What a later stage save needs; undefined when the disk below the machine's writes is not a file we can name. */
+function stageMachine(result, baseKey, image) {
+    const { stage: _stage, ...known } = result.stateKey ?? baseKey ?? {};
+    const key = known.imageSha256 ? known : undefined;
+    const base = { path: image.path, format: image.format };
+    let below;
+    if (result.plan.kind === 'restore')
+        below = result.plan.found.overlayPath;
+    else if (result.plan.kind === 'save')
+        below = result.savedOverlay;
+    // A cold plan writes to QEMU's hidden snapshot=on file: nothing we can copy.
+    if (!key || !below)
+        return undefined;
+    return { qmpSocket: result.plan.qmpSocket, base, key, below };
 }
 
 ;// CONCATENATED MODULE: ./src/drivers/qemu/qemu-driver.ts
 // The qemu driver: boots a Djinn image (snapshot=on, so never written), waits
 // for its SSH server and hands execute/upload/glob/download to the SSH transport.
 // KVM when it really works, software emulation (TCG) otherwise.
+
 
 
 
@@ -44752,6 +45134,10 @@ class QemuDriver {
     t0 = 0;
     /** Catalogue images: the cloud-init seed and the key it authorises. */
     cloud;
+    /** Stage states (warm/stage-state.ts): asked for at create, what a save needs, and the state restored. */
+    stageStates;
+    stageMachine;
+    resumed;
     constructor(settings, imageName) {
         this.settings = settings;
         this.imageName = imageName;
@@ -44765,6 +45151,9 @@ class QemuDriver {
     }
     async create(ctx) {
         const signal = AbortSignal.any([ctx.signal, this.stop.signal]);
+        this.stageStates = ctx.stageStates;
+        if (ctx.stageStates && warmMode(this.settings) === 'off')
+            ctx.reporter.warn('stage cache: off, because warm starts are off (-warm off, or no cache folder); every stage runs');
         this.creating = this.boot(ctx.reporter, signal);
         return this.creating;
     }
@@ -44772,7 +45161,7 @@ class QemuDriver {
         const s = this.settings;
         const started = (this.t0 = Date.now());
         reporter.info('Creating machine with arch x86_64...');
-        const name = s.image ?? this.imageName;
+        const name = s.image.name ?? this.imageName;
         if (!name)
             throw new DriverError('the qemu driver needs an image: give it in the manifest (driver: { type: qemu, image: debian/stable }) or with -image.');
         const image = await resolveImage({ name, settings: s, reporter, signal });
@@ -44780,25 +45169,25 @@ class QemuDriver {
         this.info.image = name;
         this.info.imageFile = image.path;
         this.info.imageSource = image.source;
-        const cpus = s.cpus ?? defaultCpus();
-        const memoryMiB = s.memoryMiB ?? defaultMemoryMiB();
+        const cpus = s.qemu.cpus ?? defaultCpus();
+        const memoryMiB = s.qemu.memoryMiB ?? defaultMemoryMiB();
         this.info.cpus = cpus;
         this.info.memoryMiB = memoryMiB;
         this.dir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(s.tempDir || external_node_os_default().tmpdir(), 'qemu-'));
         if (image.cloudInit)
             this.cloud = await prepareCloudBoot({ cacheDir: s.cacheDir, buildDir: this.dir, imageId: image.sha256 ?? image.path });
-        const plan = await planAccel(s.kvm);
+        const plan = await planAccel(s.qemu.kvm);
         if (plan.note)
             reporter.info(plan.note);
         reporter.info(`Booting machine with image ${name}...`);
-        let retriesLeft = s.bootRetries ?? DEFAULT_BOOT_RETRIES;
+        let retriesLeft = s.qemu.bootRetries;
         for (let i = 0; i < plan.order.length; i++) {
             const accel = plan.order[i];
             const fallback = i + 1 < plan.order.length;
-            const timeoutMs = fallback ? KVM_PROBE_MS : (s.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
+            const timeoutMs = fallback ? KVM_PROBE_MS : (s.qemu.bootTimeoutMs ?? (accel === 'kvm' ? KVM_BOOT_TIMEOUT_MS : TCG_BOOT_TIMEOUT_MS));
             // Retries after a stall share this deadline: the boot timeout bounds them all.
             const deadline = Date.now() + timeoutMs;
-            const stallMs = s.bootStallMs ?? defaultStallMs(accel, this.cloud !== undefined);
+            const stallMs = s.qemu.bootStallMs ?? defaultStallMs(accel, this.cloud !== undefined);
             try {
                 for (;;) {
                     try {
@@ -44820,7 +45209,8 @@ class QemuDriver {
                         this.info.bootRetries = Number(this.info.bootRetries ?? 0) + 1;
                         const last = tail.split('\n').slice(-STALL_CONSOLE_LINES).join('\n');
                         const console = tail ? `; last console lines:\n${last}` : '; the serial console is empty';
-                        reporter.warn(`The machine stalled while booting (${err.message}): killed QEMU (pid ${pid}) and booting again (within the ${Math.round(timeoutMs / 1000)}s boot timeout)${console}`);
+                        reporter.warn(`The machine stalled while booting (${err.message}): killed QEMU (pid ${pid}) and booting again (within the ` +
+                            `${Math.round(timeoutMs / 1000)}s boot timeout)${console}`);
                     }
                 }
                 this.info.accelerator = accel;
@@ -44846,7 +45236,7 @@ class QemuDriver {
         }
     }
     user() {
-        return this.settings.sshUser ?? 'root';
+        return this.settings.ssh.user;
     }
     /**
      * One boot attempt with one accelerator; retries the port while QEMU reports
@@ -44863,11 +45253,12 @@ class QemuDriver {
                 cpus,
                 memoryMiB,
                 accel,
+                tcgThreads: this.settings.qemu.tcgThreads,
                 sshPort: port,
                 consoleLog: external_node_path_default().join(dir, 'console.log'),
                 pidFile: external_node_path_default().join(dir, 'qemu.pid'),
                 seed: this.cloud?.seed,
-                ...(this.settings.detached ? { detached: true } : {}),
+                ...(this.settings.qemu.detached ? { detached: true } : {}),
             };
             await (0,promises_namespaceObject.rm)(spec.consoleLog, { force: true });
             if (warmMode(this.settings) !== 'off') {
@@ -44884,8 +45275,11 @@ class QemuDriver {
                         signal,
                         onProcess: (q) => (this.qemu = q),
                         cloud: this.cloud,
+                        stageStates: this.stageStates,
                     });
                     this.session = warm.session;
+                    this.stageMachine = warm.stage?.machine;
+                    this.resumed = warm.stage?.resumed;
                     this.info.sshPort = port;
                     Object.assign(this.info, warm.facts);
                     this.info.sshLoginMs = Date.now() - this.t0;
@@ -44957,7 +45351,7 @@ class QemuDriver {
         const died = new AbortController();
         void qemu.exited.then(() => died.abort());
         const both = AbortSignal.any([signal, died.signal]);
-        const key = await guestKey(this.settings, this.cloud?.privateKey);
+        const key = await guestKey(this.settings.ssh, this.cloud?.privateKey);
         // The transport reports the host key right after the banner and key exchange: time that.
         const timed = {
             ...reporter,
@@ -44973,7 +45367,7 @@ class QemuDriver {
         try {
             this.session = await SshSession.connect(sshTarget({
                 port,
-                settings: this.settings,
+                ssh: this.settings.ssh,
                 privateKey: key,
                 deadline,
                 reporter: timed,
@@ -45020,7 +45414,8 @@ class QemuDriver {
         return `failed to boot machine: it stalled (${err.message}; see -boot-stall) and ${why}.${console}`;
     }
     async timeoutMessage(timeoutMs, port) {
-        return `Timed out trying to connect to 127.0.0.1:${port} after ${Math.round(timeoutMs / 1000)}s: the machine's SSH server never answered (see -boot-timeout).${await this.consoleSection()}`;
+        return (`Timed out trying to connect to 127.0.0.1:${port} after ${Math.round(timeoutMs / 1000)}s: the machine's SSH ` +
+            `server never answered (see -boot-timeout).${await this.consoleSection()}`);
     }
     requireSession() {
         if (!this.session)
@@ -45043,6 +45438,24 @@ class QemuDriver {
     exec(command, opts) {
         return this.requireSession().exec(command, opts);
     }
+    resumedStage() {
+        return this.resumed;
+    }
+    async saveStage(save) {
+        const m = this.stageMachine;
+        if (!m || !this.dir || !this.settings.cacheDir || !this.qemu?.running)
+            return { error: 'this machine cannot be saved (an earlier save of this build failed, or its disk layers are not files we can name)' };
+        const r = await saveStageState(m, stageStore(this.settings.cacheDir), save.key, { name: save.stage, artifacts: save.artifacts }, this.dir, this.stop.signal);
+        if ('error' in r) {
+            // The layers may have moved under the machine: no further save this build.
+            this.stageMachine = undefined;
+            return { error: r.error };
+        }
+        this.stageMachine = { ...m, below: r.below };
+        this.info.stageSaved = save.stage;
+        this.info.stageSaveSeconds = Math.round(r.seconds * 10) / 10;
+        return { seconds: r.seconds, bytes: r.manifest.state.bytes + r.manifest.overlay.bytes };
+    }
     /** SIGKILL: a frozen QEMU does not act on SIGTERM. */
     async killQemu() {
         const q = this.qemu;
@@ -45056,7 +45469,7 @@ class QemuDriver {
         if (!qemu?.running || !session || session.isLost)
             throw new DriverError('the machine is not running: nothing to keep.');
         if (!qemu.spec.detached)
-            throw new DriverError('this machine was not started to be kept (settings.detached).');
+            throw new DriverError('this machine was not started to be kept (settings.qemu.detached).');
         this.qemu = undefined;
         this.session = undefined;
         const dir = this.dir;
@@ -45110,7 +45523,6 @@ function bootFailure(image, stderr, code) {
 
 
 const DEFAULT_SSH_PORT = 22;
-const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
 /** `host`, `host:port`, `[v6]` or `[v6]:port`; null when it is none of these. */
 function parseAddress(address) {
     const a = address.trim();
@@ -45142,23 +45554,23 @@ class SshDriver {
     async create(ctx) {
         const s = this.settings;
         let privateKey;
-        if (s.sshKeyFile) {
+        if (s.ssh.keyFile) {
             try {
-                privateKey = await (0,promises_namespaceObject.readFile)(s.sshKeyFile);
+                privateKey = await (0,promises_namespaceObject.readFile)(s.ssh.keyFile);
             }
             catch (err) {
-                throw new DriverError(`cannot read the SSH key file ${s.sshKeyFile}: ${err.code === 'ENOENT' ? 'no such file' : err.message}.`);
+                throw new DriverError(`cannot read the SSH key file ${s.ssh.keyFile}: ${err.code === 'ENOENT' ? 'no such file' : err.message}.`);
             }
         }
-        const user = s.sshUser || 'root';
+        const user = s.ssh.user;
         ctx.reporter.info(`Connecting to ${this.host}:${this.port} as ${user}...`);
         this.connecting = SshSession.connect({
             host: this.host,
             port: this.port,
             user,
             privateKey,
-            password: s.sshPassword,
-            deadline: Date.now() + (s.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
+            password: s.ssh.password,
+            deadline: Date.now() + s.ssh.connectTimeoutMs,
             reporter: ctx.reporter,
             signal: ctx.signal,
         });
@@ -45249,6 +45661,21 @@ function setLongTimeout(fn, ms) {
 
 
 
+const DEFAULT_BOOT_RETRIES = 1;
+const DEFAULT_IMAGE_MAX_AGE_MS = 24 * 3600_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 60_000;
+/** Settings with every default and nothing else: what a driver gets when no flag or driver.conf says more. */
+function defaultSettings(tempDir, cacheDir) {
+    return {
+        conf: emptyConf(),
+        tempDir,
+        cacheDir,
+        image: { maxAgeMs: DEFAULT_IMAGE_MAX_AGE_MS },
+        qemu: { bootRetries: DEFAULT_BOOT_RETRIES, warm: 'on' },
+        ssh: { user: 'root', connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS },
+        docker: {},
+    };
+}
 function emptyConf(file = '') {
     return { file, blocks: {}, warnings: [] };
 }
@@ -45309,9 +45736,10 @@ function durFlag(flags, name) {
         throw new UsageError(`${v} is too long; the longest is ${formatDuration(MAX_TIMER_MS)}.`, {}, `-${name}`);
     return d;
 }
-function defaultCacheDir() {
+/** -cache-dir, else $XDG_CACHE_HOME/djinn/images (for builds and for `djinn image`). */
+function cacheDirFlag(flags) {
     const base = process.env.XDG_CACHE_HOME || external_node_path_default().join(external_node_os_default().homedir(), '.cache');
-    return external_node_path_default().join(base, 'djinn', 'images');
+    return str(flags, 'cache-dir') ?? external_node_path_default().join(base, 'djinn', 'images');
 }
 /**
  * Where a build's temporary folders go (overlays, saved states, seeds): RUNNER_TEMP when set, else
@@ -45326,33 +45754,39 @@ function settingsFromFlags(flags, conf, tempDir) {
     return {
         conf,
         tempDir,
-        disks: str(flags, 'disks') ?? confString(conf, 'qemu', 'disks'),
-        cpus: intFlag(flags, 'cpus') ?? confInt(conf, 'qemu', 'cpus'),
-        memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
-        kvm: oneOf(flags, 'kvm', ['auto', 'on', 'off']) ?? confChoice(conf, 'qemu', 'kvm', ['auto', 'on', 'off']),
-        bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
-        bootStallMs: durFlag(flags, 'boot-stall'),
-        bootRetries: countFlag(flags, 'boot-retries'),
-        image: str(flags, 'image'),
-        imageFile: str(flags, 'image-file'),
-        imageFormat: oneOf(flags, 'image-format', ['qcow2', 'raw']),
-        imageUrl: str(flags, 'image-url'),
-        imageSha256: str(flags, 'image-sha256'),
-        imageServer: str(flags, 'image-server'),
-        imageBuild: oneOf(flags, 'image-build', ['auto', 'always', 'never']),
-        imageMaxAgeMs: durFlag(flags, 'image-max-age'),
-        imageSource: oneOf(flags, 'image-source', ['auto', 'server', 'catalogue', 'build']),
-        // The action passes its multi-line input as one value: one DISTRO=URL per line.
-        imageMirrors: settings_all(flags, 'image-mirror').flatMap((v) => v.split(/\s+/).filter(Boolean)),
-        imageChecksum: oneOf(flags, 'image-checksum', ['required', 'off']),
-        cacheDir: str(flags, 'cache-dir') ?? defaultCacheDir(),
-        warm: oneOf(flags, 'warm', ['on', 'off', 'refresh']),
-        sshUser: str(flags, 'ssh-user') ?? confString(conf, 'ssh', 'user'),
-        sshKeyFile: str(flags, 'ssh-key') ?? confString(conf, 'ssh', 'key'),
-        sshPassword: confString(conf, 'ssh', 'password'),
-        connectTimeoutMs: durFlag(flags, 'connect-timeout') ?? confDuration(conf, 'ssh', 'timeout'),
-        dockerHost: confString(conf, 'docker', 'host'),
-        dockerVersion: confString(conf, 'docker', 'version'),
+        cacheDir: cacheDirFlag(flags),
+        image: {
+            name: str(flags, 'image'),
+            file: str(flags, 'image-file'),
+            format: oneOf(flags, 'image-format', ['qcow2', 'raw']),
+            url: str(flags, 'image-url'),
+            sha256: str(flags, 'image-sha256'),
+            server: str(flags, 'image-server'),
+            build: oneOf(flags, 'image-build', ['auto', 'always', 'never']),
+            maxAgeMs: durFlag(flags, 'image-max-age') ?? DEFAULT_IMAGE_MAX_AGE_MS,
+            source: oneOf(flags, 'image-source', ['auto', 'server', 'catalogue', 'build']),
+            // The action passes its multi-line input as one value: one DISTRO=URL per line.
+            mirrors: settings_all(flags, 'image-mirror').flatMap((v) => v.split(/\s+/).filter(Boolean)),
+            checksum: oneOf(flags, 'image-checksum', ['required', 'off']),
+        },
+        qemu: {
+            disks: str(flags, 'disks') ?? confString(conf, 'qemu', 'disks'),
+            cpus: intFlag(flags, 'cpus') ?? confInt(conf, 'qemu', 'cpus'),
+            memoryMiB: intFlag(flags, 'memory') ?? confInt(conf, 'qemu', 'memory'),
+            kvm: oneOf(flags, 'kvm', ['auto', 'on', 'off']) ?? confChoice(conf, 'qemu', 'kvm', ['auto', 'on', 'off']),
+            tcgThreads: oneOf(flags, 'tcg-threads', ['single', 'multi']),
+            bootTimeoutMs: durFlag(flags, 'boot-timeout') ?? confDuration(conf, 'qemu', 'boot_timeout'),
+            bootStallMs: durFlag(flags, 'boot-stall'),
+            bootRetries: countFlag(flags, 'boot-retries') ?? DEFAULT_BOOT_RETRIES,
+            warm: oneOf(flags, 'warm', ['on', 'off', 'refresh']) ?? 'on',
+        },
+        ssh: {
+            user: (str(flags, 'ssh-user') ?? confString(conf, 'ssh', 'user')) || 'root',
+            keyFile: str(flags, 'ssh-key') ?? confString(conf, 'ssh', 'key'),
+            password: confString(conf, 'ssh', 'password'),
+            connectTimeoutMs: durFlag(flags, 'connect-timeout') ?? confDuration(conf, 'ssh', 'timeout') ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        },
+        docker: { host: confString(conf, 'docker', 'host'), version: confString(conf, 'docker', 'version') },
     };
 }
 
@@ -45804,7 +46238,8 @@ function readJobs(r, node, top, stages) {
         const key = `${job.stage}\u0000${job.name}`;
         const prev = seen.get(key);
         if (prev) {
-            throw new UsageError(`job name "${job.name}" is used twice in stage "${job.stage}" (first at line ${prev.position.line}); Djinn would silently run only one of them, so give each job its own name.`, job.position, `jobs[${index}].name`);
+            throw new UsageError(`job name "${job.name}" is used twice in stage "${job.stage}" (first at line ${prev.position.line}); Djinn ` +
+                `would silently run only one of them, so give each job its own name.`, job.position, `jobs[${index}].name`);
         }
         seen.set(key, job);
         if (!stages.includes(job.stage)) {
@@ -45996,6 +46431,39 @@ async function findManifests(spec, workspace, field = 'input manifest') {
     return [...new Set(found)];
 }
 
+;// CONCATENATED MODULE: ./src/runner/stage-key.ts
+// The key of a stage state: what can change the machine up to the end of a
+// stage. The driver adds its own base-machine key (image, QEMU, hardware);
+// this is the build's part. Later stages and artifact rules are left out:
+// they do not change the machine before the state is saved.
+
+/** Bump when what goes into the key changes. */
+const STAGE_KEY_FORMAT = 1;
+/**
+ * Hex SHA-256 of everything that can change the machine up to the end of
+ * `stages[index]`: env, objects, and each job's stage, name and commands of
+ * that stage and every stage before it (a clone job is its source's URL, ref
+ * and folder), plus the user's key.
+ */
+function stageKey(input, index) {
+    if (index < 0 || index >= input.stages.length)
+        throw new RangeError(`no stage at index ${index}`);
+    const jobs = input.stages.slice(0, index + 1).map((s) => ({
+        stage: s.name,
+        jobs: s.jobs.map((j) => j.source
+            ? { name: j.name, source: { url: j.source.url, ref: j.source.ref, dir: j.source.dir } }
+            : { name: j.name, commands: j.commands }),
+    }));
+    const canonical = JSON.stringify({
+        format: STAGE_KEY_FORMAT,
+        env: input.env.map((e) => [e.key, e.value]),
+        objects: input.objects.map((o) => [o.src, o.dst, o.sha256]),
+        stages: jobs,
+        userKey: input.userKey,
+    });
+    return (0,external_node_crypto_namespaceObject.createHash)('sha256').update(canonical).digest('hex');
+}
+
 ;// CONCATENATED MODULE: ./src/runner/script.ts
 // Djinn's job script and its file name.
 /** `#!/bin/sh`, `exec 2>&1`, `set -ex`, a blank line, then each command on its own line. */
@@ -46008,20 +46476,34 @@ function scriptFileName(jobName) {
 }
 
 ;// CONCATENATED MODULE: ./src/core/status.ts
-// Djinn's statuses, ordered: a build's status is the worst of its jobs'.
-const STATUSES = ['queued', 'running', 'passed', 'skipped', 'passed_with_failures', 'failed', 'killed', 'timed_out'];
+// Djinn's statuses, ordered: a build's status is the worst of its jobs'. `cached` is ours: the job's
+// stage was not run because the machine was restored from the state saved after it; it counts as passed.
+const STATUSES = [
+    'queued',
+    'running',
+    'passed',
+    'cached',
+    'skipped',
+    'passed_with_failures',
+    'failed',
+    'killed',
+    'timed_out',
+];
 function worst(a, b) {
     return STATUSES.indexOf(a) >= STATUSES.indexOf(b) ? a : b;
 }
 /** Exit status of the CLI for a finished build: 0 passed, 1 otherwise. */
 function exitCodeFor(status) {
-    return status === 'passed' || status === 'passed_with_failures' || status === 'skipped' ? 0 : 1;
+    return status === 'passed' || status === 'cached' || status === 'passed_with_failures' || status === 'skipped' ? 0 : 1;
 }
 
 ;// CONCATENATED MODULE: ./src/runner/runner.ts
 // Runs a plan in one machine: create the driver, place objects, run every
 // stage's jobs in order, collect artifacts after each job whose script ran,
 // and always destroy the driver.
+
+
+
 
 
 
@@ -46052,7 +46534,7 @@ class Build {
     report(reason) {
         let status = 'passed';
         for (const j of this.jobs)
-            if (j.status !== 'queued' && j.status !== 'skipped')
+            if (j.status !== 'queued' && j.status !== 'skipped' && j.status !== 'cached')
                 status = worst(status, j.status);
         const stopped = this.stopReason();
         if (stopped)
@@ -46081,15 +46563,27 @@ async function runBuild(o) {
     let kept = false;
     try {
         reporter.info(`Running with driver ${driver.type}...`);
+        const stageKeys = await stageKeysFor(o);
+        const stageStates = stageKeys.size
+            ? {
+                candidates: [...stageKeys].reverse().map(([i, key]) => ({ stage: o.plan.stages[i].name, key })),
+                maxAgeMs: o.stageCache.maxAgeMs,
+            }
+            : undefined;
         try {
-            await abortable(driver.create({ reporter, env: o.env, signal: b.stop.signal }), b.stop.signal);
+            await abortable(driver.create({ reporter, env: o.env, signal: b.stop.signal, stageStates }), b.stop.signal);
         }
         catch (err) {
             reason = b.stopReason() ? stopMessage(b.stopReason(), 'while starting the machine') : message(err);
             reporter.error(reason);
             return finish(b, reason);
         }
-        const objectErrors = await placeObjects(o, b);
+        const resumed = stageStates ? driver.resumedStage?.() : undefined;
+        const resumedIndex = resumed ? o.plan.stages.findIndex((s) => s.name === resumed.stage) : -1;
+        // A restored machine has the objects already (their contents are part of the key).
+        const objectErrors = resumedIndex >= 0 ? 0 : await placeObjects(o, b);
+        if (resumedIndex >= 0)
+            await markCached(o, b, resumed, resumedIndex);
         if (objectErrors > 0) {
             reason = `${objectErrors} object${objectErrors > 1 ? 's' : ''} could not be placed (see above); no job ran`;
             return finish(b, reason);
@@ -46104,7 +46598,7 @@ async function runBuild(o) {
                 return finish(b, reason);
             }
         }
-        reason = await runStages(o, b);
+        reason = await runStages(o, b, { keys: stageKeys, resumedIndex });
         if (o.keep && !b.stopReason()) {
             try {
                 await o.keep(driver);
@@ -46193,20 +46687,124 @@ async function placeObjects(o, b) {
         o.reporter.info('');
     return errors;
 }
-async function runStages(o, b) {
+async function runStages(o, b, run) {
     let index = 0;
-    for (const stage of o.plan.stages) {
+    for (const [stageIndex, stage] of o.plan.stages.entries()) {
+        const cached = stageIndex <= run.resumedIndex;
         for (const job of stage.jobs) {
             const rep = b.jobs[index++];
             if (b.stopReason())
                 return undefined;
+            if (rep.status === 'cached')
+                continue;
             const failedBefore = b.jobs.some((j) => j.status === 'failed' || j.status === 'timed_out');
             if (failedBefore)
                 continue; // stays queued, reported as skipped
-            await runJob(o, b, job, rep, stage.allowFailures);
+            // Sources are always fresh: after a restore the clone runs again into an emptied folder.
+            const fresh = cached && job.source ? { ...job, commands: [`rm -rf ${shellWord(cloneFolder(job.source))}`, ...job.commands] } : job;
+            await runJob(o, b, fresh, rep, stage.allowFailures);
         }
+        const key = run.keys.get(stageIndex);
+        if (key !== undefined && !cached && !b.stopReason())
+            await saveStage(o, b, stage, key);
     }
     return undefined;
+}
+/** The folder `git clone` makes for a source: its `=> dir`, else the last part of the URL without `.git`. */
+function cloneFolder(source) {
+    if (source.dir)
+        return source.dir;
+    return (source.url
+        .replace(/[/\\]+$/, '')
+        .replace(/\.git$/, '')
+        .split(/[/:]/)
+        .pop() || 'unnamed-source');
+}
+/** The build's part of the state key of every stage to save, by index; empty when stage caching is off or impossible. */
+async function stageKeysFor(o) {
+    const keys = new Map();
+    const c = o.stageCache;
+    if (!c?.stages.length)
+        return keys;
+    const names = o.plan.stages.map((s) => s.name);
+    const unknown = c.stages.filter((s) => !names.includes(s));
+    if (unknown.length)
+        o.reporter.warn(`stage cache: the plan has no stage ${unknown.join(', ')}; its stages are: ${names.join(', ') || '(none)'}`);
+    if (!o.driver.saveStage) {
+        o.reporter.warn(`stage cache: the ${o.driver.type} driver cannot save a running machine; every stage runs`);
+        return keys;
+    }
+    return (await planStageKeys(o.plan, o.env, o.objectsDir, c)) ?? keys; // unreadable objects: their error comes when placing them
+}
+/**
+ * The build's part of the state key of each stage named in `c`, by stage index
+ * (also for `djinn plan`); undefined when an object cannot be read.
+ */
+async function planStageKeys(plan, env, objectsDir, c) {
+    const objects = [];
+    for (const obj of plan.objects) {
+        const src = objectSource(objectsDir, obj.src);
+        const sha256 = 'error' in src ? undefined : await sha256File(src.path).catch(() => undefined);
+        if (!sha256)
+            return undefined;
+        objects.push({ src: obj.src, dst: obj.dst, sha256 });
+    }
+    const input = { env, objects, stages: plan.stages, userKey: c.userKey };
+    const keys = new Map();
+    for (const [i, s] of plan.stages.entries())
+        if (c.stages.includes(s.name))
+            keys.set(i, stageKey(input, i));
+    return keys;
+}
+/** Saves the machine after a stage whose every job passed (never after allowed failures); a failure is one warning. */
+async function saveStage(o, b, stage, key) {
+    // The machine after a job that failed (failures allowed) is not one a later build should start from.
+    const upTo = b.jobs.slice(0, b.jobs.findLastIndex((j) => j.stage === stage.name) + 1);
+    if (!upTo.some((j) => j.stage === stage.name) || !upTo.every((j) => j.status === 'passed' || j.status === 'cached'))
+        return;
+    o.reporter.info(`stage cache: saving the machine after stage ${stage.name}...`);
+    const artifacts = b.artifacts.map((a) => ({ job: a.job, src: a.src, dst: a.dst, path: a.path }));
+    const r = await o.driver.saveStage({ stage: stage.name, key, artifacts });
+    if ('error' in r)
+        o.reporter.warn(`stage cache: could not save the machine after stage ${stage.name} (${r.error}); the next build runs it again`);
+    else
+        o.reporter.info(`stage cache: saved the machine after stage ${stage.name} in ${r.seconds.toFixed(1)}s (${(r.bytes / 1e6).toFixed(0)} MB); later builds with the same stages up to here start from it`);
+}
+/** The jobs up to the restored stage are `cached` (the clones excepted: they run again), and their artifacts are placed again. */
+async function markCached(o, b, resumed, index) {
+    const names = new Set(o.plan.stages.slice(0, index + 1).map((s) => s.name));
+    const sources = new Set(o.plan.stages.flatMap((s) => s.jobs.filter((j) => j.source).map((j) => `${s.name}\0${j.name}`)));
+    for (const rep of b.jobs) {
+        if (!names.has(rep.stage) || sources.has(`${rep.stage}\0${rep.name}`))
+            continue;
+        rep.status = 'cached';
+        rep.cachedAt = resumed.savedAt;
+        o.reporter.info(`==> Job ${rep.name} cached (stage ${rep.stage}, machine saved at ${resumed.savedAt})`);
+    }
+    for (const a of resumed.artifacts) {
+        const dest = artifactDestination(o.artifactsDir, a.dst);
+        if ('error' in dest) {
+            b.artifactErrors++;
+            o.reporter.error(`artifact error: ${dest.error}.`);
+            continue;
+        }
+        const tmp = `${dest.path}.part-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+        try {
+            await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(dest.path), { recursive: true });
+            await (0,promises_namespaceObject.copyFile)(a.path, tmp);
+            await (0,promises_namespaceObject.rename)(tmp, dest.path);
+            b.collected.set(dest.path, a.src);
+            const { size } = await (0,promises_namespaceObject.stat)(dest.path);
+            b.artifacts.push({ job: a.job, src: a.src, dst: a.dst, path: dest.path, bytes: size });
+            o.reporter.info(`Placed cached artifact ${a.src} => ${a.dst}`);
+        }
+        catch (err) {
+            await (0,promises_namespaceObject.rm)(tmp, { force: true }).catch(() => { });
+            b.artifactErrors++;
+            o.reporter.error(`artifact error: cached ${a.src} => ${a.dst}: ${message(err)}`);
+        }
+    }
+    o.reporter.info('');
 }
 async function runJob(o, b, job, rep, allowFailures) {
     const { reporter, driver } = o;
@@ -46300,7 +46898,9 @@ async function collectArtifacts(o, b, job, deadline = Infinity) {
         }
         const starred = art.dst.includes('*');
         if (matches.length > 1 && !starred) {
-            fail(`${art.src} matches ${matches.length} files (${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has no "*"; use "=> dir/*" to keep each file's name.`, art.position);
+            fail(`${art.src} matches ${matches.length} files ` +
+                `(${matches.slice(0, 5).join(', ')}${matches.length > 5 ? ', ...' : ''}) but the destination "${art.dst}" has ` +
+                `no "*"; use "=> dir/*" to keep each file's name.`, art.position);
             continue;
         }
         for (const m of matches) {
@@ -46336,6 +46936,47 @@ async function collectArtifacts(o, b, job, deadline = Infinity) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/config/stage-cache.ts
+// Stage caching (docs/warm-start.md, "Stage states"): which stages to save the
+// machine after, the user's part of the key and how old a state may be. Runner
+// options, resolved the same way from CLI flags and action inputs.
+
+
+const DEFAULT_STAGE_MAX_AGE_MS = 7 * 24 * 3600_000;
+/**
+ * From the raw values: stage names (repeated flags, or lines / commas of the
+ * action input), the key text and the max age (a duration, or 0). `field`
+ * names the option in errors, e.g. `-cache-max-age`.
+ */
+function resolveStageCache(raw, fields) {
+    const stages = [
+        ...new Set(raw.stages
+            .flatMap((s) => s.split(/[\n,]/))
+            .map((s) => s.trim())
+            .filter(Boolean)),
+    ];
+    for (const s of stages)
+        if (/\s/.test(s))
+            throw new UsageError(`"${s}" is not a stage name (stage names have no spaces).`, {}, fields.stages);
+    let maxAgeMs = DEFAULT_STAGE_MAX_AGE_MS;
+    const age = raw.maxAge?.trim();
+    if (age !== undefined && age !== '') {
+        const ms = parseAge(age);
+        if (ms === undefined)
+            throw new UsageError(`invalid duration "${age}": write e.g. 0, 12h, 7d or 1d12h.`, {}, fields.maxAge);
+        maxAgeMs = ms;
+    }
+    return { stages, userKey: raw.key ?? '', maxAgeMs };
+}
+/** A duration that may also start with days (`7d`, `1d12h`): states age in days. */
+function parseAge(text) {
+    const m = /^(\d+)d(.*)$/.exec(text);
+    if (!m)
+        return parseDuration(text);
+    const rest = m[2] ? parseDuration(m[2]) : 0;
+    return rest === undefined ? undefined : Number(m[1]) * 24 * 3600_000 + rest;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/flag-specs.ts
 /** Every flag of the build command (Djinn's offline runner's, then ours). */
 const RUN_FLAGS = [
@@ -46360,6 +47001,21 @@ const RUN_FLAGS = [
         help: 'an extra KEY=VALUE for the machine, after the manifest env; may be repeated; values are masked in the log',
     },
     { group: 'build', name: 'env-file', kind: 'string', help: 'a file of extra KEY=VALUE lines for the machine (masked in the log)' },
+    {
+        group: 'build',
+        name: 'cache-stage',
+        kind: 'string',
+        repeatable: true,
+        help: 'save the running machine after this stage passes, and start later builds whose stages up to it are the same from there (qemu, warm starts on); may be repeated',
+    },
+    { group: 'build', name: 'cache-key', kind: 'string', help: "your own part of the stage states' key (e.g. a hash of a lock file)" },
+    {
+        group: 'build',
+        name: 'cache-max-age',
+        kind: 'string',
+        default: '7d',
+        help: 'a stage state older than this is not used but rebuilt (0: always rebuild)',
+    },
     { group: 'build', name: 'version', kind: 'bool', help: 'print the version and exit' },
     { group: 'build', name: 'help', kind: 'bool', help: 'print this help and exit' },
     { group: 'build', name: 'h', kind: 'bool', help: 'same as -help' },
@@ -46373,6 +47029,13 @@ const RUN_FLAGS = [
     { group: 'qemu', name: 'cpus', kind: 'string', default: 'host cores', help: 'virtual CPUs (driver.conf: cpus)' },
     { group: 'qemu', name: 'memory', kind: 'string', default: 'min(4096, half of host)', help: 'memory in MiB (driver.conf: memory)' },
     { group: 'qemu', name: 'kvm', kind: 'string', default: 'auto', help: 'auto|on|off: use KVM when it works, else software emulation' },
+    {
+        group: 'qemu',
+        name: 'tcg-threads',
+        kind: 'string',
+        default: 'single',
+        help: 'single|multi: software emulation in one host thread, or one per vCPU (faster, but some guest kernels crash under it)',
+    },
     {
         group: 'qemu',
         name: 'boot-timeout',
@@ -46824,7 +47487,7 @@ function row(e) {
 }
 /** Images our builder made, in the disks layout under the cache folder. */
 async function builtImages(cacheDir) {
-    const root = builtImagesDir({ conf: emptyConf(), tempDir: '', cacheDir });
+    const root = builtImagesDir(cacheDir);
     const out = [];
     for (const name of await listDiskImages(root)) {
         const file = diskPath(root, name);
@@ -46841,7 +47504,8 @@ function table(rows) {
 async function imageLsCommand(argv) {
     const { flags, args } = parseFlags(argv, LS_FLAGS);
     if (flags.help) {
-        process.stdout.write(helpText(LS_FLAGS, 'usage: djinn image ls [-cache-dir DIR] [--json] [--catalogue]\n\nLists the images in the CLI cache (--catalogue: the names the catalogue of official cloud images knows).'));
+        process.stdout.write(helpText(LS_FLAGS, 'usage: djinn image ls [-cache-dir DIR] [--json] [--catalogue]\n\n' +
+            'Lists the images in the CLI cache (--catalogue: the names the catalogue of official cloud images knows).'));
         return 0;
     }
     if (args.length)
@@ -46850,7 +47514,7 @@ async function imageLsCommand(argv) {
         process.stdout.write(catalogueListing(!!flags.json, settings_all(flags, 'image-mirror')));
         return 0;
     }
-    const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
+    const dir = cacheDirFlag(flags);
     const entries = await new ImageCache(dir).list();
     const built = await builtImages(dir);
     if (flags.json) {
@@ -46888,7 +47552,7 @@ async function imageRmCommand(argv) {
         throw new UsageError('image rm takes either image names or --all, not both.');
     if (!flags.all && !args.length)
         throw new UsageError('image rm needs an image name (e.g. debian/stable) or --all.');
-    const dir = str(flags, 'cache-dir') ?? defaultCacheDir();
+    const dir = cacheDirFlag(flags);
     const cache = new ImageCache(dir);
     let code = 0;
     const removed = flags.all ? await cache.remove({ all: true }) : [];
@@ -46928,6 +47592,150 @@ async function imageCommand(argv) {
     if (!sub)
         throw new UsageError(`usage: djinn image build|ls|rm ...; found "${argv[0] ?? ''}".`);
     return sub(argv.slice(1));
+}
+
+;// CONCATENATED MODULE: ./src/cli/cache-command.ts
+// `djinn cache ls` and `djinn cache rm KEY...|--all`: the saved running machines
+// in the CLI's cache folder, warm-start states and stage states (docs/warm-start.md).
+
+
+
+
+
+
+const cache_command_FLAGS = [
+    { group: 'build', name: 'help', kind: 'bool', help: 'print this help' },
+    { group: 'image', name: 'cache-dir', kind: 'string', default: '$XDG_CACHE_HOME/djinn/images', help: 'the cache folder' },
+    { group: 'output', name: 'json', kind: 'bool', help: 'print the states as JSON (ls)' },
+    { group: 'image', name: 'all', kind: 'bool', help: 'remove every saved state (rm)' },
+];
+const cache_command_USAGE = `usage: djinn cache ls [-cache-dir DIR] [--json]
+       djinn cache rm [-cache-dir DIR] KEY... | --all
+
+Lists or removes the saved running machines: warm-start states (a booted image)
+and stage states (the machine after a stage, -cache-stage). KEY is the start of
+a state's key as ls prints it.
+`;
+async function listAll(dir) {
+    const stores = [new StateStore(dir), stageStore(dir)];
+    const listed = [];
+    for (const [i, store] of stores.entries()) {
+        for (const s of await store.list()) {
+            listed.push({
+                kind: i === 0 ? 'warm' : 'stage',
+                key: s.manifest.keyDigest,
+                ...(s.manifest.stage ? { stage: s.manifest.stage.name } : {}),
+                bytes: s.bytes,
+                savedAt: s.manifest.createdAt,
+                lastUsed: s.lastUsed.toISOString(),
+                artifacts: s.manifest.stage?.artifacts.length ?? 0,
+            });
+        }
+    }
+    return { listed, stores };
+}
+async function cacheCommand(argv) {
+    const sub = argv[0];
+    const { flags, args } = parseFlags(argv.slice(1), cache_command_FLAGS);
+    if (flags.help || sub === '--help' || sub === '-help') {
+        process.stdout.write(cache_command_USAGE);
+        return 0;
+    }
+    if (sub !== 'ls' && sub !== 'rm')
+        throw new UsageError(`usage: djinn cache ls|rm ...; found "${sub ?? ''}".`);
+    const dir = cacheDirFlag(flags);
+    const { listed, stores } = await listAll(dir);
+    if (sub === 'ls') {
+        if (args.length)
+            throw new UsageError(`cache ls takes no arguments; found "${args[0]}".`);
+        if (flags.json) {
+            process.stdout.write(`${JSON.stringify(listed, null, 2)}\n`);
+            return 0;
+        }
+        if (!listed.length) {
+            process.stdout.write(`No saved machines in ${dir}.\n`);
+            return 0;
+        }
+        const rows = [
+            ['KIND', 'STAGE', 'KEY', 'SIZE', 'SAVED', 'LAST USED'],
+            ...listed.map((l) => [l.kind, l.stage ?? '-', l.key.slice(0, 12), formatBytes(l.bytes), cache_command_short(l.savedAt), cache_command_short(l.lastUsed)]),
+        ];
+        const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+        process.stdout.write(`${rows
+            .map((r) => r
+            .map((c, i) => c.padEnd(widths[i]))
+            .join('  ')
+            .trimEnd())
+            .join('\n')}\n`);
+        const total = listed.reduce((n, l) => n + l.bytes, 0);
+        process.stdout.write(`${listed.length} saved machine${listed.length > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
+        return 0;
+    }
+    if (flags.all && args.length)
+        throw new UsageError('cache rm takes either keys or --all, not both.');
+    if (!flags.all && !args.length)
+        throw new UsageError('cache rm needs a key (as djinn cache ls prints it) or --all.');
+    let code = 0;
+    const wanted = flags.all ? listed.map((l) => l.key) : args;
+    for (const prefix of wanted) {
+        const hits = listed.filter((l) => l.key.startsWith(prefix.toLowerCase()));
+        if (hits.length !== 1) {
+            process.stderr.write(`djinn: cache rm: ${hits.length ? `"${prefix}" names ${hits.length} states; give more of the key` : `no saved machine has the key "${prefix}"`} (see djinn cache ls).\n`);
+            code = 1;
+            continue;
+        }
+        const hit = hits[0];
+        await stores[hit.kind === 'warm' ? 0 : 1].remove(hit.key);
+        process.stdout.write(`Removed ${hit.kind} state ${hit.key.slice(0, 12)}${hit.stage ? ` (after stage ${hit.stage})` : ''}, ${formatBytes(hit.bytes)}\n`);
+    }
+    if (flags.all && !listed.length)
+        process.stdout.write(`No saved machines in ${dir}.\n`);
+    return code;
+}
+function cache_command_short(iso) {
+    return iso.replace(/\.\d+Z$/, 'Z');
+}
+
+;// CONCATENATED MODULE: ./src/cli/usage.ts
+// What every djinn command shares: its usage text and how a failure becomes a message and an exit status.
+
+const EXIT_USAGE = 2;
+/** The commands besides a run, as `djinn -help` lists them. */
+const COMMAND_HELP = {
+    lint: 'check a manifest and print its warnings and errors',
+    plan: 'print what a manifest would run (--json for the plan as JSON)',
+    image: 'build, list or remove images: image build|ls|rm',
+    cache: 'list or remove saved running machines (warm starts, stage states): cache ls|rm',
+    workflow: "print a GitHub Actions workflow for the repository's manifests",
+};
+function reportFailure(err) {
+    if (err instanceof UsageError) {
+        process.stderr.write(`djinn: ${err.format()}\n`);
+        return EXIT_USAGE;
+    }
+    if (err instanceof DriverError) {
+        process.stderr.write(`djinn: ${err.message}\n`);
+        return 1;
+    }
+    throw err;
+}
+function usage(specs, head) {
+    const lines = [head, ''];
+    let group = '';
+    for (const s of specs) {
+        if (s.group !== group) {
+            group = s.group;
+            lines.push(`${group} flags:`);
+        }
+        const arg = s.kind === 'string' ? ' value' : '';
+        lines.push(`  -${s.name}${arg}`);
+        lines.push(`        ${s.help}${s.default ? ` (default ${s.default})` : ''}`);
+    }
+    lines.push('', 'commands:');
+    for (const [name, help] of Object.entries(COMMAND_HELP))
+        lines.push(`  ${name.padEnd(10)}${help}`);
+    lines.push('', 'Exit status: 0 passed (or passed with failures), 1 failed/killed/timed out, 2 bad usage, manifest or configuration; 130/143 after SIGINT/SIGTERM.');
+    return lines.join('\n') + '\n';
 }
 
 ;// CONCATENATED MODULE: ./src/cli/workflow-command.ts
@@ -47030,14 +47838,14 @@ async function workflowCommand(argv) {
 
 /** Whether this run would likely reach our builder (no image file, nothing in the disks folder or built before). */
 function mayBuild(manifest, settings) {
-    const name = settings.image ?? manifest.driver.options.image;
-    if (manifest.driver.type !== 'qemu' || !name || settings.imageFile || settings.imageUrl || settings.imageBuild === 'never')
+    const name = settings.image.name ?? manifest.driver.options.image;
+    if (manifest.driver.type !== 'qemu' || !name || settings.image.file || settings.image.url || settings.image.build === 'never')
         return false;
     if (!buildableSuite(name))
         return false;
-    if (settings.disks && (0,external_node_fs_namespaceObject.existsSync)(diskPath(external_node_path_default().resolve(settings.disks), name)))
+    if (settings.qemu.disks && (0,external_node_fs_namespaceObject.existsSync)(diskPath(external_node_path_default().resolve(settings.qemu.disks), name)))
         return false;
-    const built = builtImagesDir(settings);
+    const built = builtImagesDir(settings.cacheDir);
     return !(built && (0,external_node_fs_namespaceObject.existsSync)(diskPath(built, name)));
 }
 async function install(m, log) {
@@ -47068,7 +47876,8 @@ async function checkHost(manifest, settings, installDeps, log = (l) => process.s
     }
     if (missingFor(driverCaps).programs.length)
         throw new UsageError(`${missingMessage(all)} (or run again with -install-deps).`, {}, '-install-deps');
-    log(`warning: if ${manifest.driver.options.image} cannot be downloaded, building it needs ${all.programs.join(', ')}: ${aptLine(all.packages)} (or run with -install-deps).`);
+    log(`warning: if ${manifest.driver.options.image} cannot be downloaded, building it needs ` +
+        `${all.programs.join(', ')}: ${aptLine(all.packages)} (or run with -install-deps).`);
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
@@ -47097,52 +47906,27 @@ async function checkHost(manifest, settings, installDeps, log = (l) => process.s
 
 
 
-const EXIT_USAGE = 2;
+
+
+
+
 const COMMANDS = {
-    lint: { help: 'check a manifest and print its warnings and errors', load: async () => lintCommand },
-    plan: { help: 'print what a manifest would run (--json for the plan as JSON)', load: async () => planCommand },
-    image: { help: 'build, list or remove images: image build|ls|rm', load: async () => imageCommand },
-    workflow: { help: "print a GitHub Actions workflow for the repository's manifests", load: async () => workflowCommand },
+    lint: lintCommand,
+    plan: planCommand,
+    image: imageCommand,
+    cache: cacheCommand,
+    workflow: workflowCommand,
 };
 async function main(argv) {
     try {
         const cmd = argv[0] && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
         if (cmd)
-            return await (await cmd.load())(argv.slice(1));
+            return await cmd(argv.slice(1));
         return await runCommand(argv);
     }
     catch (err) {
         return reportFailure(err);
     }
-}
-function reportFailure(err) {
-    if (err instanceof UsageError) {
-        process.stderr.write(`djinn: ${err.format()}\n`);
-        return EXIT_USAGE;
-    }
-    if (err instanceof DriverError) {
-        process.stderr.write(`djinn: ${err.message}\n`);
-        return 1;
-    }
-    throw err;
-}
-function usage(specs, head) {
-    const lines = [head, ''];
-    let group = '';
-    for (const s of specs) {
-        if (s.group !== group) {
-            group = s.group;
-            lines.push(`${group} flags:`);
-        }
-        const arg = s.kind === 'string' ? ' value' : '';
-        lines.push(`  -${s.name}${arg}`);
-        lines.push(`        ${s.help}${s.default ? ` (default ${s.default})` : ''}`);
-    }
-    lines.push('', 'commands:');
-    for (const [name, c] of Object.entries(COMMANDS))
-        lines.push(`  ${name.padEnd(10)}${c.help}`);
-    lines.push('', 'Exit status: 0 passed (or passed with failures), 1 failed/killed/timed out, 2 bad usage, manifest or configuration; 130/143 after SIGINT/SIGTERM.');
-    return lines.join('\n') + '\n';
 }
 function loadManifest(flags, file = str(flags, 'manifest') ?? '.djinn.yml') {
     return parseManifestFile(file);
@@ -47214,6 +47998,8 @@ const PLAN_FLAGS = [
     ...LINT_FLAGS,
     { group: 'build', name: 'stage', kind: 'string', help: 'keep the setup stage and this stage only' },
     { group: 'output', name: 'json', kind: 'bool', help: 'print the plan as JSON' },
+    // With -cache-stage, each job's status says whether a saved stage state would skip it.
+    ...RUN_FLAGS.filter((f) => ['cache-stage', 'cache-key', 'cache-max-age', 'cache-dir', 'objects', 'env', 'env-file'].includes(f.name)),
 ];
 async function planCommand(argv) {
     const { flags, args } = parseFlags(argv, PLAN_FLAGS);
@@ -47227,7 +48013,16 @@ async function planCommand(argv) {
     const m = loadManifest(flags, args[0]);
     const plan = makePlan(m, { stage: str(flags, 'stage') });
     if (flags.json) {
-        process.stdout.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
+        const json = planToJson(plan);
+        const cached = await cachedStages(flags, m.env, plan);
+        if (cached) {
+            for (const [i, s] of json.stages.entries())
+                for (const [k, j] of s.jobs.entries()) {
+                    const hit = i <= cached.index && !plan.stages[i].jobs[k].source;
+                    Object.assign(j, hit ? { status: 'cached', cachedAt: cached.savedAt } : { status: 'queued' });
+                }
+        }
+        process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
         return 0;
     }
     printWarnings(m);
@@ -47252,6 +48047,27 @@ async function planCommand(argv) {
     }
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
+}
+/**
+ * With -cache-stage: the latest stage whose saved state (young enough) has this
+ * build's key; `index` -1 when none. The base machine (image, QEMU, memory) is
+ * only compared when a build runs.
+ */
+async function cachedStages(flags, env, plan) {
+    const settings = resolveStageCache({ stages: settings_all(flags, 'cache-stage'), key: str(flags, 'cache-key'), maxAge: str(flags, 'cache-max-age') }, { stages: '-cache-stage', maxAge: '-cache-max-age' });
+    if (!settings.stages.length)
+        return undefined;
+    const allEnv = [...env.map((e) => ({ key: e.key, value: e.value })), ...extraEnv(flags)];
+    const keys = await planStageKeys(plan, allEnv, external_node_path_default().resolve(str(flags, 'objects') ?? '.'), settings);
+    if (!keys)
+        return { index: -1 };
+    const states = await stageStore(cacheDirFlag(flags)).list();
+    for (const [i, key] of [...keys].reverse()) {
+        const hit = states.find((st) => st.manifest.key.stage === key && Date.now() - Date.parse(st.manifest.createdAt) < settings.maxAgeMs);
+        if (hit)
+            return { index: i, savedAt: hit.manifest.createdAt };
+    }
+    return { index: -1 };
 }
 function defaultDriverConf() {
     const base = process.env.XDG_CONFIG_HOME || external_node_path_default().join(external_node_os_default().homedir(), '.config');
@@ -47312,6 +48128,7 @@ async function runCommand(argv) {
     const timeoutMs = durationFlag(flags, 'timeout');
     const jobTimeoutMs = durationFlag(flags, 'job-timeout');
     const extra = extraEnv(flags);
+    const stageCache = resolveStageCache({ stages: settings_all(flags, 'cache-stage'), key: str(flags, 'cache-key'), maxAge: str(flags, 'cache-max-age') }, { stages: '-cache-stage', maxAge: '-cache-max-age' });
     const artifactsDir = external_node_path_default().resolve(str(flags, 'artifacts') ?? '.');
     const objectsDir = external_node_path_default().resolve(str(flags, 'objects') ?? '.');
     if (!(0,external_node_fs_namespaceObject.existsSync)(objectsDir))
@@ -47366,6 +48183,7 @@ async function runCommand(argv) {
             timeoutMs,
             jobTimeoutMs,
             signal: stop.signal,
+            stageCache,
         });
         reporter.buildEnd(report);
         if (signalled)

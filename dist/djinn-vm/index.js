@@ -26588,23 +26588,50 @@ nacl.setPRNG = function(fn) {
 
 /***/ }),
 
-/***/ 5283:
+/***/ 2729:
 /***/ ((__unused_webpack_module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 
+// UNUSED EXPORTS: SSH2_BINDING_REQUEST, requireSsh2Binding
+
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: external "node:url"
 const external_node_url_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_);
 ;// CONCATENATED MODULE: ./src/cjs-shim.ts
-// ssh2's bundled wasm loader reads the CommonJS `__dirname` while it loads;
-// in an ESM bundle that free variable does not exist. Import this first.
+// Globals that bundled CommonJS code reads and an ESM bundle lacks. Import this first.
+//
+// ssh2's bundled wasm loader reads the CommonJS `__dirname` while it loads.
+//
+// ssh2 also tries its optional native crypto binding (faster ciphers) with a
+// require that ncc leaves as `eval("require")(...)`: in an ESM bundle that
+// finds no `require` and ssh2 falls back to pure JS. The binding is never
+// bundled (dist/ must run anywhere), but a user may have built one: the file
+// named by DJINN_SSH2_BINDING, or ssh2 installed with its install script next
+// to this bundle (npm install without --ignore-scripts). This global `require`
+// answers that one request and refuses every other, as before.
+
 
 
 const g = globalThis;
 g.__filename ??= (0,external_node_url_namespaceObject.fileURLToPath)(import.meta.url);
 g.__dirname ??= external_node_path_default().dirname(g.__filename);
+/** What ssh2's lib/protocol/crypto.js asks for. */
+const SSH2_BINDING_REQUEST = './crypto/build/Release/sshcrypto.node';
+/** ssh2's native binding as the user has it: DJINN_SSH2_BINDING, else ssh2's own build beside this file; throws when there is none. */
+function requireSsh2Binding(env = process.env) {
+    const nodeRequire = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
+    const file = env.DJINN_SSH2_BINDING || nodeRequire.resolve(`ssh2/lib/protocol/${SSH2_BINDING_REQUEST.slice(2)}`);
+    return nodeRequire(file);
+}
+g.require ??= (id) => {
+    if (id === SSH2_BINDING_REQUEST)
+        return requireSsh2Binding();
+    throw Object.assign(new Error(`Cannot find module '${id}'`), { code: 'MODULE_NOT_FOUND' });
+};
 
 
 /***/ }),
@@ -26613,7 +26640,7 @@ g.__dirname ??= external_node_path_default().dirname(g.__filename);
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cjs_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5283);
+/* harmony import */ var _cjs_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2729);
 /* harmony import */ var _vm_command_main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5535);
 // The `djinn-vm` command for the steps after a `keep: true` step (see
 // src/vm-command/main.ts). The shim must load first.
@@ -27499,14 +27526,20 @@ const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 // IN_FLIGHT of them going at explicit offsets, and only then makes write()
 // wait: memory stays bounded (BATCH * IN_FLIGHT) and the event loop never
 // waits on the disk. bench/ssh.ts measures it against scp and sftp.
+//
+// It opens (and truncates) a file by path, or writes into a file its caller
+// holds open from a given offset on and leaves it open: a resumed download
+// appends to what the last attempt wrote.
 
 
 const BATCH = 1 << 20;
 const IN_FLIGHT = 2;
 class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
-    path;
     mode;
     fd = -1;
+    /** Whether the fd is ours to close. */
+    owned;
+    path;
     pending = [];
     pendingBytes = 0;
     position = 0;
@@ -27516,12 +27549,21 @@ class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
     waiting = null;
     /** _final's callback, once everything is written. */
     finishing = null;
-    constructor(path, mode = 0o666) {
+    constructor(target, mode = 0o666) {
         super({ highWaterMark: 64 * 1024 });
-        this.path = path;
         this.mode = mode;
+        this.owned = typeof target === 'string';
+        if (typeof target === 'string')
+            this.path = target;
+        else {
+            this.path = target.name;
+            this.fd = target.fd;
+            this.position = target.start;
+        }
     }
     _construct(cb) {
+        if (!this.owned)
+            return cb();
         (0,external_node_fs_namespaceObject.open)(this.path, 'w', this.mode, (err, fd) => {
             if (!err)
                 this.fd = fd;
@@ -27549,7 +27591,7 @@ class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
             this.finishing = cb;
     }
     _destroy(err, cb) {
-        if (this.fd < 0)
+        if (this.fd < 0 || !this.owned)
             return cb(err);
         const fd = this.fd;
         this.fd = -1;
@@ -27929,7 +27971,8 @@ class SshSession {
         if (this.lost)
             return;
         // The job may not have written its pid yet when it is stopped right after starting.
-        const body = `i=0; while [ ! -s "$1" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; pg=$(cat "$1" 2>/dev/null) || exit 0; kill -${sig} -$pg 2>/dev/null; pkill -${sig} -s $pg 2>/dev/null; exit 0`;
+        const body = `i=0; while [ ! -s "$1" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; pg=$(cat "$1" 2>/dev/null) || exit 0; ` +
+            `kill -${sig} -$pg 2>/dev/null; pkill -${sig} -s $pg 2>/dev/null; exit 0`;
         const cmd = `exec /bin/sh -c ${shellQuote(body)} sh ${shellQuote(pidFile)}`;
         await execCollect(this.client, cmd).catch(() => { });
     }
