@@ -5,8 +5,7 @@
 // it with @actions/cache (Azurite + the results-service stand-in, which mocks
 // GitHub's own servers); a second run on a fresh runner restores it and never
 // downloads.
-import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,18 +13,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeRunner, runMain, runPost, startMain, type Runner } from './helpers/action-harness.js';
 import { startAzurite, type Azurite } from './helpers/azurite.js';
-import { ROOT } from './helpers/cli.js';
+import { testDisks } from './helpers/vm.js';
 import { startResultsService, type ResultsService } from './helpers/results-service.js';
-
-function testDisks(): string {
-  const d =
-    process.env.DJINN_TEST_DISKS ||
-    execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 })
-      .toString()
-      .trim();
-  if (!existsSync(path.join(d, 'qemu', 'x86_64', 'debian', 'stable'))) throw new Error(`no test image under ${d}`);
-  return d;
-}
 
 /** QEMU processes whose command line mentions `dir` (nothing of a finished run may be left). */
 function qemuUnder(dir: string): number[] {

@@ -4,25 +4,13 @@
 // run saves the machine after `deps` and its post step uploads it; a second run
 // on a fresh runner restores it, shows the `cached` rows in the step summary,
 // and still builds the checkout it was given (copied in fresh).
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeRunner, runMain, runPost, type Runner } from './helpers/action-harness.js';
 import { startAzurite, type Azurite } from './helpers/azurite.js';
-import { ROOT } from './helpers/cli.js';
+import { testDisks } from './helpers/vm.js';
 import { startResultsService, type ResultsService } from './helpers/results-service.js';
-
-function testDisks(): string {
-  const d =
-    process.env.DJINN_TEST_DISKS ||
-    execFileSync(path.join(ROOT, 'scripts', 'test-image.sh'), { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 })
-      .toString()
-      .trim();
-  if (!existsSync(path.join(d, 'qemu', 'x86_64', 'debian', 'stable'))) throw new Error(`no test image under ${d}`);
-  return d;
-}
 
 const MANIFEST = `driver:
   type: qemu

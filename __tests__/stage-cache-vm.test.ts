@@ -20,7 +20,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliResult } from './helpers/cli.js';
+import { projectArgs, runCli, type CliResult } from './helpers/cli.js';
 import { staticServer, testDisks } from './helpers/vm.js';
 
 let work: string;
@@ -108,16 +108,7 @@ async function build(m: string, ...extra: string[]): Promise<Build> {
   writeFileSync(path.join(dir, 'driver.conf'), `driver qemu {\n  disks "${disks}"\n  memory 1024\n  cpus 1\n}\n`);
   const startedAt = Date.now();
   const r = await runCli([
-    '-manifest',
-    path.join(dir, '.djinn.yml'),
-    '-driver',
-    path.join(dir, 'driver.conf'),
-    '-artifacts',
-    path.join(dir, 'artifacts'),
-    '-objects',
-    dir,
-    '-cache-dir',
-    path.join(work, 'cache'),
+    ...projectArgs(dir, { cacheDir: path.join(work, 'cache') }),
     '-image-build',
     'never',
     '-cache-stage',
