@@ -6,6 +6,7 @@ import { StateStore } from '../drivers/qemu/warm/store.js';
 import { stageStore } from '../drivers/qemu/warm/stage-state.js';
 import { formatBytes } from '../util/bytes.js';
 import { parseFlags, type FlagSpec } from './flags.js';
+import { tableLines } from './table.js';
 
 const FLAGS: FlagSpec[] = [
   { group: 'build', name: 'help', kind: 'bool', help: 'print this help' },
@@ -75,17 +76,7 @@ export async function cacheCommand(argv: string[]): Promise<number> {
       ['KIND', 'STAGE', 'KEY', 'SIZE', 'SAVED', 'LAST USED'],
       ...listed.map((l) => [l.kind, l.stage ?? '-', l.key.slice(0, 12), formatBytes(l.bytes), short(l.savedAt), short(l.lastUsed)]),
     ];
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    process.stdout.write(
-      `${rows
-        .map((r) =>
-          r
-            .map((c, i) => c.padEnd(widths[i]!))
-            .join('  ')
-            .trimEnd(),
-        )
-        .join('\n')}\n`,
-    );
+    process.stdout.write(`${tableLines(rows).join('\n')}\n`);
     const total = listed.reduce((n, l) => n + l.bytes, 0);
     process.stdout.write(`${listed.length} saved machine${listed.length > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
     return 0;

@@ -6,6 +6,7 @@ import type { BuildReport, JobReport, Reporter, SourcePosition } from '../core/r
 import { formatDuration } from '../util/duration.js';
 import { progressBar, type ProgressEvent } from '../images/fetch/progress.js';
 import { drained } from '../util/drain.js';
+import { tableLines } from './table.js';
 
 export interface Streams {
   out: NodeJS.WritableStream;
@@ -108,14 +109,7 @@ export function heldBack(text: string, secrets: string[]): number {
 
 export function summaryTable(build: BuildReport): string {
   const rows = build.jobs.map((j) => [j.stage, j.name, j.status, j.status === 'skipped' ? '-' : formatDuration(j.durationMs)]);
-  const head = ['STAGE', 'JOB', 'STATUS', 'DURATION'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) =>
-    r
-      .map((c, i) => c.padEnd(widths[i]))
-      .join('  ')
-      .trimEnd();
-  const lines = [fmt(head), ...rows.map(fmt)];
+  const lines = tableLines([['STAGE', 'JOB', 'STATUS', 'DURATION'], ...rows]);
   lines.push(`Done. Build ${build.status} in ${formatDuration(build.durationMs)}.`);
   return lines.join('\n');
 }

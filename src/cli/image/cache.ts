@@ -9,6 +9,7 @@ import { ImageCache, imageRevision, type CacheEntry } from '../../images/cache/s
 import { formatBytes } from '../../util/bytes.js';
 import { parseFlags, type FlagSpec } from '../flags.js';
 import { catalogueListing } from './catalogue.js';
+import { tableLines } from '../table.js';
 
 const CACHE_DIR_FLAG: FlagSpec = {
   group: 'image',
@@ -58,11 +59,6 @@ async function builtImages(cacheDir: string): Promise<BuiltImage[]> {
   return out;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
-}
-
 export async function imageLsCommand(argv: string[]): Promise<number> {
   const { flags, args } = parseFlags(argv, LS_FLAGS);
   if (flags.help) {
@@ -104,7 +100,7 @@ export async function imageLsCommand(argv: string[]): Promise<number> {
     '-',
     'built here (djinn image build)',
   ]);
-  process.stdout.write(`${table([['NAME', 'SIZE', 'CHECKED', 'SHA256', 'SOURCE'], ...entries.map(row), ...builtRows])}\n`);
+  process.stdout.write(`${tableLines([['NAME', 'SIZE', 'CHECKED', 'SHA256', 'SOURCE'], ...entries.map(row), ...builtRows]).join('\n')}\n`);
   process.stdout.write(`${count} image${count > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
   return 0;
 }
