@@ -6,7 +6,6 @@
 // each saving run writes a new cache entry, restored by the prefix.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
 import type { DriverSettings } from '../config/settings.js';
@@ -16,6 +15,7 @@ import type { ImageRevision } from './image-cache.js';
 import { message } from '../core/errors.js';
 import { STATE } from './state.js';
 import { homePattern } from './warm-cache.js';
+import { stageStateRoot } from '../drivers/qemu/warm/store.js';
 
 /**
  * `djinn-stages-v1-<leg>-`: the leg is a hash of what tells one matrix leg from
@@ -52,7 +52,7 @@ let restored: { pattern: string; prefix: string } | undefined;
 /** Before a qemu build with stage caching on: bring back the states an earlier run of this leg saved (once per run). */
 export async function restoreStageStates(settings: DriverSettings, prefix: string, reporter: Reporter): Promise<void> {
   if (!settings.cacheDir || settings.qemu.warm === 'off' || restored || !cache.isFeatureAvailable()) return;
-  const pattern = homePattern(path.join(settings.cacheDir, 'stages'));
+  const pattern = homePattern(stageStateRoot(settings.cacheDir));
   restored = { pattern, prefix };
   try {
     const started = Date.now();
@@ -66,7 +66,7 @@ export async function restoreStageStates(settings: DriverSettings, prefix: strin
 /** After a build that saved a stage state: the post step saves the folder under a new key. */
 export function scheduleStageSave(settings: DriverSettings, report: BuildReport): void {
   if (!restored || report.facts.stageSaved === undefined) return;
-  if (!existsSync(path.join(settings.cacheDir!, 'stages'))) return;
+  if (!existsSync(stageStateRoot(settings.cacheDir!))) return;
   const run = `${process.env.GITHUB_RUN_ID ?? Date.now()}-${process.env.GITHUB_RUN_ATTEMPT ?? '1'}`;
   const key = `${restored.prefix}${run}-${randomBytes(3).toString('hex')}`;
   core.saveState(STATE.stageCache, JSON.stringify({ pattern: restored.pattern, key }));

@@ -13,6 +13,7 @@ import * as cache from '@actions/cache';
 import * as core from '@actions/core';
 import type { DriverSettings } from '../config/settings.js';
 import { qemuVersion } from '../drivers/qemu/warm/key.js';
+import { warmStateRoot } from '../drivers/qemu/warm/store.js';
 import type { BuildReport, Reporter } from '../core/reporter.js';
 import { formatDuration } from '../util/duration.js';
 import type { ImageRevision } from './image-cache.js';
@@ -25,7 +26,7 @@ export function installedQemu(): Promise<string> {
 
 /** The warm-start folder as the cache sees it (see homePattern). */
 export function warmPattern(cacheDir: string): string {
-  return homePattern(path.join(cacheDir, 'warm'));
+  return homePattern(warmStateRoot(cacheDir));
 }
 
 /** A folder as a path string that is the same on every runner (`~/…` when under the home folder). */
@@ -76,7 +77,7 @@ export async function restoreWarmStates(
 export async function saveWarmStates(settings: DriverSettings, report: BuildReport, reporter: Reporter): Promise<void> {
   const p = pending.get(settings);
   if (!p || report.facts.warmSaveSeconds === undefined) return;
-  if (!existsSync(path.join(settings.cacheDir!, 'warm'))) return;
+  if (!existsSync(warmStateRoot(settings.cacheDir!))) return;
   try {
     const started = Date.now();
     await cache.saveCache([p.pattern], p.key);

@@ -14,7 +14,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { QmpClient } from './qmp.js';
-import { OVERLAY_FILE, StateStore, type FoundState, type StageExtra, type StateManifest } from './store.js';
+import { OVERLAY_FILE, STAGE_STATES_FOLDER, StateStore, type FoundState, type StageExtra, type StateManifest } from './store.js';
 import type { StateKey } from './key.js';
 
 const execFileP = promisify(execFile);
@@ -23,7 +23,7 @@ const execFileP = promisify(execFile);
 export const STAGE_CAP_BYTES = 10 * 1024 ** 3;
 
 export function stageStore(cacheDir: string): StateStore {
-  return new StateStore(cacheDir, { folder: 'stages', capBytes: STAGE_CAP_BYTES });
+  return new StateStore(cacheDir, { folder: STAGE_STATES_FOLDER, capBytes: STAGE_CAP_BYTES });
 }
 
 /** The running machine as a stage save needs it. */

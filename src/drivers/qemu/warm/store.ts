@@ -57,6 +57,13 @@ export function warmStateRoot(cacheDir: string): string {
   return path.join(cacheDir, 'warm');
 }
 
+/** Stage states' folder under the cache folder (stage-state.ts). */
+export const STAGE_STATES_FOLDER = 'stages';
+
+export function stageStateRoot(cacheDir: string): string {
+  return path.join(cacheDir, STAGE_STATES_FOLDER);
+}
+
 /** A state that passed every check but the state file's digest (see `verifyState`). */
 export interface FoundState {
   manifest: StateManifest;
