@@ -334,25 +334,51 @@ export async function saveAndContinue(
   opts: { tempDir: string; bootSeconds?: number; signal?: AbortSignal },
 ): Promise<{ manifest?: StateManifest; seconds: number; error?: string }> {
   const t0 = Date.now();
-  let qmp: QmpClient | undefined;
-  let stopped = false;
   try {
-    qmp = await QmpClient.connect(plan.qmpSocket, { timeoutMs: 10_000, signal: opts.signal });
-    await qmp.stop();
-    stopped = true;
-    const device = await overlayDevice(qmp, plan.pending.overlayPath);
     const layer = path.join(opts.tempDir, `warm-run-${Date.now().toString(36)}.qcow2`);
-    await qmp.execute('blockdev-snapshot-sync', { device, 'snapshot-file': layer, format: 'qcow2' });
-    await qmp.migrateToFile(plan.pending.statePath);
-    await qmp.waitMigrationDone(120_000, opts.signal);
-    await qmp.cont();
-    stopped = false;
+    await snapshotRunning(
+      plan.qmpSocket,
+      async (qmp) => ({ device: await overlayDevice(qmp, plan.pending.overlayPath) }),
+      layer,
+      plan.pending.statePath,
+      opts.signal,
+    );
     const manifest = await plan.pending.publish({ bootSeconds: opts.bootSeconds });
     return { manifest, seconds: (Date.now() - t0) / 1000 };
   } catch (err) {
-    if (stopped && qmp) await qmp.cont().catch(() => undefined);
     await plan.pending.abandon();
     return { seconds: (Date.now() - t0) / 1000, error: (err as Error).message };
+  }
+}
+
+/**
+ * Saves a running machine the warm-start way: pauses it, moves its disk writes to a new `layer` (the
+ * disk `locate` names is frozen from then on), writes its memory state to `statePath` and resumes it.
+ * A failure resumes the machine too, then throws. Returns what `locate` found.
+ */
+export async function snapshotRunning<T extends { device: string }>(
+  qmpSocket: string,
+  locate: (qmp: QmpClient) => Promise<T>,
+  layer: string,
+  statePath: string,
+  signal?: AbortSignal,
+): Promise<T> {
+  let qmp: QmpClient | undefined;
+  let stopped = false;
+  try {
+    qmp = await QmpClient.connect(qmpSocket, { timeoutMs: 10_000, signal });
+    await qmp.stop();
+    stopped = true;
+    const found = await locate(qmp);
+    await qmp.execute('blockdev-snapshot-sync', { device: found.device, 'snapshot-file': layer, format: 'qcow2' });
+    await qmp.migrateToFile(statePath);
+    await qmp.waitMigrationDone(120_000, signal);
+    await qmp.cont();
+    stopped = false;
+    return found;
+  } catch (err) {
+    if (stopped && qmp) await qmp.cont().catch(() => undefined);
+    throw err;
   } finally {
     qmp?.close();
   }

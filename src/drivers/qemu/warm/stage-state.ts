@@ -13,7 +13,8 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { QmpClient } from './qmp.js';
+import type { QmpClient } from './qmp.js';
+import { snapshotRunning } from './save-restore.js';
 import { OVERLAY_FILE, STAGE_STATES_FOLDER, StateStore, type FoundState, type StageExtra, type StateManifest } from './store.js';
 import type { StateKey } from './key.js';
 
@@ -74,23 +75,11 @@ export async function saveStageState(
 ): Promise<{ manifest: StateManifest; seconds: number; below: string } | { error: string; seconds: number }> {
   const t0 = Date.now();
   const key: StateKey = { ...m.key, stage: stageKey };
-  let qmp: QmpClient | undefined;
-  let stopped = false;
   let pending: Awaited<ReturnType<StateStore['beginSave']>> | undefined;
   try {
     pending = await store.beginSave(key, m.base);
-    qmp = await QmpClient.connect(m.qmpSocket, { timeoutMs: 10_000, signal });
-    await qmp.stop();
-    stopped = true;
-    const { device, top } = await diskTop(qmp, m.base.path);
     const layer = path.join(tempDir, `stage-run-${Date.now().toString(36)}.qcow2`);
-    await qmp.execute('blockdev-snapshot-sync', { device, 'snapshot-file': layer, format: 'qcow2' });
-    await qmp.migrateToFile(pending.statePath);
-    await qmp.waitMigrationDone(120_000, signal);
-    await qmp.cont();
-    stopped = false;
-    qmp.close();
-    qmp = undefined;
+    const { top } = await snapshotRunning(m.qmpSocket, (qmp) => diskTop(qmp, m.base.path), layer, pending.statePath, signal);
     // `top` is frozen now (QEMU only reads it): copy it and fold the layers below into the copy.
     const overlay = pending.overlayPath;
     await fs.rm(overlay, { force: true });
@@ -106,11 +95,8 @@ export async function saveStageState(
       below: path.join(store.keyDir(key), manifest.generation, OVERLAY_FILE),
     };
   } catch (err) {
-    if (stopped && qmp) await qmp.cont().catch(() => undefined);
     await pending?.abandon();
     return { error: (err as Error).message, seconds: (Date.now() - t0) / 1000 };
-  } finally {
-    qmp?.close();
   }
 }
 
