@@ -130,9 +130,8 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
     qmpSocket,
     note,
   });
-  if (req.mode === 'off') return cold('warm start off');
-  if (req.args.includes('-snapshot') || req.args.includes('-loadvm')) return cold('warm start not possible with -snapshot/-loadvm');
-  if (req.args.includes('-incoming')) return cold('warm start not possible: the command line already has -incoming');
+  const impossible = whyNoWarmStart(req);
+  if (impossible) return cold(impossible);
 
   const store = new StateStore(req.cacheDir);
   let key: StateKey;
@@ -182,6 +181,14 @@ export async function planWarmStart(req: WarmRequest): Promise<WarmPlan> {
   return planSave(store, key, key.machine, base, req.args, qmpSocket, why);
 }
 
+/** Why this request cannot start warm (mode or command line), or undefined. */
+function whyNoWarmStart(req: WarmRequest): string | undefined {
+  if (req.mode === 'off') return 'warm start off';
+  if (req.args.includes('-snapshot') || req.args.includes('-loadvm')) return 'warm start not possible with -snapshot/-loadvm';
+  if (req.args.includes('-incoming')) return 'warm start not possible: the command line already has -incoming';
+  return undefined;
+}
+
 /** The plan that launches QEMU on a found state (a warm-start state or a stage state) and loads it. */
 export async function restorePlan(req: WarmRequest, key: StateKey, store: StateStore, found: FoundState): Promise<RestorePlan> {
   const qmpSocket = path.join(req.tempDir, 'warm-qmp.sock');
@@ -218,8 +225,7 @@ export async function restorePlan(req: WarmRequest, key: StateKey, store: StateS
  * hashing the image now (its digest given or remembered); else undefined.
  */
 export async function knownStateKey(req: WarmRequest): Promise<StateKey | undefined> {
-  if (req.mode === 'off' || req.args.includes('-snapshot') || req.args.includes('-loadvm') || req.args.includes('-incoming'))
-    return undefined;
+  if (whyNoWarmStart(req)) return undefined;
   try {
     const binary = req.qemuBinary ?? 'qemu-system-x86_64';
     const root = new StateStore(req.cacheDir).root;
