@@ -43886,6 +43886,11 @@ const ARTIFACTS_DIR = 'artifacts';
 function warmStateRoot(cacheDir) {
     return external_node_path_default().join(cacheDir, 'warm');
 }
+/** Stage states' folder under the cache folder (stage-state.ts). */
+const STAGE_STATES_FOLDER = 'stages';
+function stageStateRoot(cacheDir) {
+    return path.join(cacheDir, STAGE_STATES_FOLDER);
+}
 class StateStore {
     root;
     capBytes;
@@ -44245,12 +44250,9 @@ async function planWarmStart(req) {
         qmpSocket,
         note,
     });
-    if (req.mode === 'off')
-        return cold('warm start off');
-    if (req.args.includes('-snapshot') || req.args.includes('-loadvm'))
-        return cold('warm start not possible with -snapshot/-loadvm');
-    if (req.args.includes('-incoming'))
-        return cold('warm start not possible: the command line already has -incoming');
+    const impossible = whyNoWarmStart(req);
+    if (impossible)
+        return cold(impossible);
     const store = new StateStore(req.cacheDir);
     let key;
     let args;
@@ -44299,6 +44301,16 @@ async function planWarmStart(req) {
     }
     return planSave(store, key, key.machine, base, req.args, qmpSocket, why);
 }
+/** Why this request cannot start warm (mode or command line), or undefined. */
+function whyNoWarmStart(req) {
+    if (req.mode === 'off')
+        return 'warm start off';
+    if (req.args.includes('-snapshot') || req.args.includes('-loadvm'))
+        return 'warm start not possible with -snapshot/-loadvm';
+    if (req.args.includes('-incoming'))
+        return 'warm start not possible: the command line already has -incoming';
+    return undefined;
+}
 /** The plan that launches QEMU on a found state (a warm-start state or a stage state) and loads it. */
 async function restorePlan(req, key, store, found) {
     const qmpSocket = external_node_path_default().join(req.tempDir, 'warm-qmp.sock');
@@ -44334,7 +44346,7 @@ async function restorePlan(req, key, store, found) {
  * hashing the image now (its digest given or remembered); else undefined.
  */
 async function knownStateKey(req) {
-    if (req.mode === 'off' || req.args.includes('-snapshot') || req.args.includes('-loadvm') || req.args.includes('-incoming'))
+    if (whyNoWarmStart(req))
         return undefined;
     try {
         const binary = req.qemuBinary ?? 'qemu-system-x86_64';
@@ -44430,27 +44442,41 @@ async function finishRestore(plan, opts = {}) {
  */
 async function saveAndContinue(plan, opts) {
     const t0 = Date.now();
-    let qmp;
-    let stopped = false;
     try {
-        qmp = await QmpClient.connect(plan.qmpSocket, { timeoutMs: 10_000, signal: opts.signal });
-        await qmp.stop();
-        stopped = true;
-        const device = await overlayDevice(qmp, plan.pending.overlayPath);
         const layer = external_node_path_default().join(opts.tempDir, `warm-run-${Date.now().toString(36)}.qcow2`);
-        await qmp.execute('blockdev-snapshot-sync', { device, 'snapshot-file': layer, format: 'qcow2' });
-        await qmp.migrateToFile(plan.pending.statePath);
-        await qmp.waitMigrationDone(120_000, opts.signal);
-        await qmp.cont();
-        stopped = false;
+        await snapshotRunning(plan.qmpSocket, async (qmp) => ({ device: await overlayDevice(qmp, plan.pending.overlayPath) }), layer, plan.pending.statePath, opts.signal);
         const manifest = await plan.pending.publish({ bootSeconds: opts.bootSeconds });
         return { manifest, seconds: (Date.now() - t0) / 1000 };
     }
     catch (err) {
-        if (stopped && qmp)
-            await qmp.cont().catch(() => undefined);
         await plan.pending.abandon();
         return { seconds: (Date.now() - t0) / 1000, error: err.message };
+    }
+}
+/**
+ * Saves a running machine the warm-start way: pauses it, moves its disk writes to a new `layer` (the
+ * disk `locate` names is frozen from then on), writes its memory state to `statePath` and resumes it.
+ * A failure resumes the machine too, then throws. Returns what `locate` found.
+ */
+async function snapshotRunning(qmpSocket, locate, layer, statePath, signal) {
+    let qmp;
+    let stopped = false;
+    try {
+        qmp = await QmpClient.connect(qmpSocket, { timeoutMs: 10_000, signal });
+        await qmp.stop();
+        stopped = true;
+        const found = await locate(qmp);
+        await qmp.execute('blockdev-snapshot-sync', { device: found.device, 'snapshot-file': layer, format: 'qcow2' });
+        await qmp.migrateToFile(statePath);
+        await qmp.waitMigrationDone(120_000, signal);
+        await qmp.cont();
+        stopped = false;
+        return found;
+    }
+    catch (err) {
+        if (stopped && qmp)
+            await qmp.cont().catch(() => undefined);
+        throw err;
     }
     finally {
         qmp?.close();
@@ -44804,7 +44830,7 @@ const stage_state_execFileP = (0,external_node_util_namespaceObject.promisify)(e
 /** Stage states beyond this many bytes: the least recently used go. */
 const STAGE_CAP_BYTES = 10 * 1024 ** 3;
 function stageStore(cacheDir) {
-    return new StateStore(cacheDir, { folder: 'stages', capBytes: STAGE_CAP_BYTES });
+    return new StateStore(cacheDir, { folder: STAGE_STATES_FOLDER, capBytes: STAGE_CAP_BYTES });
 }
 /** Looks up the candidates in order; the first that checks out, or why each missed. */
 async function findStageState(store, machine, candidates, scratchDir, maxAgeMs) {
@@ -44827,23 +44853,11 @@ async function findStageState(store, machine, candidates, scratchDir, maxAgeMs) 
 async function saveStageState(m, store, stageKey, extra, tempDir, signal) {
     const t0 = Date.now();
     const key = { ...m.key, stage: stageKey };
-    let qmp;
-    let stopped = false;
     let pending;
     try {
         pending = await store.beginSave(key, m.base);
-        qmp = await QmpClient.connect(m.qmpSocket, { timeoutMs: 10_000, signal });
-        await qmp.stop();
-        stopped = true;
-        const { device, top } = await diskTop(qmp, m.base.path);
         const layer = external_node_path_default().join(tempDir, `stage-run-${Date.now().toString(36)}.qcow2`);
-        await qmp.execute('blockdev-snapshot-sync', { device, 'snapshot-file': layer, format: 'qcow2' });
-        await qmp.migrateToFile(pending.statePath);
-        await qmp.waitMigrationDone(120_000, signal);
-        await qmp.cont();
-        stopped = false;
-        qmp.close();
-        qmp = undefined;
+        const { top } = await snapshotRunning(m.qmpSocket, (qmp) => diskTop(qmp, m.base.path), layer, pending.statePath, signal);
         // `top` is frozen now (QEMU only reads it): copy it and fold the layers below into the copy.
         const overlay = pending.overlayPath;
         await promises_default().rm(overlay, { force: true });
@@ -44860,13 +44874,8 @@ async function saveStageState(m, store, stageKey, extra, tempDir, signal) {
         };
     }
     catch (err) {
-        if (stopped && qmp)
-            await qmp.cont().catch(() => undefined);
         await pending?.abandon();
         return { error: err.message, seconds: (Date.now() - t0) / 1000 };
-    }
-    finally {
-        qmp?.close();
     }
 }
 /**
@@ -47198,9 +47207,21 @@ function drained(stream) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/cli/table.ts
+// Plain-text tables for the terminal: columns padded to their widest cell, two spaces apart.
+/** One line per row (the first row is the header), without trailing spaces. */
+function tableLines(rows) {
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+    return rows.map((r) => r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd());
+}
+
 ;// CONCATENATED MODULE: ./src/cli/terminal-reporter.ts
 // The CLI's reporter: Djinn's lines on stdout, a header before each job,
 // live output, and a summary table at the end. Warnings and errors on stderr.
+
 
 
 
@@ -47307,13 +47328,7 @@ function heldBack(text, secrets) {
 }
 function summaryTable(build) {
     const rows = build.jobs.map((j) => [j.stage, j.name, j.status, j.status === 'skipped' ? '-' : formatDuration(j.durationMs)]);
-    const head = ['STAGE', 'JOB', 'STATUS', 'DURATION'];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-    const fmt = (r) => r
-        .map((c, i) => c.padEnd(widths[i]))
-        .join('  ')
-        .trimEnd();
-    const lines = [fmt(head), ...rows.map(fmt)];
+    const lines = tableLines([['STAGE', 'JOB', 'STATUS', 'DURATION'], ...rows]);
     lines.push(`Done. Build ${build.status} in ${formatDuration(build.durationMs)}.`);
     return lines.join('\n');
 }
@@ -47460,6 +47475,7 @@ function catalogueListing(json, mirrors) {
 
 
 
+
 const CACHE_DIR_FLAG = {
     group: 'image',
     name: 'cache-dir',
@@ -47496,10 +47512,6 @@ async function builtImages(cacheDir) {
             out.push({ name, path: file, size: st.size, builtAt: st.mtime.toISOString() });
     }
     return out;
-}
-function table(rows) {
-    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }
 async function imageLsCommand(argv) {
     const { flags, args } = parseFlags(argv, LS_FLAGS);
@@ -47538,7 +47550,7 @@ async function imageLsCommand(argv) {
         '-',
         'built here (djinn image build)',
     ]);
-    process.stdout.write(`${table([['NAME', 'SIZE', 'CHECKED', 'SHA256', 'SOURCE'], ...entries.map(row), ...builtRows])}\n`);
+    process.stdout.write(`${tableLines([['NAME', 'SIZE', 'CHECKED', 'SHA256', 'SOURCE'], ...entries.map(row), ...builtRows]).join('\n')}\n`);
     process.stdout.write(`${count} image${count > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
     return 0;
 }
@@ -47603,6 +47615,7 @@ async function imageCommand(argv) {
 
 
 
+
 const cache_command_FLAGS = [
     { group: 'build', name: 'help', kind: 'bool', help: 'print this help' },
     { group: 'image', name: 'cache-dir', kind: 'string', default: '$XDG_CACHE_HOME/djinn/images', help: 'the cache folder' },
@@ -47660,13 +47673,7 @@ async function cacheCommand(argv) {
             ['KIND', 'STAGE', 'KEY', 'SIZE', 'SAVED', 'LAST USED'],
             ...listed.map((l) => [l.kind, l.stage ?? '-', l.key.slice(0, 12), formatBytes(l.bytes), cache_command_short(l.savedAt), cache_command_short(l.lastUsed)]),
         ];
-        const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-        process.stdout.write(`${rows
-            .map((r) => r
-            .map((c, i) => c.padEnd(widths[i]))
-            .join('  ')
-            .trimEnd())
-            .join('\n')}\n`);
+        process.stdout.write(`${tableLines(rows).join('\n')}\n`);
         const total = listed.reduce((n, l) => n + l.bytes, 0);
         process.stdout.write(`${listed.length} saved machine${listed.length > 1 ? 's' : ''}, ${formatBytes(total)} in ${dir}\n`);
         return 0;
