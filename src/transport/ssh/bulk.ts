@@ -3,17 +3,17 @@
 // on a 256 MiB file costs it a quarter of OpenSSH's fastest path (`ssh -c
 // aes128-gcm host cat`); a plain byte stream through the channel, read and
 // written with 1 MiB file buffers, gets within 10-20 % of it (bench/ssh.ts).
+// Uploads read the file through two reused buffers (util/feed-file.ts).
 // Small files stay on SFTP: they need no program started in the guest, which
 // under software emulation costs more than the copy.
-import { createReadStream } from 'node:fs';
 import type { Client } from 'ssh2';
 import { shellQuote } from '../../core/shell.js';
 import { BatchedFileWriter } from '../../util/batched-file-writer.js';
+import { feedFile } from '../../util/feed-file.js';
 import { execCollect, type ExecOutput } from './exec.js';
 
 /** Files from this size up are copied with `cat`. */
 export const BULK_MIN_BYTES = 8 << 20;
-const FILE_BUFFER = 1 << 20;
 /** The shell's "command not found": no `cat` in the guest, use SFTP instead. */
 const NO_CAT = 127;
 
@@ -34,7 +34,7 @@ function copied(r: ExecOutput, what: string): boolean {
 /** Copies a host file to `remote` (relative to home), parent folders made, then chmod `mode`. */
 export async function catUpload(client: Client, local: string, remote: string, mode: number): Promise<boolean> {
   const cmd = `exec /bin/sh -c ${shellQuote(PUT)} sh ${shellQuote(remote)} ${mode.toString(8)}`;
-  const r = await execCollect(client, cmd, { stdin: createReadStream(local, { highWaterMark: FILE_BUFFER }) });
+  const r = await execCollect(client, cmd, { stdin: (ch, stopped) => feedFile(local, ch, stopped) });
   return copied(r, `cannot write ${remote} in the machine`);
 }
 
