@@ -26641,7 +26641,7 @@ g.require ??= (id) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _cjs_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2729);
-/* harmony import */ var _vm_command_main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5535);
+/* harmony import */ var _vm_command_main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(99);
 // The `djinn-vm` command for the steps after a `keep: true` step (see
 // src/vm-command/main.ts). The shim must load first.
 
@@ -26653,7 +26653,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5535:
+/***/ 99:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -27460,13 +27460,14 @@ function openExec(client, command, attach) {
 
 ;// CONCATENATED MODULE: ./src/transport/ssh/exec.ts
 
-/** exec with stdout/stderr collected (keep them small, or give `stdout` a stream); `stdin` may be a string or a stream (e.g. a tar). */
+/** exec with stdout/stderr collected (keep them small, or give `stdout` a stream); `stdin` may be a string, a stream (e.g. a tar) or a feeder. */
 async function execCollect(client, command, opts = {}) {
     const out = [];
     const err = [];
     let code = null;
     let closed;
-    const isClosed = new Promise((r) => (closed = r));
+    const channelClosed = new AbortController();
+    const isClosed = new Promise((r) => (closed = r)).then(() => channelClosed.abort());
     const stdoutDone = opts.stdout ? new Promise((r) => opts.stdout.once('finish', r)) : Promise.resolve();
     const ch = await openExec(client, command, (c) => {
         if (opts.stdout)
@@ -27480,6 +27481,7 @@ async function execCollect(client, command, opts = {}) {
     return new Promise((resolve, reject) => {
         // On abort, do not wait for the server's close: it may wait for the command first.
         const onAbort = () => {
+            channelClosed.abort();
             ch.close();
             resolve({ code: null, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
         };
@@ -27498,7 +27500,12 @@ async function execCollect(client, command, opts = {}) {
                 opts.stdin.unpipe?.(ch);
             resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
         });
-        if (typeof opts.stdin === 'string')
+        if (typeof opts.stdin === 'function')
+            opts.stdin(ch, channelClosed.signal).catch((e) => {
+                ch.close();
+                reject(e);
+            });
+        else if (typeof opts.stdin === 'string')
             ch.end(opts.stdin);
         else if (opts.stdin) {
             opts.stdin.on('error', (e) => {
@@ -27638,21 +27645,85 @@ class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
     }
 }
 
+;// CONCATENATED MODULE: ./src/util/feed-file.ts
+// Feeds a file into a Writable (an SSH channel) through a few buffers it
+// reuses. fs.ReadStream hands over a new buffer for every read, and the
+// receiver keeps each one until a garbage collection frees it, so a 256 MiB
+// upload touched 256 MiB of fresh memory: on these machines (memory given back
+// to the host when idle) that costs more than the encryption. Reusing two
+// buffers keeps the same few MiB warm; a buffer is read into again only once
+// the writer has called back for it (ssh2 calls back when it has copied the
+// data into its packets). bench/ssh.ts measures uploads against scp and sftp.
+
+const BUFFER_BYTES = 1 << 20;
+const BUFFERS = 2;
+/**
+ * Writes the file at `path` into `dest`, then ends `dest`. Stops quietly when
+ * `dest` fails or `signal` aborts (the reader went away: the caller judges
+ * that from its exit status); rejects when the file cannot be read.
+ */
+async function feedFile(path, dest, signal) {
+    const file = await (0,promises_namespaceObject.open)(path, 'r');
+    try {
+        const free = Array.from({ length: BUFFERS }, () => Buffer.allocUnsafeSlow(BUFFER_BYTES));
+        let writing = 0;
+        let stopped = false;
+        let wake = null;
+        const notify = () => {
+            const w = wake;
+            wake = null;
+            w?.();
+        };
+        const stop = () => {
+            stopped = true;
+            notify();
+        };
+        signal?.addEventListener('abort', stop, { once: true });
+        dest.once('close', stop);
+        /** Resolves once `ready()` holds or feeding stopped. */
+        const until = async (ready) => {
+            while (!ready() && !stopped)
+                await new Promise((r) => (wake = r));
+        };
+        try {
+            for (;;) {
+                await until(() => free.length > 0);
+                if (stopped || signal?.aborted)
+                    return;
+                const buf = free.pop();
+                const { bytesRead } = await file.read(buf, 0, buf.length, null);
+                if (bytesRead === 0)
+                    break;
+                writing++;
+                dest.write(buf.subarray(0, bytesRead), (err) => {
+                    writing--;
+                    if (err)
+                        stopped = true;
+                    free.push(buf);
+                    notify();
+                });
+            }
+            await until(() => writing === 0);
+            if (!stopped)
+                dest.end();
+        }
+        finally {
+            signal?.removeEventListener('abort', stop);
+            dest.off('close', stop);
+        }
+    }
+    finally {
+        await file.close();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/transport/ssh/bulk.ts
-// Big files go through an exec channel running `cat` rather than SFTP. ssh2's
-// SFTP client reassembles every 255 KiB reply and answers every request, which
-// on a 256 MiB file costs it a quarter of OpenSSH's fastest path (`ssh -c
-// aes128-gcm host cat`); a plain byte stream through the channel, read and
-// written with 1 MiB file buffers, gets within 10-20 % of it (bench/ssh.ts).
-// Small files stay on SFTP: they need no program started in the guest, which
-// under software emulation costs more than the copy.
 
 
 
 
 /** Files from this size up are copied with `cat`. */
 const BULK_MIN_BYTES = 8 << 20;
-const FILE_BUFFER = 1 << 20;
 /** The shell's "command not found": no `cat` in the guest, use SFTP instead. */
 const NO_CAT = 127;
 /** $1 the guest path (relative to home), $2 the octal mode; parent folders are made. */
@@ -27672,7 +27743,7 @@ function copied(r, what) {
 /** Copies a host file to `remote` (relative to home), parent folders made, then chmod `mode`. */
 async function catUpload(client, local, remote, mode) {
     const cmd = `exec /bin/sh -c ${shellQuote(PUT)} sh ${shellQuote(remote)} ${mode.toString(8)}`;
-    const r = await execCollect(client, cmd, { stdin: (0,external_node_fs_namespaceObject.createReadStream)(local, { highWaterMark: FILE_BUFFER }) });
+    const r = await execCollect(client, cmd, { stdin: (ch, stopped) => feedFile(local, ch, stopped) });
     return copied(r, `cannot write ${remote} in the machine`);
 }
 /** Copies the guest file `remote` (relative to home) to `local`. */
