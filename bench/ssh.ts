@@ -31,7 +31,8 @@ interface Ctx {
   cfg: string;
   cm: string;
   cmGcm: string;
-  target: SshTarget;
+  /** A target with a fresh connect deadline (a fixed one runs out in a long bench). */
+  target: () => SshTarget;
   /** Our connection for transfers, kept across rounds. */
   transfers?: SshSession;
 }
@@ -122,7 +123,7 @@ async function setup(): Promise<Ctx> {
     cfg,
     cm: path.join(dir, 'cm-default'),
     cmGcm: path.join(dir, 'cm-gcm'),
-    target: targetFor(sshd),
+    target: () => targetFor(sshd),
   };
   // ControlMaster sockets: one with OpenSSH's default cipher, one forced to AES-GCM (its fastest path).
   await timed('ssh', [...ssh(c, c.cm), '-o', 'ControlPersist=600', '-fNM', 'bench']);
@@ -139,7 +140,7 @@ async function teardown(c: Ctx): Promise<void> {
 }
 
 async function jobsRound(c: Ctx, s: Samples): Promise<void> {
-  const session = await SshSession.connect(c.target);
+  const session = await SshSession.connect(c.target());
   const script = path.join(c.dir, 'job.sh');
   writeFileSync(script, trueJob(0).script);
   const ours = async () => {
@@ -169,7 +170,7 @@ async function connectRound(c: Ctx, s: Samples): Promise<void> {
           s,
           'conn.ours',
           await time(async () => {
-            const client = await openClient(c.target);
+            const client = await openClient(c.target());
             await execCollect(client, 'true');
             client.end();
           }),
@@ -179,7 +180,7 @@ async function connectRound(c: Ctx, s: Samples): Promise<void> {
           s,
           'conn.session',
           await time(async () => {
-            const session = await SshSession.connect(c.target);
+            const session = await SshSession.connect(c.target());
             await session.close();
           }),
         ),
@@ -191,7 +192,7 @@ async function connectRound(c: Ctx, s: Samples): Promise<void> {
 
 async function transferRound(c: Ctx, s: Samples): Promise<void> {
   // Over a connection open since setup, as OpenSSH's ControlMaster ones are.
-  const session = (c.transfers ??= await SshSession.connect(c.target));
+  const session = (c.transfers ??= await SshSession.connect(c.target()));
   const big = path.join(c.dir, 'big.bin');
   const down = path.join(c.dir, 'down.bin');
   const put = path.join(c.dir, 'put');
