@@ -1,6 +1,6 @@
-// One command over an exec channel, to completion: stdin from a string or a
-// stream (with backpressure), stdout collected or piped to a stream, stderr
-// collected, and the exit status.
+// One command over an exec channel, to completion: stdin from a string, a
+// stream (with backpressure) or a feeder, stdout collected or piped to a
+// stream, stderr collected, and the exit status.
 import type { Writable } from 'node:stream';
 import type { Client } from 'ssh2';
 import { openExec } from './connect.js';
