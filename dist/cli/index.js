@@ -42483,13 +42483,13 @@ async function execCollect(client, command, opts = {}) {
 
 ;// CONCATENATED MODULE: ./src/util/feed-file.ts
 // Feeds a file into a Writable (an SSH channel) through a few buffers it
-// reuses. fs.ReadStream hands over a new buffer for every read, and the
-// receiver keeps each one until a garbage collection frees it, so a 256 MiB
-// upload touched 256 MiB of fresh memory: on these machines (memory given back
-// to the host when idle) that costs more than the encryption. Reusing two
-// buffers keeps the same few MiB warm; a buffer is read into again only once
-// the writer has called back for it (ssh2 calls back when it has copied the
-// data into its packets). bench/ssh.ts measures uploads against scp and sftp.
+// reuses. fs.ReadStream hands over a new buffer for every read, each kept
+// until a garbage collection frees it, so an upload keeps touching memory the
+// process has not used lately, which on machines that hand idle memory back to
+// their host costs CPU. A buffer is read into again only once the writer has
+// called back for it (ssh2 calls back once it has copied the data into its
+// packets). Two reused buffers cut our CPU per 256 MiB upload by about a fifth
+// on the development machine (docs/ssh.md, bench/ssh.ts).
 
 const BUFFER_BYTES = 1 << 20;
 const BUFFERS = 2;
