@@ -7,11 +7,10 @@
 // writes each at its explicit offset as soon as it is full, and makes write()
 // wait only while all of them are on their way to the disk: memory stays
 // bounded (BATCH * BUFFERS) and the event loop never waits on the disk.
-// Copying lets the producer's buffers die young
-// (held until written, ssh2's packets outlived collections and kept the
-// process touching new memory): on the development machine this took a
-// 256 MiB download from 398 to 507 MB/s, and from 757 to 589 ms of CPU
-// (medians of 15 interleaved rounds; docs/ssh.md).
+// Copying lets the producer's buffers die young (held until written, ssh2's
+// packets outlived collections and kept the process touching new memory): on
+// the development machine this took a 256 MiB download from 398 to 507 MB/s,
+// and from 757 to 589 ms of CPU (medians of 15 interleaved rounds; docs/ssh.md).
 //
 // It opens (and truncates) a file by path, or writes into a file its caller
 // holds open from a given offset on and leaves it open: a resumed download
@@ -30,9 +29,8 @@ export class BatchedFileWriter extends Writable {
   /** Whether the fd is ours to close. */
   private readonly owned: boolean;
   private readonly path: string;
-  /** Buffers not being written; the last one is being filled. */
+  /** Buffers not being written; the last one is being filled. Every other buffer is in flight. */
   private readonly free: Buffer[] = [];
-  private buffers = 0;
   private filled = 0;
   private position = 0;
   private inFlight = 0;
@@ -99,10 +97,7 @@ export class BatchedFileWriter extends Writable {
 
   /** The buffer being filled, a new one while fewer than BUFFERS exist, or null: wait for the disk. */
   private fillable(): Buffer | null {
-    if (!this.free.length && this.buffers < BUFFERS) {
-      this.buffers++;
-      this.free.push(Buffer.allocUnsafeSlow(BATCH));
-    }
+    if (!this.free.length && this.inFlight < BUFFERS) this.free.push(Buffer.allocUnsafeSlow(BATCH));
     return this.free.at(-1) ?? null;
   }
 

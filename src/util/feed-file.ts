@@ -22,7 +22,7 @@ export async function feedFile(path: string, dest: Writable, signal?: AbortSigna
   try {
     const free = Array.from({ length: BUFFERS }, () => Buffer.allocUnsafeSlow(BUFFER_BYTES));
     let writing = 0;
-    let stopped = false;
+    let stopped = signal?.aborted ?? false;
     let wake: (() => void) | null = null;
     const notify = () => {
       const w = wake;
@@ -42,7 +42,7 @@ export async function feedFile(path: string, dest: Writable, signal?: AbortSigna
     try {
       for (;;) {
         await until(() => free.length > 0);
-        if (stopped || signal?.aborted) return;
+        if (stopped) return;
         const buf = free.pop()!;
         const { bytesRead } = await file.read(buf, 0, buf.length, null);
         if (bytesRead === 0) break;
