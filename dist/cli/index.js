@@ -38153,11 +38153,10 @@ var tar_stream = __nccwpck_require__(6118);
 // writes each at its explicit offset as soon as it is full, and makes write()
 // wait only while all of them are on their way to the disk: memory stays
 // bounded (BATCH * BUFFERS) and the event loop never waits on the disk.
-// Copying lets the producer's buffers die young
-// (held until written, ssh2's packets outlived collections and kept the
-// process touching new memory): on the development machine this took a
-// 256 MiB download from 398 to 507 MB/s, and from 757 to 589 ms of CPU
-// (medians of 15 interleaved rounds; docs/ssh.md).
+// Copying lets the producer's buffers die young (held until written, ssh2's
+// packets outlived collections and kept the process touching new memory): on
+// the development machine this took a 256 MiB download from 398 to 507 MB/s,
+// and from 757 to 589 ms of CPU (medians of 15 interleaved rounds; docs/ssh.md).
 //
 // It opens (and truncates) a file by path, or writes into a file its caller
 // holds open from a given offset on and leaves it open: a resumed download
@@ -38172,9 +38171,8 @@ class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
     /** Whether the fd is ours to close. */
     owned;
     path;
-    /** Buffers not being written; the last one is being filled. */
+    /** Buffers not being written; the last one is being filled. Every other buffer is in flight. */
     free = [];
-    buffers = 0;
     filled = 0;
     position = 0;
     inFlight = 0;
@@ -38242,10 +38240,8 @@ class BatchedFileWriter extends external_node_stream_namespaceObject.Writable {
     }
     /** The buffer being filled, a new one while fewer than BUFFERS exist, or null: wait for the disk. */
     fillable() {
-        if (!this.free.length && this.buffers < BUFFERS) {
-            this.buffers++;
+        if (!this.free.length && this.inFlight < BUFFERS)
             this.free.push(Buffer.allocUnsafeSlow(BATCH));
-        }
         return this.free.at(-1) ?? null;
     }
     /** Starts writing the filled part of the current buffer at its offset. */
@@ -42524,7 +42520,7 @@ async function feedFile(path, dest, signal) {
     try {
         const free = Array.from({ length: feed_file_BUFFERS }, () => Buffer.allocUnsafeSlow(BUFFER_BYTES));
         let writing = 0;
-        let stopped = false;
+        let stopped = signal?.aborted ?? false;
         let wake = null;
         const notify = () => {
             const w = wake;
@@ -42545,7 +42541,7 @@ async function feedFile(path, dest, signal) {
         try {
             for (;;) {
                 await until(() => free.length > 0);
-                if (stopped || signal?.aborted)
+                if (stopped)
                     return;
                 const buf = free.pop();
                 const { bytesRead } = await file.read(buf, 0, buf.length, null);
