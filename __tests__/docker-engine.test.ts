@@ -1,7 +1,7 @@
 // Where the docker driver finds its engine: the address forms driver.conf and
 // DOCKER_HOST may hold, turned into dockerode options (pure functions, no engine needed).
 import { describe, expect, it } from 'vitest';
-import { engineOptions, missingImageMessage } from '../src/drivers/docker/engine.js';
+import { engineOptions, missingImageMessage, plainAddress } from '../src/drivers/docker/engine.js';
 
 describe('engineOptions', () => {
   it('reads unix sockets and tcp addresses', () => {
@@ -21,6 +21,15 @@ describe('engineOptions', () => {
     expect(() => engineOptions('ssh://me@host')).toThrow(/"ssh:\/\/", which is not supported/);
     expect(() => engineOptions('unix://docker.sock')).toThrow(/absolute socket path/);
     expect(() => engineOptions('unix:///s', 'latest')).toThrow(/version "latest" is not an API version/);
+  });
+});
+
+describe('plainAddress', () => {
+  it('gives the socket or tcp address that downloads read directly, and none behind TLS', () => {
+    expect(plainAddress(engineOptions('unix:///var/run/docker.sock'))).toEqual({ path: '/var/run/docker.sock' });
+    expect(plainAddress(engineOptions('tcp://127.0.0.1:2375'))).toEqual({ host: '127.0.0.1', port: 2375 });
+    expect(plainAddress(engineOptions('tcp://[::1]'))).toEqual({ host: '::1', port: 2375 });
+    expect(plainAddress(engineOptions('https://docker.internal:2376'))).toBeUndefined();
   });
 });
 

@@ -16,7 +16,8 @@ import type { CreateContext, Driver } from '../driver.js';
 import type { ExecResult, JobExecution, OutputSink } from '../../core/job.js';
 import type { DriverSettings } from '../../config/settings.js';
 import { connect, ensureImage, errorText, statusOf, type Engine } from './engine.js';
-import { extractFirst, packFile, packText } from './tar.js';
+import { extractFirst, packFile, packText, type FirstEntry } from './tar.js';
+import { downloadArchiveEntry } from './archive-download.js';
 import { sleep } from '../../util/sleep.js';
 
 /** Every container and volume of ours carries this label, with the build's id as its value. */
@@ -236,19 +237,31 @@ export class DockerDriver implements Driver {
   async download(guestPath: string, localPath: string): Promise<void> {
     let target = this.resolve(guestPath);
     for (let hops = 0; hops <= MAX_SYMLINKS; hops++) {
-      let archive: NodeJS.ReadableStream;
-      try {
-        archive = await this.filesContainer().getArchive({ path: target });
-      } catch (err) {
-        throw new Error(statusOf(err) === 404 ? `no file ${target} in the container` : errorText(err), { cause: err });
-      }
-      const got = await extractFirst(archive, localPath);
+      const got = (await this.fastDownload(target, localPath)) ?? (await this.dockerodeDownload(target, localPath));
       if (got.type === 'file') return;
       if (got.type === 'other') throw new Error(`${target} is not a regular file (${got.what})`);
       // A symlink: follow it inside the container, as cat would.
       target = path.posix.resolve(path.posix.dirname(target), got.target);
     }
     throw new Error(`too many symbolic links at ${guestPath}`);
+  }
+
+  /** The archive read straight off the engine's socket; undefined when it answered anything but 200 or is behind TLS. */
+  private fastDownload(target: string, localPath: string): Promise<FirstEntry | undefined> {
+    const engine = this.engine;
+    if (!engine?.address) return Promise.resolve(undefined);
+    return downloadArchiveEntry(engine.address, engine.apiVersion, this.filesContainer().id, target, localPath);
+  }
+
+  /** The archive through dockerode, which also turns the engine's errors into messages. */
+  private async dockerodeDownload(target: string, localPath: string): Promise<FirstEntry> {
+    let archive: NodeJS.ReadableStream;
+    try {
+      archive = await this.filesContainer().getArchive({ path: target });
+    } catch (err) {
+      throw new Error(statusOf(err) === 404 ? `no file ${target} in the container` : errorText(err), { cause: err });
+    }
+    return extractFirst(archive, localPath);
   }
 
   private filesContainer(): Docker.Container {

@@ -4,6 +4,7 @@
 import type Docker from 'dockerode';
 import type { Reporter } from '../../core/reporter.js';
 import { DriverError } from '../../core/errors.js';
+import type { EngineAddress } from './archive-download.js';
 
 export const DEFAULT_HOST = 'unix:///var/run/docker.sock';
 /** An engine that has not answered /version by then is not going to. */
@@ -19,6 +20,8 @@ export interface Engine {
   host: string;
   apiVersion: string;
   engineVersion: string;
+  /** Where to reach it without dockerode for downloads: a unix socket or plain tcp (not TLS). */
+  address?: EngineAddress;
 }
 
 /** Options for dockerode from a `host` such as `unix:///var/run/docker.sock` or `tcp://127.0.0.1:2375`. */
@@ -62,7 +65,20 @@ export async function connect(hostSetting: string | undefined, version: string |
         `driver docker { host "..." } at its socket.`,
     );
   }
-  return { docker, host, apiVersion: version?.replace(/^v/, '') ?? info.ApiVersion, engineVersion: info.Version };
+  return {
+    docker,
+    host,
+    apiVersion: version?.replace(/^v/, '') ?? info.ApiVersion,
+    engineVersion: info.Version,
+    address: plainAddress(engineOptions(host, version)),
+  };
+}
+
+/** The socket path or tcp address of an engine spoken to without TLS. */
+export function plainAddress(opts: Docker.DockerOptions): EngineAddress | undefined {
+  if (opts.socketPath) return { path: String(opts.socketPath) };
+  if (opts.protocol === 'http' && opts.host) return { host: opts.host, port: Number(opts.port) };
+  return undefined;
 }
 
 /** The image's id, pulling it first when the engine does not have it. */
