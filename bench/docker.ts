@@ -1,7 +1,8 @@
 // `npm run bench -- docker [--rounds N]`: the docker driver against the docker
 // CLI on the same engine in the same run, sections shuffled per round:
 //   job       one job (`true`) through DockerDriver.execute vs `docker run --rm` with the same volume mount
-//   download  a 64 MB artifact through DockerDriver.download vs `docker cp`
+//   download  a 64 MB artifact through DockerDriver.download vs `docker cp`, and
+//             the same archive through dockerode (the driver's fallback) for reference
 // Prints medians and our/CLI ratios. Uses DOCKER_HOST, or starts a private
 // dockerd (scripts/dockerd.sh) as the tests do.
 import { spawn } from 'node:child_process';
@@ -10,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestEngine, stopTestEngine } from '../__tests__/helpers/docker.js';
 import { DockerDriver } from '../src/drivers/docker/docker-driver.js';
+import { extractFirst } from '../src/drivers/docker/tar.js';
 import { testSettings } from '../__tests__/helpers/settings.js';
 import { silentReporter } from '../src/core/reporter.js';
 import { jobScript } from '../src/runner/script.js';
@@ -85,6 +87,14 @@ export async function run(args: string[]): Promise<void> {
         if (statSync(out).size !== BIG_MB * 1024 * 1024) throw new Error('short download');
         rmSync(out);
       },
+      'download: dockerode': async () => {
+        const out = path.join(tmp, 'c.bin');
+        const viaDockerode = async () =>
+          extractFirst(await engine.docker.getContainer(files).getArchive({ path: `${WORKSPACE}/big` }), out);
+        add('download: dockerode', await time(viaDockerode));
+        if (statSync(out).size !== BIG_MB * 1024 * 1024) throw new Error('short download');
+        rmSync(out);
+      },
       'download: docker cp': async () => {
         const out = path.join(tmp, 'b.bin');
         add('download: docker cp', await time(() => docker(engine.host, ['cp', `${files}:${WORKSPACE}/big`, out])));
@@ -97,6 +107,7 @@ export async function run(args: string[]): Promise<void> {
     const rows = [
       ['job (true)', m('job: driver'), m('job: docker run --rm')],
       [`download ${BIG_MB} MB`, m('download: driver'), m('download: docker cp')],
+      ['  (via dockerode)', m('download: dockerode'), m('download: docker cp')],
     ] as const;
     process.stdout.write(`docker driver vs docker CLI, same engine, ${rounds} rounds, medians\n`);
     process.stdout.write(`${'what'.padEnd(18)}${'driver ms'.padStart(11)}${'CLI ms'.padStart(10)}${'ratio'.padStart(8)}\n`);
