@@ -38680,7 +38680,8 @@ function downloadArchiveEntry(address, apiVersion, container, guestPath, localPa
             socket.write(`GET ${url} HTTP/1.0\r\nHost: docker\r\nUser-Agent: djinn-vm\r\n\r\n`);
         });
         socket.on('error', fail);
-        socket.on('end', () => {
+        // The engine closes the connection at the end of the body: anything short of the whole first entry is an error.
+        const closed = () => {
             if (settled)
                 return;
             if (head)
@@ -38693,12 +38694,9 @@ function downloadArchiveEntry(address, apiVersion, container, guestPath, localPa
             catch (err) {
                 fail(err instanceof Error ? err : new Error(String(err)));
             }
-        });
-        // Closed without an end or an error: never leave the caller waiting.
-        socket.on('close', () => {
-            if (!settled && !entry.done)
-                fail(new Error('the connection to the engine closed in the middle of the archive'));
-        });
+        };
+        socket.on('end', closed);
+        socket.on('close', closed);
     });
 }
 
