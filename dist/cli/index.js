@@ -38070,7 +38070,8 @@ async function connect(hostSetting, version) {
     const host = hostSetting || process.env.DOCKER_HOST || DEFAULT_HOST;
     // Loaded on first use: dockerode and its gRPC dependencies cost the CLI ~20 MB of memory.
     const { default: DockerClient } = await __nccwpck_require__.e(/* import() */ 40).then(__nccwpck_require__.t.bind(__nccwpck_require__, 9040, 23));
-    const docker = new DockerClient(engineOptions(host, version));
+    const options = engineOptions(host, version);
+    const docker = new DockerClient(options);
     let info;
     try {
         info = await Promise.race([docker.version(), noAnswer(CONNECT_TIMEOUT_MS)]);
@@ -38084,7 +38085,7 @@ async function connect(hostSetting, version) {
         host,
         apiVersion: version?.replace(/^v/, '') ?? info.ApiVersion,
         engineVersion: info.Version,
-        address: plainAddress(engineOptions(host, version)),
+        address: plainAddress(options),
     };
 }
 /** The socket path or tcp address of an engine spoken to without TLS. */
@@ -38511,6 +38512,13 @@ function cString(buf, start, length) {
     const end = buf.indexOf(0, start);
     return buf.toString('utf8', start, end < 0 || end > start + length ? start + length : end);
 }
+/** A numeric header field's digits, without the NULs and spaces that pad it. */
+function numericField(h, start, end) {
+    return h
+        .toString('ascii', start, end)
+        .replace(/[\0 ]+$/, '')
+        .trim();
+}
 /** The size field: octal digits, or GNU's base-256 (high bit set) for sizes past 8 GiB. */
 function sizeOf(h) {
     if (h[124] & 0x80) {
@@ -38521,20 +38529,14 @@ function sizeOf(h) {
             throw new Error("the engine's archive has an entry too large to read");
         return n;
     }
-    const text = h
-        .toString('ascii', 124, 136)
-        .replace(/[\0 ]+$/, '')
-        .trim();
+    const text = numericField(h, 124, 136);
     if (!/^[0-7]*$/.test(text))
         throw new Error(`the engine's archive has a size field of "${text}"`);
     return text ? parseInt(text, 8) : 0;
 }
 /** The header's checksum: its bytes summed with the checksum field read as spaces (unsigned, or signed as old tars wrote it). */
 function checksumMatches(h) {
-    const text = h
-        .toString('ascii', 148, 156)
-        .replace(/[\0 ]+$/, '')
-        .trim();
+    const text = numericField(h, 148, 156);
     if (!/^[0-7]+$/.test(text))
         return false;
     const want = parseInt(text, 8);
@@ -38643,7 +38645,7 @@ function downloadArchiveEntry(address, apiVersion, container, guestPath, localPa
                 succeed(undefined);
                 return undefined;
             }
-            return Buffer.from(body);
+            return body; // a part of `head`, a copy: the read buffer may be reused
         };
         const socket = external_node_net_default().connect({
             ...('path' in address ? { path: address.path } : { host: address.host, port: address.port }),
@@ -38666,7 +38668,7 @@ function downloadArchiveEntry(address, apiVersion, container, guestPath, localPa
                         return false;
                     }
                     // The writer holds a slice of the read buffer until it has copied it: no read may overwrite it before.
-                    if (pending > 0 && writer && writer.writableLength > 0) {
+                    if (writer && writer.writableLength > 0) {
                         paused = true;
                         return false;
                     }

@@ -102,7 +102,7 @@ export function downloadArchiveEntry(
         succeed(undefined);
         return undefined;
       }
-      return Buffer.from(body);
+      return body; // a part of `head`, a copy: the read buffer may be reused
     };
 
     const socket = net.connect({
@@ -121,7 +121,7 @@ export function downloadArchiveEntry(
             return false;
           }
           // The writer holds a slice of the read buffer until it has copied it: no read may overwrite it before.
-          if (pending > 0 && writer && writer.writableLength > 0) {
+          if (writer && writer.writableLength > 0) {
             paused = true;
             return false;
           }

@@ -55,7 +55,8 @@ export async function connect(hostSetting: string | undefined, version: string |
   const host = hostSetting || process.env.DOCKER_HOST || DEFAULT_HOST;
   // Loaded on first use: dockerode and its gRPC dependencies cost the CLI ~20 MB of memory.
   const { default: DockerClient } = await import('dockerode');
-  const docker = new DockerClient(engineOptions(host, version));
+  const options = engineOptions(host, version);
+  const docker = new DockerClient(options);
   let info: Docker.DockerVersion;
   try {
     info = await Promise.race([docker.version(), noAnswer(CONNECT_TIMEOUT_MS)]);
@@ -70,7 +71,7 @@ export async function connect(hostSetting: string | undefined, version: string |
     host,
     apiVersion: version?.replace(/^v/, '') ?? info.ApiVersion,
     engineVersion: info.Version,
-    address: plainAddress(engineOptions(host, version)),
+    address: plainAddress(options),
   };
 }
 

@@ -158,6 +158,14 @@ function cString(buf: Buffer, start: number, length: number): string {
   return buf.toString('utf8', start, end < 0 || end > start + length ? start + length : end);
 }
 
+/** A numeric header field's digits, without the NULs and spaces that pad it. */
+function numericField(h: Buffer, start: number, end: number): string {
+  return h
+    .toString('ascii', start, end)
+    .replace(/[\0 ]+$/, '')
+    .trim();
+}
+
 /** The size field: octal digits, or GNU's base-256 (high bit set) for sizes past 8 GiB. */
 function sizeOf(h: Buffer): number {
   if (h[124] & 0x80) {
@@ -166,20 +174,14 @@ function sizeOf(h: Buffer): number {
     if (!Number.isSafeInteger(n)) throw new Error("the engine's archive has an entry too large to read");
     return n;
   }
-  const text = h
-    .toString('ascii', 124, 136)
-    .replace(/[\0 ]+$/, '')
-    .trim();
+  const text = numericField(h, 124, 136);
   if (!/^[0-7]*$/.test(text)) throw new Error(`the engine's archive has a size field of "${text}"`);
   return text ? parseInt(text, 8) : 0;
 }
 
 /** The header's checksum: its bytes summed with the checksum field read as spaces (unsigned, or signed as old tars wrote it). */
 function checksumMatches(h: Buffer): boolean {
-  const text = h
-    .toString('ascii', 148, 156)
-    .replace(/[\0 ]+$/, '')
-    .trim();
+  const text = numericField(h, 148, 156);
   if (!/^[0-7]+$/.test(text)) return false;
   const want = parseInt(text, 8);
   let unsigned = 8 * 0x20;
